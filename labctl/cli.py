@@ -1,0 +1,240 @@
+"""labctl command line. Thin: parse arguments, call the library, map errors to exit codes.
+
+Exit codes: 0 success, 1 a host or step failed, 2 bad input or missing prerequisite (nothing changed), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+
+from rich.console import Console
+from rich.table import Table
+
+from labctl.errors import LabctlError, Problem, ValidationError
+from labctl.executors import dockerhost
+from labctl.executors.images import archive_from_path, busybox_rootfs
+from labctl.executors.remote import Hosts
+from labctl.executors.services import manager_for
+from labctl.model.inventory import Inventory, load_inventory
+from labctl.providers import registry, sandbox
+from labctl.ui import Progress
+
+DEFAULT_INVENTORY = "inventories/sandbox.yaml"
+
+
+def _inventory_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--inventory", "-i", default=os.environ.get("LABCTL_INVENTORY", DEFAULT_INVENTORY),
+                   help="inventory file (default: $LABCTL_INVENTORY or %(default)s)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="labctl", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    sb = sub.add_parser("sandbox", help="sandbox hosts on this machine (namespaces + sshd + dockerd)")
+    sbsub = sb.add_subparsers(dest="sandbox_command", required=True, metavar="ACTION")
+    for name, text in (("up", "create or repair the inventory's sandbox hosts (idempotent)"),
+                       ("down", "remove the lab's hosts and every trace of them")):
+        p = sbsub.add_parser(name, help=text)
+        _inventory_arg(p)
+    p = sbsub.add_parser("list", help="sandbox labs that exist on this machine")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("destroy", help="alias of `sandbox down` for sandbox inventories")
+    _inventory_arg(p)
+
+    p = sub.add_parser("validate", help="check an inventory without touching any host")
+    _inventory_arg(p)
+
+    p = sub.add_parser("hosts", help="resolved SSH endpoints of the inventory's hosts")
+    _inventory_arg(p)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    p = sub.add_parser("ssh", help="open a shell (or run a command) on a host")
+    _inventory_arg(p)
+    p.add_argument("host")
+    p.add_argument("remote_command", nargs="*", help="command to run instead of a shell (after --)")
+
+    img = sub.add_parser("image", help="lab images without a registry")
+    imgsub = img.add_subparsers(dest="image_command", required=True, metavar="ACTION")
+    p = imgsub.add_parser("load", help="push an image (rootfs dir, rootfs tar or `docker save` tar) to all docker hosts")
+    _inventory_arg(p)
+    p.add_argument("source", help="directory with a root filesystem, or a tar file")
+    p.add_argument("--tag", help="image name for a root filesystem (default: labctl/<dirname>:latest)")
+    return parser
+
+
+def load(args: argparse.Namespace, other_labs: bool = False) -> Inventory:
+    return load_inventory(args.inventory, sandbox.existing_labs() if other_labs else None)
+
+
+def require_sandbox(inv: Inventory, command: str) -> None:
+    if inv.provider != "sandbox":
+        raise ValidationError([Problem(inv.source, "provider",
+                                       f"`{command}` works on sandbox inventories only (this one is {inv.provider!r})")])
+
+
+def cmd_sandbox_up(args: argparse.Namespace, progress: Progress) -> int:
+    inv = load(args, other_labs=True)
+    require_sandbox(inv, "labctl sandbox up")
+    t0 = time.monotonic()
+    actions = sandbox.up(inv, progress)
+    created = [a.target for a in actions if a.kind == "create-host"]
+    endpoints = registry.endpoints(inv)
+    docker_names = [h.name for h in inv.docker_hosts]
+    manager = manager_for(inv.provider)
+    with Hosts(endpoints) as hosts:
+        engines = hosts.each(
+            lambda name, conn: dockerhost.ensure_engine(conn, name, dockerhost.sandbox_dockerd(inv.name, name),
+                                                        manager, progress),
+            docker_names, step="start dockerd")
+        image = busybox_rootfs(inv.image)
+        images = dockerhost.load_images(hosts, docker_names, image, progress)
+        ids = hosts.group_run("docker info --format '{{.ID}}'", docker_names, step="docker info")
+    changes = len(created) + sum(engines.values()) + sum(images.values()) + sum(
+        a.kind == "destroy-host" for a in actions)
+    print_hosts(inv, {n: s.strip() for n, s in ids.items()})
+    paths = sandbox.paths_for(inv.name)
+    verdict = f"{changes} change(s)" if changes else "no changes: every host was already up"
+    print(f"sandbox {inv.name}: {len(inv.hosts)} hosts up in {time.monotonic() - t0:.1f}s; {verdict}")
+    print(f"reach them: labctl ssh HOST -i {inv.source}   or   ssh -F {paths.ssh_config} HOST")
+    return 0
+
+
+def print_hosts(inv: Inventory, engine_ids: dict[str, str] | None = None) -> None:
+    table = Table(title=f"lab {inv.name} ({inv.provider})", title_justify="left")
+    for col in ("host", "address", "roles", "ssh"):
+        table.add_column(col)
+    if engine_ids is not None:
+        table.add_column("docker engine id")
+    for ep in registry.endpoints(inv):
+        row = [ep.name, ep.address, ",".join(ep.roles), f"{ep.user}@{ep.address}:{ep.port}"]
+        if engine_ids is not None:
+            row.append(engine_ids.get(ep.name, "-"))
+        table.add_row(*row)
+    Console(highlight=False).print(table)
+
+
+def cmd_sandbox_down(args: argparse.Namespace, progress: Progress) -> int:
+    inv = load(args)
+    require_sandbox(inv, f"labctl {args.command}")
+    sandbox.check_prerequisites(inv)
+    t0 = time.monotonic()
+    removed = sandbox.down(inv.name, progress)
+    what = "removed" if removed else "nothing to remove"
+    print(f"sandbox {inv.name}: {what} ({time.monotonic() - t0:.1f}s)")
+    return 0
+
+
+def cmd_sandbox_list(args: argparse.Namespace, progress: Progress) -> int:
+    labs = sandbox.existing_labs()
+    if args.json:
+        print(json.dumps([{"lab": k, "subnet": v} for k, v in labs.items()], indent=2))
+    elif not labs:
+        print("no sandbox labs on this machine")
+    else:
+        for name, subnet in labs.items():
+            print(f"{name}\t{subnet}\t{sandbox.paths_for(name).dir}")
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace, progress: Progress) -> int:
+    inv = load(args)
+    print(f"{inv.source}: ok ({inv.provider}, {len(inv.hosts)} hosts, {len(inv.docker_hosts)} docker)")
+    return 0
+
+
+def cmd_hosts(args: argparse.Namespace, progress: Progress) -> int:
+    inv = load(args)
+    if args.json:
+        print(json.dumps({"lab": inv.name, "provider": inv.provider,
+                          "hosts": [ep.as_dict() for ep in registry.endpoints(inv)]}, indent=2))
+    else:
+        print_hosts(inv)
+    return 0
+
+
+def ssh_argv(inv: Inventory, host: str, remote_command: Sequence[str]) -> list[str]:
+    eps = {ep.name: ep for ep in registry.endpoints(inv)}
+    if host not in eps:
+        raise ValidationError([Problem(inv.source, "hosts", f"no host {host!r}; hosts: {', '.join(eps)}")])
+    ep = eps[host]
+    argv = ["ssh", "-p", str(ep.port), "-o", "StrictHostKeyChecking=yes" if ep.strict_host_keys else
+            "StrictHostKeyChecking=accept-new"]
+    if ep.key_file:
+        argv += ["-i", os.path.expanduser(ep.key_file), "-o", "IdentitiesOnly=yes"]
+    if ep.known_hosts:
+        argv += ["-o", f"UserKnownHostsFile={os.path.expanduser(ep.known_hosts)}"]
+    argv += ["--", f"{ep.user}@{ep.address}"]
+    if remote_command:
+        argv.append(" ".join(remote_command))  # as ssh itself does: the remote shell parses the words
+    return argv
+
+
+def cmd_ssh(args: argparse.Namespace, progress: Progress) -> int:
+    inv = load(args)
+    argv = ssh_argv(inv, args.host, args.remote_command)
+    sys.stdout.flush()
+    os.execvp(argv[0], argv)
+    return 0  # not reached
+
+
+def cmd_image_load(args: argparse.Namespace, progress: Progress) -> int:
+    inv = load(args)
+    image = archive_from_path(args.source, args.tag)
+    names = [h.name for h in inv.docker_hosts]
+    with Hosts(registry.endpoints(inv)) as hosts:
+        loaded = dockerhost.load_images(hosts, names, image, progress)
+    count = sum(loaded.values())
+    print(f"image {image.tag or args.source}: loaded on {count} host(s), already present on {len(names) - count}")
+    return 0
+
+
+HANDLERS = {
+    ("sandbox", "up"): cmd_sandbox_up,
+    ("sandbox", "down"): cmd_sandbox_down,
+    ("sandbox", "list"): cmd_sandbox_list,
+    ("destroy", None): cmd_sandbox_down,
+    ("validate", None): cmd_validate,
+    ("hosts", None): cmd_hosts,
+    ("ssh", None): cmd_ssh,
+    ("image", "load"): cmd_image_load,
+}
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    """argparse cannot mix options with a trailing command, so `labctl ssh ... -- CMD` is split here."""
+    argv = list(argv)
+    remote: list[str] = []
+    if "ssh" in argv and "--" in argv[argv.index("ssh"):]:
+        cut = argv.index("--", argv.index("ssh"))
+        argv, remote = argv[:cut], argv[cut + 1:]
+    args = build_parser().parse_args(argv)
+    if remote:
+        args.remote_command = list(args.remote_command) + remote
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    sub = getattr(args, "sandbox_command", None) or getattr(args, "image_command", None)
+    handler = HANDLERS[(args.command, sub)]
+    progress = Progress(quiet=args.quiet)
+    try:
+        return handler(args, progress)
+    except LabctlError as exc:
+        print(exc.render(), file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

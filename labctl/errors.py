@@ -1,0 +1,88 @@
+"""Error types shared by every layer. The CLI maps them to exit codes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class LabctlError(Exception):
+    """A failure with a message meant for the user (no traceback)."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def render(self) -> str:
+        text = f"error: {self.message}"
+        if self.hint:
+            text += f"\n  hint: {self.hint}"
+        return text
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One validation problem: where it is (file and field) and what to do about it."""
+
+    source: str
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.source}: {self.field}: {self.message}"
+
+
+class ValidationError(LabctlError):
+    """Bad input: every problem found, reported together. Exit code 2."""
+
+    exit_code = 2
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = list(problems)
+        count = len(self.problems)
+        super().__init__(f"{count} problem{'s' if count != 1 else ''} in the input")
+
+    def render(self) -> str:
+        lines = [f"error: {self.message}; nothing was changed on any host:"]
+        lines += [f"  - {p}" for p in self.problems]
+        return "\n".join(lines)
+
+
+class PrerequisiteError(LabctlError):
+    """The machine lacks something labctl needs (a binary, root). Exit code 2: fix the machine, then retry."""
+
+    exit_code = 2
+
+
+@dataclass
+class HostFailure:
+    host: str
+    command: str
+    exit_code: int | None
+    stderr_tail: str
+
+    def __str__(self) -> str:
+        tail = "\n".join("      " + line for line in self.stderr_tail.splitlines()) or "      (no stderr)"
+        code = "?" if self.exit_code is None else str(self.exit_code)
+        return f"[{self.host}] `{self.command}` failed (exit {code}):\n{tail}"
+
+
+class HostsFailed(LabctlError):
+    """One or more hosts failed a step; the others' results are kept in `results`."""
+
+    def __init__(self, step: str, failures: list[HostFailure], results: dict | None = None) -> None:
+        self.step = step
+        self.failures = failures
+        self.results = results or {}
+        names = ", ".join(f.host for f in failures)
+        super().__init__(f"{step}: failed on {names}")
+
+    def render(self) -> str:
+        lines = [f"error: {self.message}"]
+        lines += [str(f) for f in self.failures]
+        ok = sorted(set(self.results) - {f.host for f in self.failures})
+        if ok:
+            lines.append(f"  succeeded on: {', '.join(ok)}")
+        return "\n".join(lines)

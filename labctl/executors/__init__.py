@@ -1,0 +1,1 @@
+"""Executors: the only code with side effects (local commands, SSH, Docker, stores)."""

@@ -1,0 +1,60 @@
+"""Docker engines on lab hosts: start the daemon through the host's service manager, wait for it, load images."""
+
+from __future__ import annotations
+
+import json
+import shlex
+
+from fabric import Connection
+
+from labctl.errors import LabctlError
+from labctl.executors.images import ImageArchive, ensure_image
+from labctl.executors.remote import Hosts
+from labctl.executors.services import Service, ServiceManager
+from labctl.ui import Progress
+
+DOCKER_READY_TIMEOUT = 60
+
+
+def sandbox_dockerd(lab: str, host: str) -> Service:
+    """dockerd of a sandbox host: its containers' cgroups under a per-host parent that teardown can find.
+
+    Everything else stays in /etc/docker/daemon.json (the host's own), which `up` manages.
+    """
+    return Service("dockerd", argv=("/usr/sbin/dockerd", f"--cgroup-parent=labctl-{lab}-{host}"))
+
+
+def wait_docker(conn: Connection, timeout: int = DOCKER_READY_TIMEOUT) -> None:
+    cmd = f"timeout {int(timeout)} sh -c 'until docker info >/dev/null 2>&1; do sleep 0.1; done'"
+    if not conn.run(cmd, warn=True, hide=True).ok:
+        raise LabctlError(f"docker did not answer within {timeout}s")
+
+
+def docker_info(conn: Connection) -> dict:
+    res = conn.run("docker info --format '{{json .}}'", hide=True)
+    return dict(json.loads(str(res.stdout)))
+
+
+def ensure_engine(conn: Connection, host: str, svc: Service, manager: ServiceManager, progress: Progress) -> bool:
+    changed = manager.start(conn, svc)
+    if changed:
+        progress.step(host, f"{svc.name} started ({manager.kind})")
+    try:
+        wait_docker(conn)
+    except LabctlError as exc:
+        raise LabctlError(f"{exc.message}; {svc.name} log:\n{manager.log_tail(conn, svc)}") from None
+    return changed
+
+
+def load_images(hosts: Hosts, names: list[str], image: ImageArchive, progress: Progress) -> dict[str, bool]:
+    def one(host: str, conn: Connection) -> bool:
+        loaded = ensure_image(conn, image)
+        progress.step(host, f"image {image.tag or '(from archive)'} "
+                            f"{'loaded' if loaded else 'already present'}")
+        return loaded
+
+    return hosts.each(one, names, step=f"load image {image.tag}")
+
+
+def image_runs(conn: Connection, tag: str) -> str:
+    return str(conn.run(f"docker run --rm {shlex.quote(tag)} echo ok", hide=True).stdout).strip()

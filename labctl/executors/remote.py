@@ -1,0 +1,112 @@
+"""SSH to lab hosts with Fabric: strict host keys, parallel runs, per-host failures with stderr tails."""
+
+from __future__ import annotations
+
+import os
+import shlex
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+import paramiko
+from fabric import Config, Connection, ThreadingGroup
+from fabric.exceptions import GroupException
+from invoke.exceptions import UnexpectedExit
+
+from labctl.errors import HostFailure, HostsFailed, LabctlError
+from labctl.executors.local import tail
+from labctl.providers.base import Endpoint
+
+T = TypeVar("T")
+
+
+def connect(ep: Endpoint, timeout: int = 10) -> Connection:
+    """A Fabric connection that trusts only the recorded host key (no AutoAdd, no prompt)."""
+    config = Config(overrides={"load_ssh_configs": False, "run": {"hide": True, "warn": False}})
+    kwargs: dict = {"look_for_keys": ep.key_file is None, "allow_agent": ep.key_file is None,
+                    "banner_timeout": timeout, "auth_timeout": timeout}
+    if ep.key_file:
+        kwargs["key_filename"] = [os.path.expanduser(ep.key_file)]
+    conn = Connection(host=ep.address, user=ep.user, port=ep.port, config=config, connect_timeout=timeout,
+                      connect_kwargs=kwargs)
+    conn.client.load_system_host_keys()
+    if ep.known_hosts:
+        conn.client.load_host_keys(os.path.expanduser(ep.known_hosts))
+    if ep.strict_host_keys:
+        conn.client.set_missing_host_key_policy(paramiko.RejectPolicy())
+    return conn
+
+
+def failure_from(host: str, exc: BaseException, command: str = "") -> HostFailure:
+    if isinstance(exc, UnexpectedExit):
+        res = exc.result
+        return HostFailure(host, res.command, res.exited, tail(res.stderr or res.stdout))
+    if isinstance(exc, LabctlError):
+        return HostFailure(host, command or "(step)", None, exc.message)
+    if isinstance(exc, paramiko.BadHostKeyException | paramiko.SSHException):
+        return HostFailure(host, command or "ssh", None,
+                           f"{type(exc).__name__}: {exc} (is the host key in the lab's known_hosts?)")
+    return HostFailure(host, command or "(step)", None, f"{type(exc).__name__}: {exc}")
+
+
+class Hosts:
+    """Connections to a set of hosts, opened lazily, reused across steps, closed together."""
+
+    def __init__(self, endpoints: Iterable[Endpoint]) -> None:
+        self.endpoints = {ep.name: ep for ep in endpoints}
+        self._conns: dict[str, Connection] = {}
+
+    def conn(self, name: str) -> Connection:
+        if name not in self._conns:
+            self._conns[name] = connect(self.endpoints[name])
+        return self._conns[name]
+
+    def close(self) -> None:
+        for c in self._conns.values():
+            c.close()
+        self._conns.clear()
+
+    def __enter__(self) -> Hosts:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def group_run(self, command: str, names: Iterable[str] | None = None, step: str = "") -> dict[str, str]:
+        """Run one command on many hosts at once (Fabric ThreadingGroup); stdout per host."""
+        names = list(names if names is not None else self.endpoints)
+        group = ThreadingGroup.from_connections([self.conn(n) for n in names])
+        by_conn = {id(self.conn(n)): n for n in names}
+        try:
+            results = group.run(command, hide=True)
+        except GroupException as exc:
+            failures, ok = [], {}
+            for c, res in exc.result.items():
+                host = by_conn[id(c)]
+                if isinstance(res, BaseException):
+                    failures.append(failure_from(host, res, command))
+                else:
+                    ok[host] = res.stdout
+            raise HostsFailed(step or command, failures, ok) from None
+        return {by_conn[id(c)]: r.stdout for c, r in results.items()}
+
+    def each(self, fn: Callable[[str, Connection], T], names: Iterable[str] | None = None,
+             step: str = "", workers: int = 16) -> dict[str, T]:
+        """Run fn(host, connection) for every host in parallel; all failures reported, successes kept."""
+        names = list(names if names is not None else self.endpoints)
+        results: dict[str, T] = {}
+        failures: list[HostFailure] = []
+        with ThreadPoolExecutor(max_workers=max(1, min(workers, len(names)))) as pool:
+            futures = {n: pool.submit(fn, n, self.conn(n)) for n in names}
+            for n, fut in futures.items():
+                try:
+                    results[n] = fut.result()
+                except Exception as exc:  # noqa: BLE001 - every host's failure is reported, none hides others
+                    failures.append(failure_from(n, exc))
+        if failures:
+            raise HostsFailed(step or "step", failures, results)
+        return results
+
+
+def q(value: str) -> str:
+    return shlex.quote(value)

@@ -1,0 +1,125 @@
+"""Service managers: how a daemon (dockerd, etcd, consul) is started, stopped and checked on a host.
+
+Sandbox hosts have no init system: a daemon there is a supervised process (start-stop-daemon with a pidfile
+and a log under /run/labctl, which the sandbox keeps per host). VMs and real machines use systemd.
+Both speak through an SSH connection, so the same plan works on either.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from fabric import Connection
+
+RUN_DIR = "/run/labctl"
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str                      # e.g. "dockerd", "etcd"
+    argv: tuple[str, ...] = ()     # supervised processes only: the full command line
+    unit: str | None = None        # systemd only: the unit name, default name + ".service"
+    env: dict[str, str] = field(default_factory=dict)
+
+
+class ServiceManager(Protocol):
+    kind: str
+
+    def is_running(self, conn: Connection, svc: Service) -> bool: ...
+
+    def start(self, conn: Connection, svc: Service) -> bool:
+        """Start if not running; True when something changed."""
+        ...
+
+    def stop(self, conn: Connection, svc: Service) -> bool:
+        """Stop if running; True when something changed."""
+        ...
+
+    def restart(self, conn: Connection, svc: Service) -> None: ...
+
+    def log_tail(self, conn: Connection, svc: Service, lines: int = 20) -> str: ...
+
+
+class SupervisedProcess:
+    """start-stop-daemon with a pidfile and an append-only log per service."""
+
+    kind = "supervised"
+
+    @staticmethod
+    def pidfile(svc: Service) -> str:
+        return f"{RUN_DIR}/{svc.name}.pid"
+
+    @staticmethod
+    def logfile(svc: Service) -> str:
+        return f"{RUN_DIR}/{svc.name}.log"
+
+    def is_running(self, conn: Connection, svc: Service) -> bool:
+        cmd = f"start-stop-daemon --status --pidfile {shlex.quote(self.pidfile(svc))}"
+        return bool(conn.run(cmd, warn=True, hide=True).ok)
+
+    def start_command(self, svc: Service) -> str:
+        env = " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(svc.env.items()))
+        exe, *args = svc.argv
+        ssd = ["start-stop-daemon", "--start", "--background", "--make-pidfile", "--pidfile", self.pidfile(svc),
+               "--output", self.logfile(svc), "--exec", exe, "--", *args]
+        prefix = f"mkdir -p {RUN_DIR} && " + (f"env {env} " if env else "")
+        return prefix + shlex.join(ssd)
+
+    def start(self, conn: Connection, svc: Service) -> bool:
+        if self.is_running(conn, svc):
+            return False
+        conn.run(self.start_command(svc), hide=True)
+        return True
+
+    def stop(self, conn: Connection, svc: Service) -> bool:
+        if not self.is_running(conn, svc):
+            return False
+        conn.run(f"start-stop-daemon --stop --pidfile {shlex.quote(self.pidfile(svc))} --retry TERM/30/KILL/5 "
+                 "--remove-pidfile", hide=True)
+        return True
+
+    def restart(self, conn: Connection, svc: Service) -> None:
+        self.stop(conn, svc)
+        self.start(conn, svc)
+
+    def log_tail(self, conn: Connection, svc: Service, lines: int = 20) -> str:
+        res = conn.run(f"tail -n {int(lines)} {shlex.quote(self.logfile(svc))}", warn=True, hide=True)
+        return str(res.stdout)
+
+
+class Systemd:
+    """systemd units on VMs and real machines."""
+
+    kind = "systemd"
+
+    @staticmethod
+    def unit(svc: Service) -> str:
+        return shlex.quote(svc.unit or f"{svc.name}.service")
+
+    def is_running(self, conn: Connection, svc: Service) -> bool:
+        return bool(conn.run(f"systemctl is-active --quiet {self.unit(svc)}", warn=True, hide=True).ok)
+
+    def start(self, conn: Connection, svc: Service) -> bool:
+        if self.is_running(conn, svc):
+            return False
+        conn.run(f"systemctl start {self.unit(svc)}", hide=True)
+        return True
+
+    def stop(self, conn: Connection, svc: Service) -> bool:
+        if not self.is_running(conn, svc):
+            return False
+        conn.run(f"systemctl stop {self.unit(svc)}", hide=True)
+        return True
+
+    def restart(self, conn: Connection, svc: Service) -> None:
+        conn.run(f"systemctl restart {self.unit(svc)}", hide=True)
+
+    def log_tail(self, conn: Connection, svc: Service, lines: int = 20) -> str:
+        res = conn.run(f"journalctl -u {self.unit(svc)} -n {int(lines)} --no-pager", warn=True, hide=True)
+        return str(res.stdout)
+
+
+def manager_for(provider: str) -> ServiceManager:
+    return SupervisedProcess() if provider == "sandbox" else Systemd()

@@ -1,0 +1,107 @@
+"""Small field checkers shared by the inventory and playbook validators.
+
+Each returns the converted value or records a Problem and returns None, so that a validator can keep
+going and report every problem at once.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from labctl.errors import Problem
+
+HOST_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$|^[a-z]$")
+LAB_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,14}[a-z0-9]$|^[a-z]$")
+IFACE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,14}$")
+USER_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+DNS_NAME_RE = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
+
+
+class Collector:
+    """Collects problems for one source file."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.problems: list[Problem] = []
+
+    def add(self, field: str, message: str) -> None:
+        self.problems.append(Problem(self.source, field, message))
+
+    def mapping(self, value: Any, field: str, allowed: Iterable[str], required: Iterable[str] = ()) -> dict:
+        """Check that value is a mapping with only allowed keys; returns {} when it is not a mapping."""
+        if value is None:
+            value = {}
+        if not isinstance(value, dict):
+            self.add(field, f"must be a mapping, got {type_name(value)}")
+            return {}
+        allowed = list(allowed)
+        for key in value:
+            if key not in allowed:
+                self.add(join(field, str(key)), f"unknown field; allowed: {', '.join(allowed)}")
+        for key in required:
+            if key not in value:
+                self.add(join(field, key), "is required")
+        return value
+
+    def string(self, value: Any, field: str, pattern: re.Pattern[str] | None = None, what: str = "") -> str | None:
+        if not isinstance(value, str) or not value:
+            self.add(field, f"must be a non-empty string, got {type_name(value)}")
+            return None
+        if pattern is not None and not pattern.match(value):
+            self.add(field, f"{value!r} is not a valid {what or 'value'}; must match {pattern.pattern}")
+            return None
+        return value
+
+    def choice(self, value: Any, field: str, choices: Iterable[str]) -> str | None:
+        choices = list(choices)
+        if value not in choices:
+            self.add(field, f"{value!r} is not allowed; allowed: {', '.join(choices)}")
+            return None
+        return str(value)
+
+    def integer(self, value: Any, field: str, low: int, high: int) -> int | None:
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            self.add(field, f"must be an integer from {low} to {high}, got {value!r}")
+            return None
+        return value
+
+    def ipv4_network(self, value: Any, field: str) -> ipaddress.IPv4Network | None:
+        try:
+            net = ipaddress.ip_network(str(value), strict=True)
+        except ValueError as exc:
+            hint = ""
+            try:
+                hint = f" (did you mean {ipaddress.ip_network(str(value), strict=False)}?)"
+            except ValueError:
+                pass
+            self.add(field, f"{value!r} is not a valid IPv4 CIDR: {exc}{hint}")
+            return None
+        if not isinstance(net, ipaddress.IPv4Network):
+            self.add(field, f"{value!r}: only IPv4 is supported")
+            return None
+        return net
+
+    def ipv4_address(self, value: Any, field: str) -> ipaddress.IPv4Address | None:
+        try:
+            addr = ipaddress.ip_address(str(value))
+        except ValueError:
+            self.add(field, f"{value!r} is not a valid IPv4 address")
+            return None
+        if not isinstance(addr, ipaddress.IPv4Address):
+            self.add(field, f"{value!r}: only IPv4 is supported")
+            return None
+        return addr
+
+
+def join(field: str, key: str) -> str:
+    return f"{field}.{key}" if field else key
+
+
+def type_name(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    return {dict: "a mapping", list: "a list", str: "a string", int: "a number", float: "a number",
+            bool: "true/false"}.get(type(value), type(value).__name__)

@@ -1,0 +1,1 @@
+"""Plans: desired state + facts gathered from hosts -> steps. Pure: no I/O, no fabric/docker/subprocess."""

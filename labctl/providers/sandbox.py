@@ -1,0 +1,502 @@
+"""Sandbox provider: several real Docker hosts on one Linux machine, each one a tree of namespaces.
+
+A host is a PID 1 started by `unshare` with its own mount, UTS, network and PID namespaces; its /run is a
+fresh tmpfs and /var/lib/docker, /etc/docker and /run/labctl are bind mounts of per-host directories under the
+lab's state directory. Hosts sit on a Linux bridge inside a network namespace of its own (the lab switch);
+the controller reaches them through one veth into that switch. Nothing routes out: hosts get no default
+route and no link to the machine's interfaces. Killing a host's PID 1 ends every process of that host and
+frees its veth, so teardown is total. Every object carries the lab name (see plan.sandbox.Names) so that
+leftovers of a crashed run can be found and removed by name and PID, never by pattern-killing.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from labctl.errors import LabctlError, PrerequisiteError, Problem, ValidationError
+from labctl.executors import local
+from labctl.model.inventory import Host, Inventory, sandbox_addresses
+from labctl.plan.sandbox import Action, HostFacts, Names, SandboxFacts, plan_sandbox
+from labctl.providers.base import Endpoint
+from labctl.ui import Progress
+
+STATE_ENV = "LABCTL_STATE_DIR"
+DEFAULT_STATE_ROOT = "/var/lib/labctl/sandbox"
+CGROUP_ROOT = "/sys/fs/cgroup"
+
+# PID 1 of a sandbox host, run as `exec -a MARKER bash host-init.sh HOSTDIR NAME`: argv[0] is the marker.
+HOST_INIT = r"""#!/bin/bash
+# PID 1 of a labctl sandbox host (written by labctl; see labctl/providers/sandbox.py)
+set -eu
+hostdir=$1; name=$2
+mount -t tmpfs -o mode=0755 tmpfs /run
+mkdir -p /run/labctl /run/sshd /run/lock /run/.cgroup
+mount --bind "$hostdir/run" /run/labctl
+mount --bind "$hostdir/docker" /var/lib/docker
+mount --bind "$hostdir/etc-docker" /etc/docker
+mount -t proc proc /proc
+# A fresh sysfs shows this network namespace's interfaces; keep the cgroup tree that runc needs.
+mount --rbind /sys/fs/cgroup /run/.cgroup
+mount -t sysfs sysfs /sys
+mount --move /run/.cgroup /sys/fs/cgroup
+rmdir /run/.cgroup
+hostname "$name"
+ip link set lo up
+echo ready > "$hostdir/ready"
+trap 'exit 0' TERM INT
+while :; do sleep 3600 & wait $! || :; done
+"""
+
+SSHD_CONFIG = """\
+# sshd of the sandbox hosts of lab {lab} (written by labctl)
+Port 22
+PermitRootLogin prohibit-password
+PubkeyAuthentication yes
+AuthorizedKeysFile {authorized_keys}
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+StrictModes no
+PrintMotd no
+PrintLastLog no
+MaxStartups 200:30:400
+MaxSessions 100
+LogLevel ERROR
+Subsystem sftp internal-sftp
+"""
+
+REQUIRED_BINARIES = ("unshare", "nsenter", "ip", "ssh-keygen", "bash", "start-stop-daemon")
+APT_HINT = ("install the sandbox prerequisites: apt-get install docker.io openssh-server iproute2 iptables "
+            "busybox-static util-linux (or run `make lab`, which does it)")
+
+
+def state_root() -> str:
+    return os.environ.get(STATE_ENV, DEFAULT_STATE_ROOT)
+
+
+@dataclass(frozen=True)
+class LabPaths:
+    lab: str
+    root: str
+
+    @property
+    def dir(self) -> str:
+        return os.path.join(self.root, self.lab)
+
+    def file(self, name: str) -> str:
+        return os.path.join(self.dir, name)
+
+    def host_dir(self, host: str) -> str:
+        return os.path.join(self.dir, "hosts", host)
+
+    @property
+    def state(self) -> str:
+        return self.file("lab.json")
+
+    @property
+    def key(self) -> str:
+        return self.file("id_ed25519")
+
+    @property
+    def known_hosts(self) -> str:
+        return self.file("known_hosts")
+
+    @property
+    def ssh_config(self) -> str:
+        return self.file("ssh_config")
+
+
+def paths_for(lab: str) -> LabPaths:
+    return LabPaths(lab, state_root())
+
+
+# ---------------------------------------------------------------- facts
+
+
+def existing_labs() -> dict[str, str]:
+    """name -> subnet of every sandbox lab with a state file on this machine."""
+    labs: dict[str, str] = {}
+    root = state_root()
+    if not os.path.isdir(root):
+        return labs
+    for name in sorted(os.listdir(root)):
+        state = read_state(LabPaths(name, root))
+        if state and "subnet" in state:
+            labs[name] = state["subnet"]
+    return labs
+
+
+def read_state(paths: LabPaths) -> dict | None:
+    try:
+        with open(paths.state, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def write_state(paths: LabPaths, state: dict) -> None:
+    tmp = paths.state + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(state, fh, indent=2, sort_keys=True)
+    os.replace(tmp, paths.state)
+
+
+def _cmdline(pid: int) -> list[str]:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            return [p.decode(errors="replace") for p in fh.read().split(b"\0") if p]
+    except OSError:
+        return []
+
+
+def marker_processes(prefix: str) -> dict[int, str]:
+    """PIDs whose argv[0] starts with prefix (our hosts' PID 1), mapped to the full marker."""
+    found: dict[int, str] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            argv = _cmdline(int(entry))
+            if argv and argv[0].startswith(prefix):
+                found[int(entry)] = argv[0]
+    return found
+
+
+def netns_exists(name: str) -> bool:
+    return os.path.exists(f"/run/netns/{name}")
+
+
+def link_exists(name: str) -> bool:
+    return os.path.exists(f"/sys/class/net/{name}")
+
+
+def root_links(prefix: str) -> list[str]:
+    try:
+        return sorted(n for n in os.listdir("/sys/class/net") if n.startswith(prefix))
+    except OSError:
+        return []
+
+
+def cgroup_dirs(prefix: str, max_depth: int = 4) -> list[str]:
+    """Cgroup directories named with prefix in any hierarchy (dockerd's --cgroup-parent for our hosts)."""
+    found: list[str] = []
+    if not os.path.isdir(CGROUP_ROOT):
+        return found
+    base_depth = CGROUP_ROOT.rstrip("/").count("/")
+    for top, dirs, _ in os.walk(CGROUP_ROOT):
+        depth = top.count("/") - base_depth
+        for d in list(dirs):
+            if d.startswith(prefix):
+                found.append(os.path.join(top, d))
+                dirs.remove(d)
+        if depth >= max_depth:
+            dirs[:] = []
+    return found
+
+
+def tcp_open(address: str, port: int = 22, timeout: float = 1.0) -> bool:
+    try:
+        with socket.create_connection((address, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def gather_facts(inv: Inventory) -> SandboxFacts:
+    names = Names(inv.name)
+    paths = paths_for(inv.name)
+    state = read_state(paths)
+    procs = marker_processes(names.marker_prefix)
+    facts = SandboxFacts(state_subnet=state.get("subnet") if state else None)
+    facts.switch = netns_exists(names.switch_netns) and link_exists(names.controller_if)
+    recorded = (state or {}).get("hosts", {})
+    for name, info in recorded.items():
+        pid = info.get("pid")
+        running = bool(pid) and procs.get(pid) == names.marker(name)
+        addr = info.get("address")
+        facts.hosts[name] = HostFacts(name=name, running=running, address=addr, roles=tuple(info.get("roles", ())),
+                                      sshd=running and bool(addr) and tcp_open(addr))
+    for pid, marker in procs.items():
+        host = marker[len(names.marker_prefix):]
+        if recorded.get(host, {}).get("pid") != pid:
+            facts.stray_hosts.append(host)
+    return facts
+
+
+# ---------------------------------------------------------------- checks before touching anything
+
+
+def check_prerequisites(inv: Inventory) -> None:
+    if os.geteuid() != 0:
+        raise PrerequisiteError("sandbox hosts need root (namespaces, veths, mounts)", hint="run as root")
+    needed = list(REQUIRED_BINARIES)
+    missing = [b for b in needed if shutil.which(b) is None]
+    if not os.access("/usr/sbin/sshd", os.X_OK):
+        missing.append("/usr/sbin/sshd")
+    if inv.docker_hosts and not os.access("/usr/sbin/dockerd", os.X_OK) and shutil.which("dockerd") is None:
+        missing.append("dockerd")
+    if missing:
+        raise PrerequisiteError(f"missing on this machine: {', '.join(missing)}", hint=APT_HINT)
+
+
+def check_subnet_free(inv: Inventory) -> None:
+    """Refuse a subnet that any route of this machine already covers (other than this lab's own veth)."""
+    assert inv.subnet is not None
+    names = Names(inv.name)
+    routes = json.loads(local.output(["ip", "-j", "-4", "route", "show", "table", "all"]) or "[]")
+    problems = []
+    for r in routes:
+        dst, dev = r.get("dst", ""), r.get("dev", "")
+        if dst in ("default", "") or dev == names.controller_if or r.get("type") in ("broadcast", "local"):
+            continue
+        try:
+            net = ipaddress.ip_network(dst if "/" in dst else f"{dst}/32", strict=False)
+        except ValueError:
+            continue
+        if net.overlaps(inv.subnet):
+            problems.append(Problem(inv.source, "underlay.subnet",
+                                    f"{inv.subnet} overlaps route {dst} dev {dev} on this machine; "
+                                    "choose a free range (198.18.0.0/15 is reserved for benchmarking)"))
+    if problems:
+        raise ValidationError(problems)
+
+
+# ---------------------------------------------------------------- building
+
+
+def _ip_batch(commands: Iterable[str], netns_pid: int | None = None) -> None:
+    prefix = ["nsenter", "--target", str(netns_pid), "--net", "--"] if netns_pid else []
+    local.run([*prefix, "ip", "-batch", "-"], input=("\n".join(commands) + "\n").encode())
+
+
+def create_switch(inv: Inventory) -> None:
+    assert inv.subnet is not None
+    n = Names(inv.name)
+    local.run(["ip", "netns", "add", n.switch_netns])
+    local.run(["ip", "link", "add", n.controller_if, "type", "veth", "peer", "name", n.controller_peer,
+               "netns", n.switch_netns])
+    local.run(["ip", "-n", n.switch_netns, "-batch", "-"], input=(
+        f"link set lo up\nlink add {n.bridge} type bridge\nlink set {n.bridge} up\n"
+        f"link set {n.controller_peer} master {n.bridge} up\n").encode())
+    _ip_batch([f"addr add {inv.controller_address}/{inv.subnet.prefixlen} dev {n.controller_if}",
+               f"link set {n.controller_if} up"])
+
+
+def ensure_lab_files(inv: Inventory, paths: LabPaths) -> None:
+    os.makedirs(os.path.join(paths.dir, "hosts"), mode=0o700, exist_ok=True)
+    if not os.path.exists(paths.key):
+        local.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"labctl-{inv.name}", "-f", paths.key])
+    shutil.copyfile(paths.key + ".pub", paths.file("authorized_keys"))
+    with open(paths.file("host-init.sh"), "w", encoding="utf-8") as fh:
+        fh.write(HOST_INIT)
+    with open(paths.file("sshd_config"), "w", encoding="utf-8") as fh:
+        fh.write(SSHD_CONFIG.format(lab=inv.name, authorized_keys=paths.file("authorized_keys")))
+    for target in ("/var/lib/docker", "/etc/docker"):  # bind-mount targets; docker.io owns these paths
+        os.makedirs(target, exist_ok=True)
+
+
+def _wait(predicate, timeout: float, interval: float = 0.02) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return bool(predicate())
+
+
+def create_host(inv: Inventory, host: Host, address: str, progress: Progress) -> dict:
+    """Start the host's namespaces, wire it to the switch, start sshd. Returns its state record."""
+    assert inv.subnet is not None
+    n = Names(inv.name)
+    paths = paths_for(inv.name)
+    hdir = paths.host_dir(host.name)
+    shutil.rmtree(hdir, ignore_errors=True)
+    for sub in ("docker", "etc-docker", "run"):
+        os.makedirs(os.path.join(hdir, sub), mode=0o711)
+    hostkey = os.path.join(hdir, "ssh_host_ed25519_key")
+    local.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", host.name, "-f", hostkey])
+
+    progress.step(host.name, "namespaces")
+    init = paths.file("host-init.sh")
+    with open(os.path.join(hdir, "init.log"), "wb") as log:
+        proc = subprocess.Popen(
+            ["unshare", "--mount", "--uts", "--net", "--pid", "--fork", "--propagation", "private", "--kill-child",
+             "/bin/bash", "-c", 'exec -a "$0" /bin/bash "$@"', n.marker(host.name), init, hdir, host.name],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
+    ready = os.path.join(hdir, "ready")
+    if not _wait(lambda: os.path.exists(ready) or proc.poll() is not None, 15) or not os.path.exists(ready):
+        with open(os.path.join(hdir, "init.log"), encoding="utf-8", errors="replace") as fh:
+            raise LabctlError(f"[{host.name}] host init failed: {local.tail(fh.read())}")
+    pids = [p for p, m in marker_processes(n.marker(host.name)).items() if m == n.marker(host.name)]
+    if len(pids) != 1:
+        raise LabctlError(f"[{host.name}] cannot find the host's PID 1 (unshare pid {proc.pid}, found {pids})")
+    pid = pids[0]
+
+    progress.step(host.name, f"underlay {inv.underlay_interface} {address}/{inv.subnet.prefixlen}")
+    tmp, port = n.host_if_tmp(host.name), n.port(host.name)
+    local.run(["ip", "link", "add", tmp, "type", "veth", "peer", "name", port, "netns", n.switch_netns])
+    local.run(["ip", "-n", n.switch_netns, "link", "set", port, "master", n.bridge, "up"])
+    local.run(["ip", "link", "set", tmp, "netns", str(pid)])
+    _ip_batch([f"link set {tmp} name {inv.underlay_interface}",
+               f"addr add {address}/{inv.subnet.prefixlen} dev {inv.underlay_interface}",
+               f"link set {inv.underlay_interface} up"], netns_pid=pid)
+
+    progress.step(host.name, "sshd")
+    local.run(["nsenter", "--target", str(pid), "--mount", "--uts", "--net", "--pid", "--",
+               "/usr/sbin/sshd", "-f", paths.file("sshd_config"), "-h", hostkey,
+               "-o", f"ListenAddress={address}", "-o", "PidFile=/run/sshd.pid"])
+    if not _wait(lambda: tcp_open(address, 22, 0.5), 15, 0.05):
+        raise LabctlError(f"[{host.name}] sshd does not answer on {address}:22")
+    with open(hostkey + ".pub", encoding="ascii") as fh:
+        pub = " ".join(fh.read().split()[:2])
+    return {"address": address, "roles": list(host.roles), "pid": pid, "host_key": pub}
+
+
+def destroy_host(inv_name: str, host: str, pid: int | None) -> None:
+    """Kill the host's PID 1 (the kernel then ends every process in its namespaces), then remove its files."""
+    n = Names(inv_name)
+    pids = {p for p, m in marker_processes(n.marker(host)).items() if m == n.marker(host)}
+    if pid and _cmdline(pid)[:1] == [n.marker(host)]:
+        pids.add(pid)
+    for p in pids:
+        try:
+            os.kill(p, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    _wait(lambda: not any(os.path.exists(f"/proc/{p}") and _cmdline(p) for p in pids), 20, 0.05)
+    if netns_exists(n.switch_netns):
+        local.run(["ip", "-n", n.switch_netns, "link", "del", n.port(host)], check=False)
+    for d in cgroup_dirs(n.cgroup(host)):
+        _remove_cgroup(d)
+    shutil.rmtree(paths_for(inv_name).host_dir(host), ignore_errors=True)
+
+
+def _remove_cgroup(path: str) -> None:
+    """Depth-first rmdir; a cgroup can only be removed once its processes are gone (retry briefly)."""
+    for top, dirs, _ in os.walk(path, topdown=False):
+        for d in dirs:
+            _wait(lambda p=os.path.join(top, d): _try_rmdir(p), 5, 0.05)
+    _wait(lambda: _try_rmdir(path), 5, 0.05)
+
+
+def _try_rmdir(path: str) -> bool:
+    try:
+        os.rmdir(path)
+        return True
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+
+
+def remove_lab_objects(lab: str) -> None:
+    """Everything of the lab on this machine, found by name: processes, veths, switch, cgroups."""
+    n = Names(lab)
+    state = read_state(paths_for(lab)) or {}
+    hosts = set(state.get("hosts", {}))
+    hosts |= {m[len(n.marker_prefix):] for m in marker_processes(n.marker_prefix).values()}
+    for h in sorted(hosts):
+        destroy_host(lab, h, state.get("hosts", {}).get(h, {}).get("pid"))
+    for link in root_links(n.prefix):
+        local.run(["ip", "link", "del", link], check=False)
+    if netns_exists(n.switch_netns):
+        local.run(["ip", "netns", "del", n.switch_netns])
+    for d in cgroup_dirs(n.cgroup_prefix):
+        _remove_cgroup(d)
+
+
+# ---------------------------------------------------------------- endpoints and client files
+
+
+def endpoints(inv: Inventory) -> list[Endpoint]:
+    paths = paths_for(inv.name)
+    addresses = sandbox_addresses(inv)
+    return [Endpoint(name=h.name, address=addresses[h.name], port=22, user="root", key_file=paths.key,
+                     known_hosts=paths.known_hosts, roles=h.roles) for h in inv.hosts]
+
+
+def write_client_files(inv: Inventory, state: dict) -> None:
+    paths = paths_for(inv.name)
+    hosts = state["hosts"]
+    with open(paths.known_hosts, "w", encoding="ascii") as fh:
+        for name in sorted(hosts):
+            fh.write(f"{hosts[name]['address']} {hosts[name]['host_key']}\n")
+    with open(paths.ssh_config, "w", encoding="utf-8") as fh:
+        fh.write(f"# SSH to the sandbox hosts of lab {inv.name}: ssh -F {paths.ssh_config} HOST\n")
+        for name in sorted(hosts):
+            fh.write(f"\nHost {name}\n  HostName {hosts[name]['address']}\n  User root\n"
+                     f"  IdentityFile {paths.key}\n  IdentitiesOnly yes\n  UserKnownHostsFile {paths.known_hosts}\n"
+                     "  StrictHostKeyChecking yes\n  LogLevel ERROR\n")
+
+
+# ---------------------------------------------------------------- up / down
+
+
+def up(inv: Inventory, progress: Progress, workers: int = 8) -> list[Action]:
+    """Bring the sandbox hosts to the inventory's description. Returns the actions taken."""
+    check_prerequisites(inv)
+    check_subnet_free(inv)
+    facts = gather_facts(inv)
+    actions = plan_sandbox(inv, facts)
+    paths = paths_for(inv.name)
+    state = read_state(paths) or {}
+    if any(a.kind == "reset-lab" for a in actions):
+        progress.step(inv.name, f"removing leftovers ({next(a.reason for a in actions if a.kind == 'reset-lab')})")
+        remove_lab_objects(inv.name)
+        shutil.rmtree(os.path.join(paths.dir, "hosts"), ignore_errors=True)
+        state = {}
+    ensure_lab_files(inv, paths)
+    state.update({"lab": inv.name, "subnet": str(inv.subnet), "controller": inv.controller_address,
+                  "interface": inv.underlay_interface, "inventory": os.path.abspath(inv.source)})
+    state.setdefault("hosts", {})
+    if any(a.kind == "create-switch" for a in actions):
+        progress.step(inv.name, f"switch {Names(inv.name).switch_netns} ({inv.subnet}, controller "
+                                f"{inv.controller_address})")
+        create_switch(inv)
+    for a in actions:
+        if a.kind == "destroy-host":
+            progress.step(a.target, f"removing ({a.reason})")
+            destroy_host(inv.name, a.target, state["hosts"].get(a.target, {}).get("pid"))
+            state["hosts"].pop(a.target, None)
+        elif a.kind == "keep-host":
+            progress.step(a.target, f"unchanged ({a.reason})")
+    creates = [inv.host(a.target) for a in actions if a.kind == "create-host"]
+    addresses = sandbox_addresses(inv)
+    write_state(paths, state)
+    errors: list[str] = []
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(creates)))) as pool:
+        futures = {h.name: pool.submit(create_host, inv, h, addresses[h.name], progress) for h in creates}
+        for name, fut in futures.items():
+            try:
+                state["hosts"][name] = fut.result()
+            except LabctlError as exc:
+                errors.append(exc.message)
+            write_state(paths, state)
+    write_client_files(inv, state)
+    if errors:
+        raise LabctlError("some sandbox hosts could not be created:\n  " + "\n  ".join(errors),
+                          hint=f"see {paths.dir}/hosts/HOST/init.log; `labctl sandbox down` removes what exists")
+    return actions
+
+
+def down(lab: str, progress: Progress) -> bool:
+    """Remove every trace of the lab. Returns False when there was nothing to remove."""
+    paths = paths_for(lab)
+    n = Names(lab)
+    anything = (os.path.exists(paths.dir) or netns_exists(n.switch_netns) or bool(root_links(n.prefix))
+                or bool(marker_processes(n.marker_prefix)) or bool(cgroup_dirs(n.cgroup_prefix)))
+    if not anything:
+        return False
+    progress.step(lab, "stopping hosts and removing switch, veths, cgroups")
+    remove_lab_objects(lab)
+    shutil.rmtree(paths.dir, ignore_errors=True)
+    return True

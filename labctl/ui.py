@@ -1,0 +1,36 @@
+"""Progress lines (which host, which step, how long) and tables, safe to call from worker threads."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+
+from rich.console import Console
+
+
+class Progress:
+    def __init__(self, quiet: bool = False, stream: object = None) -> None:
+        self.console = Console(file=stream or sys.stderr, highlight=False, soft_wrap=True)
+        self.quiet = quiet
+        self.start = time.monotonic()
+        self._lock = threading.Lock()
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.start
+
+    def step(self, host: str, message: str) -> None:
+        if self.quiet:
+            return
+        with self._lock:
+            self.console.print(f"[dim]{self.elapsed():6.1f}s[/dim] [bold cyan]{host:<10}[/bold cyan] {message}",
+                               markup=True)
+
+    def info(self, message: str) -> None:
+        if not self.quiet:
+            with self._lock:
+                self.console.print(message, markup=False)
+
+    def warn(self, message: str) -> None:
+        with self._lock:
+            self.console.print(f"[yellow]warning:[/yellow] {message}", markup=True)
