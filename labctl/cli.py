@@ -63,7 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     img = sub.add_parser("image", help="lab images without a registry")
     imgsub = img.add_subparsers(dest="image_command", required=True, metavar="ACTION")
-    p = imgsub.add_parser("load", help="push an image (rootfs dir, rootfs tar or `docker save` tar) to all docker hosts")
+    p = imgsub.add_parser("load", help="push an image (rootfs dir, rootfs tar or `docker save` tar) "
+                                       "to all docker hosts")
     _inventory_arg(p)
     p.add_argument("source", help="directory with a root filesystem, or a tar file")
     p.add_argument("--tag", help="image name for a root filesystem (default: labctl/<dirname>:latest)")
@@ -76,8 +77,8 @@ def load(args: argparse.Namespace, other_labs: bool = False) -> Inventory:
 
 def require_sandbox(inv: Inventory, command: str) -> None:
     if inv.provider != "sandbox":
-        raise ValidationError([Problem(inv.source, "provider",
-                                       f"`{command}` works on sandbox inventories only (this one is {inv.provider!r})")])
+        message = f"`{command}` works on sandbox inventories only (this one is {inv.provider!r})"
+        raise ValidationError([Problem(inv.source, "provider", message)])
 
 
 def cmd_sandbox_up(args: argparse.Namespace, progress: Progress) -> int:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from typing import IO
 
 from rich.console import Console
 
 
 class Progress:
-    def __init__(self, quiet: bool = False, stream: object = None) -> None:
+    def __init__(self, quiet: bool = False, stream: IO[str] | None = None) -> None:
         self.console = Console(file=stream or sys.stderr, highlight=False, soft_wrap=True)
         self.quiet = quiet
         self.start = time.monotonic()

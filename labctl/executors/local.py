@@ -26,7 +26,7 @@ def run(argv: Sequence[str], *, check: bool = True, input: bytes | None = None, 
     """Run argv (never through a shell); raise CommandFailed with the stderr tail when check and it fails."""
     try:
         proc = subprocess.run(list(argv), input=input, capture_output=True, timeout=timeout, check=False)
-    except subprocess.TimeoutExpired as exc:
+    except subprocess.TimeoutExpired:
         raise CommandFailed(argv, None, f"timed out after {timeout:g}s", hint) from None
     except FileNotFoundError:
         raise CommandFailed(argv, 127, f"{argv[0]}: not found", hint) from None

@@ -141,7 +141,8 @@ def _subnet(c: Collector, provider: str | None, underlay: dict, name: str | None
     if subnet is None:
         return None
     if subnet.prefixlen > 28:
-        c.add("underlay.subnet", f"{subnet} is too small for a lab; use a /28 or larger (default {DEFAULT_SANDBOX_SUBNET})")
+        c.add("underlay.subnet", f"{subnet} is too small for a lab; use a /28 or larger "
+                                 f"(default {DEFAULT_SANDBOX_SUBNET})")
     if subnet.is_loopback or subnet.is_multicast or subnet.is_link_local or subnet.is_unspecified:
         c.add("underlay.subnet", f"{subnet} is a reserved range; use a private or benchmarking range such as "
                                  f"{DEFAULT_SANDBOX_SUBNET}")

@@ -11,6 +11,7 @@ leftovers of a crashed run can be found and removed by name and PID, never by pa
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import os
@@ -19,7 +20,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -304,7 +305,7 @@ def ensure_lab_files(inv: Inventory, paths: LabPaths) -> None:
         os.makedirs(target, exist_ok=True)
 
 
-def _wait(predicate, timeout: float, interval: float = 0.02) -> bool:  # type: ignore[no-untyped-def]
+def _wait(predicate: Callable[[], bool], timeout: float, interval: float = 0.02) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
@@ -368,10 +369,8 @@ def destroy_host(inv_name: str, host: str, pid: int | None) -> None:
     if pid and _cmdline(pid)[:1] == [n.marker(host)]:
         pids.add(pid)
     for p in pids:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(p, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
     _wait(lambda: not any(os.path.exists(f"/proc/{p}") and _cmdline(p) for p in pids), 20, 0.05)
     if netns_exists(n.switch_netns):
         local.run(["ip", "-n", n.switch_netns, "link", "del", n.port(host)], check=False)
@@ -384,7 +383,8 @@ def _remove_cgroup(path: str) -> None:
     """Depth-first rmdir; a cgroup can only be removed once its processes are gone (retry briefly)."""
     for top, dirs, _ in os.walk(path, topdown=False):
         for d in dirs:
-            _wait(lambda p=os.path.join(top, d): _try_rmdir(p), 5, 0.05)
+            child = os.path.join(top, d)
+            _wait(lambda c=child: _try_rmdir(c), 5, 0.05)  # type: ignore[misc]
     _wait(lambda: _try_rmdir(path), 5, 0.05)
 
 

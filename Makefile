@@ -1,0 +1,63 @@
+# labctl: `make lab` brings up the sandbox lab, `make test` runs every test. Both install what is missing first.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV      ?= .venv
+PYTHON    ?= python3
+INVENTORY ?= inventories/sandbox.yaml
+LABCTL    := $(VENV)/bin/labctl
+PYTEST_ARGS ?=
+
+# Debian/Ubuntu packages the sandbox hosts and the tests use (binaries run inside each sandbox host).
+APT_PACKAGES := docker.io etcd-server etcd-client openssh-server openssh-client iproute2 iptables \
+                busybox-static tcpdump util-linux procps python3-venv
+
+.PHONY: help deps apt venv lab down test unit integration lint bench clean
+
+help:
+	@echo "make lab    install what is missing, then bring up the sandbox hosts of $(INVENTORY)"
+	@echo "make test   install what is missing, then run the whole test suite (unit + integration, needs root)"
+	@echo "make down   remove the sandbox lab of $(INVENTORY)"
+	@echo "make lint   ruff + mypy"
+
+deps: apt venv
+
+apt:
+	@missing=$$(for p in $(APT_PACKAGES); do \
+	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	    if [ "$$(id -u)" != 0 ]; then echo "missing packages: $$missing (run as root, or apt-get install them)"; exit 2; fi; \
+	    echo "installing: $$missing"; \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install -q --upgrade pip
+	$(VENV)/bin/python -m pip install -q -e '.[test]'
+	@touch $@
+
+lab: deps
+	$(LABCTL) sandbox up --inventory $(INVENTORY)
+
+down: venv
+	$(LABCTL) sandbox down --inventory $(INVENTORY)
+
+test: deps
+	$(VENV)/bin/python -m pytest -ra $(PYTEST_ARGS)
+
+unit: venv
+	$(VENV)/bin/python -m pytest -ra tests/unit
+
+integration: deps
+	$(VENV)/bin/python -m pytest -ra tests/integration
+
+lint: venv
+	$(VENV)/bin/ruff check labctl tests fabfile.py bench
+	$(VENV)/bin/mypy labctl
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -1,0 +1,52 @@
+"""Fabric tasks: `fab sandbox-up`, `fab sandbox-down`, `fab hosts`, ... Thin wrappers over the labctl CLI.
+
+The inventory comes from --inventory or $LABCTL_INVENTORY (default inventories/sandbox.yaml).
+"""
+
+from __future__ import annotations
+
+import os
+
+from invoke import Exit, task
+
+from labctl import cli
+
+
+def _labctl(*argv: str) -> None:
+    code = cli.main(list(argv))
+    if code:
+        raise Exit(code=code)
+
+
+def _inv(inventory: str | None) -> str:
+    return inventory or os.environ.get("LABCTL_INVENTORY", cli.DEFAULT_INVENTORY)
+
+
+@task(help={"inventory": "inventory file"})
+def sandbox_up(c, inventory=None):  # type: ignore[no-untyped-def]
+    """Create or repair the sandbox hosts (idempotent)."""
+    _labctl("sandbox", "up", "--inventory", _inv(inventory))
+
+
+@task(help={"inventory": "inventory file"})
+def sandbox_down(c, inventory=None):  # type: ignore[no-untyped-def]
+    """Remove the sandbox hosts and every trace of them."""
+    _labctl("sandbox", "down", "--inventory", _inv(inventory))
+
+
+@task(help={"inventory": "inventory file", "json": "machine-readable output"})
+def hosts(c, inventory=None, json=False):  # type: ignore[no-untyped-def]
+    """Resolved SSH endpoints of the inventory's hosts."""
+    _labctl("hosts", "--inventory", _inv(inventory), *(["--json"] if json else []))
+
+
+@task(help={"inventory": "inventory file"})
+def validate(c, inventory=None):  # type: ignore[no-untyped-def]
+    """Check the inventory without touching any host."""
+    _labctl("validate", "--inventory", _inv(inventory))
+
+
+@task(help={"inventory": "inventory file", "source": "rootfs dir, rootfs tar or docker-save tar", "tag": "image name"})
+def image_load(c, source, inventory=None, tag=None):  # type: ignore[no-untyped-def]
+    """Push an image to every docker host over SSH, in parallel."""
+    _labctl("image", "load", "--inventory", _inv(inventory), source, *(["--tag", tag] if tag else []))
