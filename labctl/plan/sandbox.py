@@ -49,6 +49,12 @@ class Names:
         """Host-side end before it is renamed to the underlay interface name inside the host."""
         return f"{self.prefix}h{host_tag(host)}"
 
+    def mac(self, host: str) -> str:
+        """Stable, locally administered MAC of a host's underlay interface: a host rebuilt after a crash keeps
+        it, so neighbours' ARP caches stay right (else the controller keeps sending to the dead veth's MAC)."""
+        digest = hashlib.sha1(f"{self.lab}:{host}".encode()).digest()
+        return ":".join(f"{b:02x}" for b in (0x02, *digest[:5]))
+
     def marker(self, host: str) -> str:
         """argv[0] of a host's PID 1: how labctl finds its own processes (and only those)."""
         return f"labctl-sandbox:{self.lab}:{host}"

@@ -347,10 +347,11 @@ def create_host(inv: Inventory, host: Host, address: str, progress: Progress) ->
     local.run(["ip", "link", "add", tmp, "type", "veth", "peer", "name", port, "netns", n.switch_netns])
     local.run(["ip", "-n", n.switch_netns, "link", "set", port, "master", n.bridge, "up"])
     local.run(["ip", "link", "set", tmp, "netns", str(pid)])
-    _ip_batch([f"link set {tmp} name {inv.underlay_interface}",
+    _ip_batch([f"link set {tmp} name {inv.underlay_interface} address {n.mac(host.name)}",
                f"addr add {address}/{inv.subnet.prefixlen} dev {inv.underlay_interface}",
                f"link set {inv.underlay_interface} up"], netns_pid=pid)
 
+    local.run(["ip", "neigh", "flush", "to", address, "dev", n.controller_if], check=False)
     progress.step(host.name, "sshd")
     local.run(["nsenter", "--target", str(pid), "--mount", "--uts", "--net", "--pid", "--",
                "/usr/sbin/sshd", "-f", paths.file("sshd_config"), "-h", hostkey,
