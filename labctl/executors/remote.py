@@ -22,7 +22,7 @@ T = TypeVar("T")
 
 def connect(ep: Endpoint, timeout: int = 10) -> Connection:
     """A Fabric connection that trusts only the recorded host key (no AutoAdd, no prompt)."""
-    config = Config(overrides={"load_ssh_configs": False, "run": {"hide": True, "warn": False}})
+    config = Config(overrides={"load_ssh_configs": False, "run": {"hide": True, "warn": False, "in_stream": False}})
     kwargs: dict = {"look_for_keys": ep.key_file is None, "allow_agent": ep.key_file is None,
                     "banner_timeout": timeout, "auth_timeout": timeout}
     if ep.key_file:
