@@ -40,10 +40,11 @@ def hosts(c, inventory=None, json=False):  # type: ignore[no-untyped-def]
     _labctl("hosts", "--inventory", _inv(inventory), *(["--json"] if json else []))
 
 
-@task(help={"inventory": "inventory file"})
-def validate(c, inventory=None):  # type: ignore[no-untyped-def]
-    """Check the inventory without touching any host."""
-    _labctl("validate", "--inventory", _inv(inventory))
+@task(help={"inventory": "inventory file", "playbook": "playbook file (default $LABCTL_PLAYBOOK)"})
+def validate(c, inventory=None, playbook=None):  # type: ignore[no-untyped-def]
+    """Check the inventory (and the playbook) without touching any host."""
+    playbook = playbook or os.environ.get("LABCTL_PLAYBOOK")
+    _labctl("validate", "--inventory", _inv(inventory), *(["--playbook", playbook] if playbook else []))
 
 
 @task(help={"inventory": "inventory file", "source": "rootfs dir, rootfs tar or docker-save tar", "tag": "image name"})

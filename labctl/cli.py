@@ -21,6 +21,7 @@ from labctl.executors.images import archive_from_path, busybox_rootfs
 from labctl.executors.remote import Hosts
 from labctl.executors.services import manager_for
 from labctl.model.inventory import Inventory, load_inventory
+from labctl.model.playbook import load_playbook
 from labctl.providers import registry, sandbox
 from labctl.ui import Progress
 
@@ -49,8 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("destroy", help="alias of `sandbox down` for sandbox inventories")
     _inventory_arg(p)
 
-    p = sub.add_parser("validate", help="check an inventory without touching any host")
+    p = sub.add_parser("validate", help="check an inventory (and a playbook) without touching any host")
     _inventory_arg(p)
+    p.add_argument("--playbook", "-p", default=os.environ.get("LABCTL_PLAYBOOK"),
+                   help="playbook file (default: $LABCTL_PLAYBOOK)")
 
     p = sub.add_parser("hosts", help="resolved SSH endpoints of the inventory's hosts")
     _inventory_arg(p)
@@ -148,6 +151,15 @@ def cmd_sandbox_list(args: argparse.Namespace, progress: Progress) -> int:
 def cmd_validate(args: argparse.Namespace, progress: Progress) -> int:
     inv = load(args)
     print(f"{inv.source}: ok ({inv.provider}, {len(inv.hosts)} hosts, {len(inv.docker_hosts)} docker)")
+    if args.playbook:
+        pb = load_playbook(args.playbook, inv)
+        print(f"{pb.source}: ok ({len(pb.networks)} networks, {len(pb.containers)} containers, "
+              f"store: {pb.store.url if pb.store else 'none'})")
+        for net in pb.networks:
+            for host, rng in net.host_ranges:
+                print(f"  {net.name} ({net.driver}) on {host}: dynamic addresses from {rng}")
+        for host, bip in sorted(pb.bips.items()):
+            print(f"  docker0 on {host}: {bip}")
     return 0
 
 

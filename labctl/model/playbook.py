@@ -1,0 +1,537 @@
+"""Playbook: the lab on top of an inventory (store, docker0 addressing, networks, containers).
+
+Validation is pure and checks against the inventory, so that every mistake is found before any host is
+touched: overlapping subnets (between networks, with the derived docker0 `bip`s, with the underlay), gateways
+and ranges outside their subnet, static addresses that Docker would refuse or that would collide across hosts,
+unknown references, and names Docker would reject.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import re
+from dataclasses import dataclass, field
+
+from labctl.errors import Problem, ValidationError
+from labctl.model.checks import IFACE_RE, Collector, join
+from labctl.model.inventory import Inventory, sandbox_addresses
+from labctl.model.yamlsrc import parse_yaml, read_source
+
+BACKENDS = ("etcd", "consul")
+STORE_PORTS = {"etcd": 2379, "consul": 8500}
+DRIVERS = ("bridge", "macvlan", "overlay")
+LOCAL_DRIVERS = ("bridge", "macvlan")
+MODES = ("bridge", "host", "none")
+DOCKER_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")  # Docker's own rule for container names
+ALIAS_RE = re.compile(r"^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$")
+PORT_RE = re.compile(r"^((\d{1,3}\.){3}\d{1,3}:)?(\d{1,5}:)?\d{1,5}(/(tcp|udp|sctp))?$")
+IMAGE_RE = re.compile(r"^[a-z0-9]+([._/-][a-z0-9]+)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?$")
+DEFAULT_BIP_PATTERN = "172.17.{octet}.1/24"
+DOCKER_DEFAULT_POOL = ipaddress.ip_network("172.17.0.0/16")
+
+TOP_FIELDS = ("name", "store", "docker0", "networks", "containers", "expect")
+STORE_FIELDS = ("backend", "data_dir", "port", "image")
+DOCKER0_FIELDS = ("bip",)
+NETWORK_FIELDS = ("driver", "subnet", "gateway", "ip_range", "bridge_name", "parent", "mtu", "hosts", "options")
+CONTAINER_FIELDS = ("host", "image", "command", "networks", "network_mode", "ports")
+ATTACH_FIELDS = ("ip", "aliases")
+
+
+@dataclass(frozen=True)
+class Store:
+    backend: str
+    host: str
+    address: str | None   # underlay address when the provider knows it (sandbox, static with IPs)
+    port: int
+    data_dir: str
+    image: str | None     # consul only: run the server from this image instead of a binary
+
+    @property
+    def url(self) -> str:
+        return f"{self.backend}://{self.address or self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class Network:
+    name: str
+    driver: str
+    subnet: ipaddress.IPv4Network
+    gateway: ipaddress.IPv4Address | None
+    ip_range: ipaddress.IPv4Network | None
+    hosts: tuple[str, ...]                       # docker hosts that get it (overlay: all, created once)
+    bridge_name: str | None = None
+    parent: str | None = None
+    mtu: int | None = None
+    options: tuple[tuple[str, str], ...] = ()
+    host_ranges: tuple[tuple[str, str], ...] = ()  # macvlan: computed disjoint ip_range per host
+
+    @property
+    def is_local(self) -> bool:
+        return self.driver in LOCAL_DRIVERS
+
+    def range_for(self, host: str) -> str | None:
+        for h, r in self.host_ranges:
+            if h == host:
+                return r
+        return str(self.ip_range) if self.ip_range else None
+
+
+@dataclass(frozen=True)
+class Attachment:
+    network: str
+    ip: str | None = None
+    aliases: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Container:
+    name: str
+    host: str
+    image: str
+    command: tuple[str, ...]
+    networks: tuple[Attachment, ...] = ()
+    network_mode: str | None = None    # None = user networks (or the default bridge when there are none)
+    ports: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Playbook:
+    source: str
+    name: str
+    store: Store | None
+    bips: dict[str, str]                 # docker host -> docker0 bip (empty when off)
+    networks: tuple[Network, ...]
+    containers: tuple[Container, ...]
+    expect: tuple[dict, ...] = field(default_factory=tuple)
+
+    def network(self, name: str) -> Network:
+        return next(n for n in self.networks if n.name == name)
+
+    def container(self, name: str) -> Container:
+        return next(c for c in self.containers if c.name == name)
+
+
+def load_playbook(path: str, inv: Inventory) -> Playbook:
+    return parse_playbook(read_source(path), path, inv)
+
+
+def parse_playbook(text: str, source: str, inv: Inventory) -> Playbook:
+    """Parse and validate against the inventory; raise ValidationError with every problem."""
+    data = parse_yaml(text, source)
+    c = Collector(source)
+    if not isinstance(data, dict):
+        raise ValidationError([Problem(source, "(file)", "must be a mapping with 'networks' and/or 'containers'")])
+    top = c.mapping(data, "", TOP_FIELDS)
+    name = top.get("name", inv.name)
+    if not isinstance(name, str) or not DOCKER_NAME_RE.match(name):
+        c.add("name", f"{name!r} is not a valid lab name (letters, digits, '_', '.', '-')")
+    host_addr = _host_addresses(inv)
+    networks = _networks(c, top.get("networks"), inv)
+    store = _store(c, top.get("store"), inv, host_addr, any(n.driver == "overlay" for n in networks))
+    bips = _bips(c, top.get("docker0"), inv, host_addr)
+    _check_overlaps(c, networks, bips, inv)
+    containers = _containers(c, top.get("containers"), inv, {n.name: n for n in networks})
+    networks = _assign_macvlan_ranges(c, networks, containers)
+    expect = top.get("expect") or []
+    if not isinstance(expect, list):
+        c.add("expect", "must be a list")
+        expect = []
+    if c.problems:
+        raise ValidationError(c.problems)
+    return Playbook(source=source, name=str(name), store=store, bips=bips, networks=tuple(networks),
+                    containers=tuple(containers), expect=tuple(expect))
+
+
+def _host_addresses(inv: Inventory) -> dict[str, ipaddress.IPv4Address]:
+    """Underlay addresses known before contacting hosts (sandbox: computed; static: when given as IPs)."""
+    raw = sandbox_addresses(inv) if inv.provider == "sandbox" else {h.name: h.address for h in inv.hosts}
+    result: dict[str, ipaddress.IPv4Address] = {}
+    for name, addr in raw.items():
+        try:
+            ip = ipaddress.ip_address(addr or "")
+        except ValueError:
+            continue
+        if isinstance(ip, ipaddress.IPv4Address):
+            result[name] = ip
+    return result
+
+
+# ---------------------------------------------------------------- store
+
+
+def _store(c: Collector, value: object, inv: Inventory, host_addr: dict[str, ipaddress.IPv4Address],
+           needed: bool) -> Store | None:
+    if value is None:
+        if needed:
+            c.add("store", "overlay networks need a cluster store: add `store: {backend: etcd}` (or consul)")
+        return None
+    raw = c.mapping(value, "store", STORE_FIELDS, required=("backend",))
+    backend = c.choice(raw.get("backend"), "store.backend", BACKENDS) if "backend" in raw else None
+    host = inv.store_host
+    if host is None:
+        c.add("store", f"the inventory {inv.source} has no host with role 'store'; give one host `roles: [store]`")
+    port = c.integer(raw.get("port", STORE_PORTS.get(backend or "", 2379)), "store.port", 1, 65535)
+    data_dir = raw.get("data_dir", f"/var/lib/labctl/{backend or 'store'}")
+    if not isinstance(data_dir, str) or not re.match(r"^/[A-Za-z0-9_./-]+$", data_dir) or ".." in data_dir:
+        c.add("store.data_dir", f"{data_dir!r} must be an absolute path of letters, digits, '_', '.', '-', '/'")
+    image = raw.get("image")
+    if image is not None:
+        if backend != "consul":
+            c.add("store.image", "only for backend 'consul' (etcd runs from the distribution's package)")
+        elif not isinstance(image, str) or not IMAGE_RE.match(image):
+            c.add("store.image", f"{image!r} is not a valid image reference")
+    if backend is None or host is None or port is None:
+        return None
+    addr = host_addr.get(host.name)
+    return Store(backend=backend, host=host.name, address=str(addr) if addr else None, port=port,
+                 data_dir=str(data_dir), image=image if isinstance(image, str) else None)
+
+
+# ---------------------------------------------------------------- docker0
+
+
+def _bips(c: Collector, value: object, inv: Inventory, host_addr: dict[str, ipaddress.IPv4Address]) -> dict[str, str]:
+    raw = c.mapping(value, "docker0", DOCKER0_FIELDS)
+    bip = raw.get("bip", "auto")
+    if bip in ("off", False, None):
+        return {}
+    if bip == "auto":
+        bip = DEFAULT_BIP_PATTERN
+    result: dict[str, str] = {}
+    if isinstance(bip, str) and "{octet}" in bip:
+        for h in inv.docker_hosts:
+            addr = host_addr.get(h.name)
+            if addr is None:
+                c.add("docker0.bip", f"cannot derive docker0 for host {h.name!r}: its address is not an IP "
+                                     "known before connecting; give explicit bips per host or `bip: off`")
+                continue
+            result[h.name] = bip.format(octet=int(addr) & 0xFF)
+    elif isinstance(bip, dict):
+        for h in inv.docker_hosts:
+            if h.name in bip:
+                result[h.name] = str(bip[h.name])
+        for name in bip:
+            if name not in {h.name for h in inv.docker_hosts}:
+                c.add(f"docker0.bip.{name}", f"no docker host {name!r} in the inventory")
+    else:
+        c.add("docker0.bip", "must be auto, off, a pattern with {octet} (e.g. 172.17.{octet}.1/24) or a mapping "
+                             "host -> address/prefix")
+        return {}
+    for host, value_ in list(result.items()):
+        try:
+            iface = ipaddress.IPv4Interface(value_)
+        except ValueError:
+            c.add(f"docker0.bip.{host}", f"{value_!r} is not an address/prefix such as 172.17.11.1/24")
+            del result[host]
+            continue
+        if iface.ip in (iface.network.network_address, iface.network.broadcast_address):
+            c.add(f"docker0.bip.{host}", f"{value_} must be a host address (the bridge's own IP), not the "
+                                         "network or broadcast address")
+    return result
+
+
+# ---------------------------------------------------------------- networks
+
+
+def _networks(c: Collector, value: object, inv: Inventory) -> list[Network]:
+    if value is None:
+        return []
+    if not isinstance(value, dict):
+        c.add("networks", "must be a mapping of network name -> {driver, subnet, ...}")
+        return []
+    docker_hosts = [h.name for h in inv.docker_hosts]
+    result = []
+    for name, spec in value.items():
+        fld = f"networks.{name}"
+        if not isinstance(name, str) or not DOCKER_NAME_RE.match(name):
+            c.add(fld, f"{name!r} is not a name Docker accepts (letters, digits, '_', '.', '-')")
+            continue
+        if name in ("bridge", "host", "none", "default"):
+            c.add(fld, f"{name!r} is one of Docker's predefined networks; choose another name")
+            continue
+        raw = c.mapping(spec, fld, NETWORK_FIELDS, required=("driver", "subnet"))
+        net = _network(c, fld, name, raw, inv, docker_hosts)
+        if net is not None:
+            result.append(net)
+    return result
+
+
+def _network(c: Collector, fld: str, name: str, raw: dict, inv: Inventory, docker_hosts: list[str]) -> Network | None:
+    driver = c.choice(raw.get("driver"), join(fld, "driver"), DRIVERS) if "driver" in raw else None
+    subnet = c.ipv4_network(raw["subnet"], join(fld, "subnet")) if "subnet" in raw else None
+    gateway = c.ipv4_address(raw["gateway"], join(fld, "gateway")) if "gateway" in raw else None
+    ip_range = c.ipv4_network(raw["ip_range"], join(fld, "ip_range")) if "ip_range" in raw else None
+    if subnet is not None and gateway is not None and (
+            gateway not in subnet or gateway in (subnet.network_address, subnet.broadcast_address)):
+        c.add(join(fld, "gateway"), f"{gateway} is not a usable address of subnet {subnet}")
+    if subnet is not None and ip_range is not None and not ip_range.subnet_of(subnet):
+        c.add(join(fld, "ip_range"), f"{ip_range} is not inside subnet {subnet}")
+    hosts = _network_hosts(c, fld, raw, driver, docker_hosts)
+    bridge_name = raw.get("bridge_name")
+    if bridge_name is not None:
+        if driver != "bridge":
+            c.add(join(fld, "bridge_name"), "only for driver 'bridge'")
+        else:
+            c.string(bridge_name, join(fld, "bridge_name"), IFACE_RE, "Linux interface name (at most 15 characters)")
+    parent = raw.get("parent")
+    if driver == "macvlan":
+        parent = c.string(parent if parent is not None else inv.underlay_interface, join(fld, "parent"), IFACE_RE,
+                          "interface name")
+    elif parent is not None:
+        c.add(join(fld, "parent"), "only for driver 'macvlan'")
+        parent = None
+    mtu = c.integer(raw["mtu"], join(fld, "mtu"), 576, 9216) if "mtu" in raw else None
+    options = _options(c, join(fld, "options"), raw.get("options"))
+    if driver is None or subnet is None:
+        return None
+    return Network(name=name, driver=driver, subnet=subnet, gateway=gateway, ip_range=ip_range, hosts=hosts,
+                   bridge_name=bridge_name if isinstance(bridge_name, str) else None,
+                   parent=parent if isinstance(parent, str) else None, mtu=mtu, options=options)
+
+
+def _network_hosts(c: Collector, fld: str, raw: dict, driver: str | None, docker_hosts: list[str]) -> tuple[str, ...]:
+    if "hosts" not in raw:
+        return tuple(docker_hosts)
+    if driver == "overlay":
+        c.add(join(fld, "hosts"), "an overlay network is global: it exists on every docker host; remove `hosts`")
+        return tuple(docker_hosts)
+    value = raw["hosts"]
+    if not isinstance(value, list) or not value:
+        c.add(join(fld, "hosts"), "must be a non-empty list of docker host names")
+        return ()
+    for h in value:
+        if h not in docker_hosts:
+            c.add(join(fld, "hosts"), f"{h!r} is not a docker host of the inventory; docker hosts: "
+                                      f"{', '.join(docker_hosts)}")
+    return tuple(h for h in value if h in docker_hosts)
+
+
+def _options(c: Collector, fld: str, value: object) -> tuple[tuple[str, str], ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, dict):
+        c.add(fld, "must be a mapping of driver option -> value")
+        return ()
+    result = []
+    for k, v in value.items():
+        if not isinstance(k, str) or not re.match(r"^[a-z0-9_.-]+$", k) or not isinstance(v, str | int | bool):
+            c.add(join(fld, str(k)), "driver options are name -> string (e.g. com.docker.network.driver.mtu: '1400')")
+            continue
+        result.append((k, str(v).lower() if isinstance(v, bool) else str(v)))
+    return tuple(result)
+
+
+def _check_overlaps(c: Collector, networks: list[Network], bips: dict[str, str], inv: Inventory) -> None:
+    for i, a in enumerate(networks):
+        for b in networks[i + 1:]:
+            if not a.subnet.overlaps(b.subnet):
+                continue
+            if a.is_local and b.is_local and not set(a.hosts) & set(b.hosts):
+                continue  # per-host networks on different hosts never meet
+            c.add(f"networks.{b.name}.subnet", f"{b.subnet} overlaps network {a.name!r} ({a.subnet}): Docker "
+                                               "would refuse it with 'Pool overlaps with other one on this address "
+                                               "space'")
+    bip_nets = {h: ipaddress.IPv4Interface(v).network for h, v in bips.items() if _is_iface(v)}
+    for n in networks:
+        for h, bnet in bip_nets.items():
+            if h in n.hosts and n.subnet.overlaps(bnet):
+                c.add(f"networks.{n.name}.subnet", f"{n.subnet} overlaps docker0 of {h} ({bips[h]}); change the "
+                                                   "subnet or docker0.bip")
+        if inv.subnet is not None and n.subnet.overlaps(inv.subnet):
+            c.add(f"networks.{n.name}.subnet", f"{n.subnet} overlaps the underlay {inv.subnet}: hosts would lose "
+                                               "their route to each other")
+        if not bips and n.subnet.overlaps(DOCKER_DEFAULT_POOL):
+            c.add(f"networks.{n.name}.subnet", f"{n.subnet} overlaps docker0's default {DOCKER_DEFAULT_POOL}")
+    seen: dict[ipaddress.IPv4Network, str] = {}
+    for h, bnet in bip_nets.items():
+        if inv.subnet is not None and bnet.overlaps(inv.subnet):
+            c.add(f"docker0.bip.{h}", f"{bips[h]} overlaps the underlay {inv.subnet}")
+        for other_net, other in seen.items():
+            if bnet.overlaps(other_net):
+                c.add(f"docker0.bip.{h}", f"{bips[h]} overlaps docker0 of {other} ({bips[other]}): a fault would "
+                                          "not point at its host; give each host its own subnet")
+        seen[bnet] = h
+
+
+def _is_iface(value: str) -> bool:
+    try:
+        ipaddress.IPv4Interface(value)
+        return True
+    except ValueError:
+        return False
+
+
+# ---------------------------------------------------------------- containers
+
+
+def _containers(c: Collector, value: object, inv: Inventory, networks: dict[str, Network]) -> list[Container]:
+    if value is None:
+        return []
+    if not isinstance(value, dict):
+        c.add("containers", "must be a mapping of container name -> {host, networks, ...}")
+        return []
+    docker_hosts = [h.name for h in inv.docker_hosts]
+    result: list[Container] = []
+    for name, spec in value.items():
+        fld = f"containers.{name}"
+        if not isinstance(name, str) or not DOCKER_NAME_RE.match(name):
+            c.add(fld, f"{name!r} is not a container name Docker accepts ([a-zA-Z0-9][a-zA-Z0-9_.-]*)")
+            continue
+        raw = c.mapping(spec, fld, CONTAINER_FIELDS, required=("host",))
+        host = raw.get("host")
+        if "host" in raw and host not in docker_hosts:
+            c.add(join(fld, "host"), f"{host!r} is not a docker host of the inventory; docker hosts: "
+                                     f"{', '.join(docker_hosts)}")
+        image = raw.get("image", inv.image)
+        if not isinstance(image, str) or not IMAGE_RE.match(image):
+            c.add(join(fld, "image"), f"{image!r} is not a valid image reference")
+        command = _command(c, join(fld, "command"), raw.get("command"))
+        attachments = _attachments(c, fld, raw.get("networks"), networks, str(host))
+        mode = raw.get("network_mode")
+        if mode is not None:
+            if attachments:
+                c.add(join(fld, "network_mode"), "cannot be combined with `networks`: choose one")
+            if not isinstance(mode, str) or not (mode in MODES or mode.startswith("container:")):
+                c.add(join(fld, "network_mode"), f"{mode!r} is not allowed; allowed: {', '.join(MODES)}, "
+                                                 "container:<name>")
+        ports = _ports(c, join(fld, "ports"), raw.get("ports"), mode)
+        result.append(Container(name=name, host=str(host), image=str(image), command=command,
+                                networks=tuple(attachments), network_mode=mode if isinstance(mode, str) else None,
+                                ports=ports))
+    _check_container_refs(c, result)
+    _check_static_ips(c, result, networks)
+    return result
+
+
+def _command(c: Collector, fld: str, value: object) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return ("sh", "-c", value)
+    if isinstance(value, list) and value and all(isinstance(v, str | int) for v in value):
+        return tuple(str(v) for v in value)
+    c.add(fld, "must be a string (run by sh -c) or a non-empty list of arguments")
+    return ()
+
+
+def _attachments(c: Collector, fld: str, value: object, networks: dict[str, Network], host: str) -> list[Attachment]:
+    if value is None:
+        return []
+    if isinstance(value, list):
+        value = {n: None for n in value}
+    if not isinstance(value, dict):
+        c.add(join(fld, "networks"), "must be a mapping network -> {ip, aliases} or a list of network names")
+        return []
+    result = []
+    for net_name, spec in value.items():
+        afld = f"{fld}.networks.{net_name}"
+        if net_name == "bridge":
+            c.add(afld, "the default bridge cannot take a static IP or aliases and is used when a container has no "
+                        "networks; remove it, or use `network_mode: bridge`. Docker: 'user specified IP address "
+                        "is supported on user defined networks only'")
+            continue
+        net = networks.get(net_name)
+        if net is None:
+            c.add(afld, f"no network {net_name!r} in this playbook; networks: {', '.join(networks) or '(none)'}")
+            continue
+        if net.is_local and host not in net.hosts:
+            c.add(afld, f"network {net_name!r} ({net.driver}) does not exist on host {host!r}; its hosts: "
+                        f"{', '.join(net.hosts)}")
+        raw = c.mapping(spec, afld, ATTACH_FIELDS)
+        ip = None
+        if "ip" in raw:
+            addr = c.ipv4_address(raw["ip"], join(afld, "ip"))
+            if addr is not None:
+                if addr not in net.subnet or addr in (net.subnet.network_address, net.subnet.broadcast_address):
+                    c.add(join(afld, "ip"), f"{addr} is not a usable address of {net_name}'s subnet {net.subnet}")
+                elif net.gateway is not None and addr == net.gateway:
+                    c.add(join(afld, "ip"), f"{addr} is {net_name}'s gateway")
+                ip = str(addr)
+        aliases = raw.get("aliases", [])
+        if not isinstance(aliases, list) or not all(isinstance(a, str) and ALIAS_RE.match(a) for a in aliases):
+            c.add(join(afld, "aliases"), "must be a list of DNS labels (letters, digits, '-')")
+            aliases = []
+        result.append(Attachment(network=net_name, ip=ip, aliases=tuple(aliases)))
+    return result
+
+
+def _ports(c: Collector, fld: str, value: object, mode: object) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(p, str | int) and PORT_RE.match(str(p)) for p in value):
+        c.add(fld, "must be a list such as ['8080:80', '53/udp', '127.0.0.1:8000:80']")
+        return ()
+    if mode in ("host", "none") or (isinstance(mode, str) and mode.startswith("container:")):
+        c.add(fld, f"published ports have no effect with network_mode {mode!r}; remove them")
+    return tuple(str(p) for p in value)
+
+
+def _check_container_refs(c: Collector, containers: list[Container]) -> None:
+    by_name = {x.name: x for x in containers}
+    for x in containers:
+        if x.network_mode and x.network_mode.startswith("container:"):
+            target = x.network_mode.split(":", 1)[1]
+            other = by_name.get(target)
+            fld = f"containers.{x.name}.network_mode"
+            if other is None:
+                c.add(fld, f"no container {target!r} in this playbook")
+            elif other.name == x.name:
+                c.add(fld, "a container cannot share its own network stack")
+            elif other.host != x.host:
+                c.add(fld, f"{target!r} runs on {other.host}, {x.name!r} on {x.host}: a shared network stack needs "
+                           "both on the same host")
+            elif other.network_mode and other.network_mode.startswith("container:"):
+                c.add(fld, f"{target!r} itself shares another container's stack; point at that one instead")
+
+
+def _check_static_ips(c: Collector, containers: list[Container], networks: dict[str, Network]) -> None:
+    """A static IP is unique per network: per host for local drivers, everywhere for macvlan and overlay
+    (macvlan containers on different hosts share one layer-2 segment)."""
+    seen: dict[tuple[str, str, str], str] = {}
+    for x in containers:
+        for a in x.networks:
+            net = networks.get(a.network)
+            if a.ip is None or net is None:
+                continue
+            scope = x.host if net.driver == "bridge" else "*"
+            key = (a.network, scope, a.ip)
+            if key in seen:
+                c.add(f"containers.{x.name}.networks.{a.network}.ip",
+                      f"{a.ip} is also given to {seen[key]!r} on {a.network}")
+            else:
+                seen[key] = x.name
+
+
+def _assign_macvlan_ranges(c: Collector, networks: list[Network], containers: list[Container]) -> list[Network]:
+    """Docker's IPAM on each host knows nothing of the others: for a macvlan network on several hosts, carve a
+    disjoint ip_range per host out of the ip_range (or the upper half of the subnet), avoiding static IPs."""
+    result = []
+    for net in networks:
+        if net.driver != "macvlan" or len(net.hosts) < 2:
+            result.append(net)
+            continue
+        pool = net.ip_range or _upper_half(net.subnet)
+        bits = math.ceil(math.log2(len(net.hosts)))
+        if pool.prefixlen + bits > 30:
+            c.add(f"networks.{net.name}.ip_range", f"{pool} is too small to split between {len(net.hosts)} hosts")
+            result.append(net)
+            continue
+        parts = list(pool.subnets(prefixlen_diff=bits))
+        ranges = tuple((h, str(parts[i])) for i, h in enumerate(net.hosts))
+        for x in containers:
+            for a in x.networks:
+                if a.network != net.name or a.ip is None:
+                    continue
+                ip = ipaddress.ip_address(a.ip)
+                for h, r in ranges:
+                    if h != x.host and ip in ipaddress.ip_network(r):
+                        c.add(f"containers.{x.name}.networks.{net.name}.ip",
+                              f"{a.ip} lies in {h}'s dynamic range {r} of {net.name}: a container there could get "
+                              f"it too; use an address outside {pool}")
+        result.append(Network(**{**net.__dict__, "host_ranges": ranges}))
+    return result
+
+
+def _upper_half(subnet: ipaddress.IPv4Network) -> ipaddress.IPv4Network:
+    return list(subnet.subnets(prefixlen_diff=1))[1]

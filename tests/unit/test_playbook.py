@@ -1,0 +1,161 @@
+"""Playbook validation against an inventory: every broken playbook fails with its own message, before any
+host is contacted (parse_playbook is pure)."""
+
+from __future__ import annotations
+
+import os
+import textwrap
+
+import pytest
+
+from labctl.errors import ValidationError
+from labctl.model.inventory import parse_inventory
+from labctl.model.playbook import load_playbook, parse_playbook
+
+ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
+INV = parse_inventory(textwrap.dedent("""
+    name: t
+    provider: sandbox
+    hosts:
+      store: {roles: [store]}
+      node1: {roles: [docker]}
+      node2: {roles: [docker]}
+    """), "t.yaml")
+NO_STORE_INV = parse_inventory("provider: sandbox\nhosts:\n  node1: {roles: [docker]}\n", "n.yaml")
+
+OV = "networks:\n  ov: {driver: overlay, subnet: 172.30.0.0/16}\n"
+STORE = "store: {backend: etcd}\n"
+
+BAD = {
+    "overlay without store": (OV, "store: overlay networks need a cluster store"),
+    "unknown backend": ("store: {backend: redis}\n" + OV,
+                        "store.backend: 'redis' is not allowed; allowed: etcd, consul"),
+    "overlapping networks": (STORE + OV + "  ov2: {driver: overlay, subnet: 172.30.5.0/24}\n",
+                             "networks.ov2.subnet: 172.30.5.0/24 overlaps network 'ov' (172.30.0.0/16)"),
+    "overlaps a derived bip": ("networks:\n  b: {driver: bridge, subnet: 172.17.12.0/24}\n",
+                               "overlaps docker0 of node1 (172.17.12.1/24)"),
+    "overlaps the underlay": ("networks:\n  b: {driver: bridge, subnet: 198.18.0.0/16}\n",
+                              "overlaps the underlay 198.18.0.0/24"),
+    "gateway outside subnet": ("networks:\n  b: {driver: bridge, subnet: 172.28.0.0/24, gateway: 172.28.1.1}\n",
+                               "networks.b.gateway: 172.28.1.1 is not a usable address of subnet 172.28.0.0/24"),
+    "ip_range outside subnet": ("networks:\n  b: {driver: bridge, subnet: 172.28.0.0/24, ip_range: 172.28.1.0/25}\n",
+                                "networks.b.ip_range: 172.28.1.0/25 is not inside subnet 172.28.0.0/24"),
+    "static ip outside subnet": ("networks:\n  b: {driver: bridge, subnet: 172.28.0.0/24}\n"
+                                 "containers:\n  c: {host: node1, networks: {b: {ip: 172.28.9.9}}}\n",
+                                 "containers.c.networks.b.ip: 172.28.9.9 is not a usable address of b's subnet"),
+    "static ip duplicated": ("networks:\n  b: {driver: bridge, subnet: 172.28.0.0/24}\n"
+                             "containers:\n  c: {host: node1, networks: {b: {ip: 172.28.0.5}}}\n"
+                             "  d: {host: node1, networks: {b: {ip: 172.28.0.5}}}\n",
+                             "containers.d.networks.b.ip: 172.28.0.5 is also given to 'c' on b"),
+    "static ip is the gateway": ("networks:\n  b: {driver: bridge, subnet: 172.28.0.0/24, gateway: 172.28.0.1}\n"
+                                 "containers:\n  c: {host: node1, networks: {b: {ip: 172.28.0.1}}}\n",
+                                 "172.28.0.1 is b's gateway"),
+    "static ip in another host's macvlan range": (
+        "networks:\n  mv: {driver: macvlan, subnet: 172.29.0.0/16}\n"
+        "containers:\n  c: {host: node1, networks: {mv: {ip: 172.29.200.1}}}\n",
+        "172.29.200.1 lies in node2's dynamic range 172.29.192.0/18 of mv"),
+    "static ip on the default bridge": ("containers:\n  c: {host: node1, networks: {bridge: {ip: 172.17.12.5}}}\n",
+                                        "user specified IP address is supported on user defined networks only"),
+    "duplicate container names": ("containers:\n  c: {host: node1}\n  c: {host: node2}\n",
+                                  "duplicate key 'c' (first at line 2)"),
+    "unknown host": ("containers:\n  c: {host: node9}\n",
+                     "containers.c.host: 'node9' is not a docker host of the inventory; docker hosts: node1, node2"),
+    "container on the store host": ("containers:\n  c: {host: store}\n", "'store' is not a docker host"),
+    "unknown network": ("containers:\n  c: {host: node1, networks: [nope]}\n",
+                        "containers.c.networks.nope: no network 'nope' in this playbook"),
+    "unknown container in network_mode": ("containers:\n  c: {host: node1, network_mode: 'container:ghost'}\n",
+                                          "no container 'ghost' in this playbook"),
+    "container: on another host": ("containers:\n  a: {host: node1}\n"
+                                   "  b: {host: node2, network_mode: 'container:a'}\n",
+                                   "'a' runs on node1, 'b' on node2: a shared network stack needs both on the same host"),
+    "bad container name": ("containers:\n  '-bad': {host: node1}\n", "is not a container name Docker accepts"),
+    "bad network name": ("networks:\n  'my net': {driver: bridge, subnet: 172.28.0.0/24}\n",
+                         "'my net' is not a name Docker accepts"),
+    "predefined network name": ("networks:\n  host: {driver: bridge, subnet: 172.28.0.0/24}\n",
+                                "'host' is one of Docker's predefined networks"),
+    "local network not on that host": (
+        "networks:\n  b: {driver: bridge, subnet: 172.28.0.0/24, hosts: [node2]}\n"
+        "containers:\n  c: {host: node1, networks: [b]}\n",
+        "network 'b' (bridge) does not exist on host 'node1'; its hosts: node2"),
+    "hosts on overlay": (STORE + "networks:\n  ov: {driver: overlay, subnet: 172.30.0.0/16, hosts: [node1]}\n",
+                         "an overlay network is global"),
+    "networks and network_mode": ("networks:\n  b: {driver: bridge, subnet: 172.28.0.0/24}\n"
+                                  "containers:\n  c: {host: node1, networks: [b], network_mode: host}\n",
+                                  "containers.c.network_mode: cannot be combined with `networks`"),
+    "unknown network mode": ("containers:\n  c: {host: node1, network_mode: nat}\n",
+                             "'nat' is not allowed; allowed: bridge, host, none, container:<name>"),
+    "bridge_name too long": ("networks:\n  b: {driver: bridge, subnet: 172.28.0.0/24, "
+                             "bridge_name: a-very-long-bridge}\n",
+                             "networks.b.bridge_name: 'a-very-long-bridge' is not a valid Linux interface name"),
+    "parent on a bridge": ("networks:\n  b: {driver: bridge, subnet: 172.28.0.0/24, parent: eth1}\n",
+                           "networks.b.parent: only for driver 'macvlan'"),
+    "ports with host mode": ("containers:\n  c: {host: node1, network_mode: host, ports: ['80:80']}\n",
+                             "published ports have no effect with network_mode 'host'"),
+    "bad port": ("containers:\n  c: {host: node1, ports: ['eighty']}\n", "containers.c.ports: must be a list such as"),
+    "overlapping bips": ("docker0: {bip: {node1: 172.17.5.1/24, node2: 172.17.5.2/24}}\n",
+                         "docker0.bip.node2: 172.17.5.2/24 overlaps docker0 of node1"),
+    "unknown top-level field": ("netwroks: {}\n", "netwroks: unknown field; allowed: name, store, docker0"),
+    "image on etcd store": ("store: {backend: etcd, image: hashicorp/consul:1.15}\n",
+                            "store.image: only for backend 'consul'"),
+    "shell in data_dir": ("store: {backend: etcd, data_dir: '/var/lib/x; rm -rf /'}\n" + OV,
+                          "store.data_dir: '/var/lib/x; rm -rf /' must be an absolute path"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_broken_playbook_message(case: str) -> None:
+    text, expected = BAD[case]
+    with pytest.raises(ValidationError) as err:
+        parse_playbook(text, "pb.yaml", INV)
+    rendered = err.value.render()
+    assert expected in rendered, rendered
+    assert "pb.yaml: " in rendered
+
+
+def test_store_needs_a_store_host_in_the_inventory() -> None:
+    with pytest.raises(ValidationError) as err:
+        parse_playbook(STORE + OV, "pb.yaml", NO_STORE_INV)
+    assert "the inventory n.yaml has no host with role 'store'" in err.value.render()
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    text = "networks:\n  b: {driver: vxlan, subnet: 1.2.3.4/8}\ncontainers:\n  c: {host: nowhere}\n"
+    with pytest.raises(ValidationError) as err:
+        parse_playbook(text, "pb.yaml", INV)
+    fields = {p.field for p in err.value.problems}
+    assert {"networks.b.driver", "networks.b.subnet", "containers.c.host"} <= fields
+
+
+def test_seed_overlay_playbook() -> None:
+    pb = load_playbook(os.path.join(ROOT, "playbooks", "seed-overlay.yaml"), INV)
+    assert pb.store is not None and pb.store.url == "etcd://198.18.0.11:2379"
+    assert pb.bips == {"node1": "172.17.12.1/24", "node2": "172.17.13.1/24"}
+    mv = pb.network("mv")
+    assert mv.parent == "eth1" and mv.hosts == ("node1", "node2")
+    assert dict(mv.host_ranges) == {"node1": "172.29.128.0/18", "node2": "172.29.192.0/18"}
+    assert [c.host for c in pb.containers] == ["node1", "node1", "node2", "node2"]
+
+
+def test_consul_variant_and_network_modes_are_valid() -> None:
+    pb = load_playbook(os.path.join(ROOT, "playbooks", "seed-overlay-consul.yaml"), INV)
+    assert pb.store is not None and pb.store.backend == "consul" and pb.store.port == 8500
+    modes = load_playbook(os.path.join(ROOT, "playbooks", "network-modes.yaml"), INV)
+    assert {c.name: c.network_mode for c in modes.containers}["sidecar"] == "container:user1"
+    assert modes.network("userbr").bridge_name == "br-userbr"
+
+
+def test_bip_off_and_explicit() -> None:
+    assert parse_playbook("docker0: {bip: off}\n", "p.yaml", INV).bips == {}
+    pb = parse_playbook("docker0: {bip: {node1: 10.200.1.1/24}}\n", "p.yaml", INV)
+    assert pb.bips == {"node1": "10.200.1.1/24"}
+
+
+def test_validate_command_exits_2_on_a_broken_playbook(tmp_path, capsys) -> None:
+    from labctl import cli
+    pb = tmp_path / "pb.yaml"
+    pb.write_text(BAD["container: on another host"][0])
+    inv = os.path.join(ROOT, "inventories", "sandbox.yaml")
+    assert cli.main(["validate", "-i", inv, "-p", str(pb)]) == 2
+    assert "a shared network stack needs both on the same host" in capsys.readouterr().err
+    assert cli.main(["validate", "-i", inv, "-p", os.path.join(ROOT, "playbooks", "seed-overlay.yaml")]) == 0
+    assert "mv (macvlan) on node2: dynamic addresses from 172.29.192.0/18" in capsys.readouterr().out
