@@ -67,7 +67,8 @@ BAD = {
                                           "no container 'ghost' in this playbook"),
     "container: on another host": ("containers:\n  a: {host: node1}\n"
                                    "  b: {host: node2, network_mode: 'container:a'}\n",
-                                   "'a' runs on node1, 'b' on node2: a shared network stack needs both on the same host"),
+                                   "'a' runs on node1, 'b' on node2: a shared network stack needs both on the "
+                                   "same host"),
     "bad container name": ("containers:\n  '-bad': {host: node1}\n", "is not a container name Docker accepts"),
     "bad network name": ("networks:\n  'my net': {driver: bridge, subnet: 172.28.0.0/24}\n",
                          "'my net' is not a name Docker accepts"),
