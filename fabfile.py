@@ -51,3 +51,20 @@ def validate(c, inventory=None, playbook=None):  # type: ignore[no-untyped-def]
 def image_load(c, source, inventory=None, tag=None):  # type: ignore[no-untyped-def]
     """Push an image to every docker host over SSH, in parallel."""
     _labctl("image", "load", "--inventory", _inv(inventory), source, *(["--tag", tag] if tag else []))
+
+
+def _pb(playbook: str | None) -> list[str]:
+    playbook = playbook or os.environ.get("LABCTL_PLAYBOOK")
+    return ["--playbook", playbook] if playbook else []
+
+
+@task(help={"inventory": "inventory file", "playbook": "playbook file (default $LABCTL_PLAYBOOK)"})
+def up(c, inventory=None, playbook=None):  # type: ignore[no-untyped-def]
+    """Bring the playbook's lab up (store, daemon config, networks, containers); idempotent."""
+    _labctl("up", "--inventory", _inv(inventory), *_pb(playbook))
+
+
+@task(help={"inventory": "inventory file", "playbook": "playbook file (default $LABCTL_PLAYBOOK)"})
+def down(c, inventory=None, playbook=None):  # type: ignore[no-untyped-def]
+    """Remove the lab: containers, networks, store keys, daemon config changes, the store labctl started."""
+    _labctl("down", "--inventory", _inv(inventory), *_pb(playbook))

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from labctl.errors import LabctlError, Problem, ValidationError
-from labctl.executors import dockerhost
+from labctl.executors import dockerhost, lab
 from labctl.executors.images import archive_from_path, busybox_rootfs
 from labctl.executors.remote import Hosts
 from labctl.executors.services import manager_for
@@ -33,6 +33,11 @@ def _inventory_arg(p: argparse.ArgumentParser) -> None:
                    help="inventory file (default: $LABCTL_INVENTORY or %(default)s)")
 
 
+def _playbook_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--playbook", "-p", default=os.environ.get("LABCTL_PLAYBOOK"), required=not os.environ.get(
+        "LABCTL_PLAYBOOK"), help="playbook file (default: $LABCTL_PLAYBOOK)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="labctl", description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
@@ -46,6 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
         _inventory_arg(p)
     p = sbsub.add_parser("list", help="sandbox labs that exist on this machine")
     p.add_argument("--json", action="store_true")
+
+    for name, text in (("up", "bring the playbook's lab up on the inventory's hosts (idempotent)"),
+                       ("down", "remove the lab: containers, networks, store keys, daemon config changes")):
+        p = sub.add_parser(name, help=text)
+        _inventory_arg(p)
+        _playbook_arg(p)
 
     p = sub.add_parser("destroy", help="alias of `sandbox down` for sandbox inventories")
     _inventory_arg(p)
@@ -209,7 +220,38 @@ def cmd_image_load(args: argparse.Namespace, progress: Progress) -> int:
     return 0
 
 
+def cmd_up(args: argparse.Namespace, progress: Progress) -> int:
+    inv = load(args)
+    pb = load_playbook(args.playbook, inv)
+    t0 = time.monotonic()
+    with Hosts(registry.endpoints(inv)) as hosts:
+        report = lab.up(inv, pb, hosts, progress)
+    print_report("up", pb.name, report, time.monotonic() - t0)
+    return 0
+
+
+def cmd_down(args: argparse.Namespace, progress: Progress) -> int:
+    inv = load(args)
+    pb = load_playbook(args.playbook, inv)
+    t0 = time.monotonic()
+    with Hosts(registry.endpoints(inv)) as hosts:
+        report = lab.down(inv, pb, hosts, progress)
+    print_report("down", pb.name, report, time.monotonic() - t0)
+    return 0
+
+
+def print_report(verb: str, name: str, report: lab.Report, seconds: float) -> None:
+    if report.changes:
+        print(f"{verb} {name}: {len(report.changes)} change(s) in {seconds:.1f}s")
+        for line in report.changes:
+            print(f"  {line}")
+    else:
+        print(f"{verb} {name}: no changes ({seconds:.1f}s): everything was already as the playbook says")
+
+
 HANDLERS = {
+    ("up", None): cmd_up,
+    ("down", None): cmd_down,
     ("sandbox", "up"): cmd_sandbox_up,
     ("sandbox", "down"): cmd_sandbox_down,
     ("sandbox", "list"): cmd_sandbox_list,

@@ -31,7 +31,11 @@ def connect(ep: Endpoint, timeout: int = 10) -> Connection:
                       connect_kwargs=kwargs)
     conn.client.load_system_host_keys()
     if ep.known_hosts:
-        conn.client.load_host_keys(os.path.expanduser(ep.known_hosts))
+        path = os.path.expanduser(ep.known_hosts)
+        if not os.path.exists(path):
+            raise LabctlError(f"[{ep.name}] no known_hosts file {path}: the hosts are not up",
+                              hint="for a sandbox inventory run `labctl sandbox up` (or `make lab`) first")
+        conn.client.load_host_keys(path)
     if ep.strict_host_keys:
         conn.client.set_missing_host_key_policy(paramiko.RejectPolicy())
     return conn

@@ -32,7 +32,8 @@ from labctl.providers.base import Endpoint
 from labctl.ui import Progress
 
 STATE_ENV = "LABCTL_STATE_DIR"
-DEFAULT_STATE_ROOT = "/var/lib/labctl/sandbox"
+DEFAULT_STATE_ROOT = "/var/lib/labctl-sandbox"
+HOST_DATA_DIR = "/var/lib/labctl"  # per-host inside each sandbox host (store data, daemon.json backups)
 CGROUP_ROOT = "/sys/fs/cgroup"
 
 # PID 1 of a sandbox host, run as `exec -a MARKER bash host-init.sh HOSTDIR NAME`: argv[0] is the marker.
@@ -45,6 +46,7 @@ mkdir -p /run/labctl /run/sshd /run/lock /run/.cgroup
 mount --bind "$hostdir/run" /run/labctl
 mount --bind "$hostdir/docker" /var/lib/docker
 mount --bind "$hostdir/etc-docker" /etc/docker
+mount --bind "$hostdir/data" /var/lib/labctl
 mount -t proc proc /proc
 # A fresh sysfs shows this network namespace's interfaces; keep the cgroup tree that runc needs.
 mount --rbind /sys/fs/cgroup /run/.cgroup
@@ -301,7 +303,11 @@ def ensure_lab_files(inv: Inventory, paths: LabPaths) -> None:
         fh.write(HOST_INIT)
     with open(paths.file("sshd_config"), "w", encoding="utf-8") as fh:
         fh.write(SSHD_CONFIG.format(lab=inv.name, authorized_keys=paths.file("authorized_keys")))
-    for target in ("/var/lib/docker", "/etc/docker"):  # bind-mount targets; docker.io owns these paths
+    if os.path.commonpath([os.path.abspath(paths.root), HOST_DATA_DIR]) == HOST_DATA_DIR:
+        raise PrerequisiteError(f"{STATE_ENV}={paths.root} lies under {HOST_DATA_DIR}, which each sandbox host "
+                                "replaces with its own directory",
+                                hint=f"use another directory, e.g. {DEFAULT_STATE_ROOT}")
+    for target in ("/var/lib/docker", "/etc/docker", HOST_DATA_DIR):  # bind-mount targets
         os.makedirs(target, exist_ok=True)
 
 
@@ -321,7 +327,7 @@ def create_host(inv: Inventory, host: Host, address: str, progress: Progress) ->
     paths = paths_for(inv.name)
     hdir = paths.host_dir(host.name)
     shutil.rmtree(hdir, ignore_errors=True)
-    for sub in ("docker", "etc-docker", "run"):
+    for sub in ("docker", "etc-docker", "run", "data"):
         os.makedirs(os.path.join(hdir, sub), mode=0o711)
     hostkey = os.path.join(hdir, "ssh_host_ed25519_key")
     local.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", host.name, "-f", hostkey])

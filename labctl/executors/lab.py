@@ -1,0 +1,262 @@
+"""`up` and `down` of a playbook on the inventory's hosts: the side-effect half of plan.lab."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import time
+from dataclasses import dataclass, field
+
+from fabric import Connection
+
+from labctl.errors import LabctlError
+from labctl.executors.dockerhost import sandbox_dockerd, wait_docker
+from labctl.executors.remote import Hosts
+from labctl.executors.services import Service, ServiceManager, manager_for
+from labctl.model.inventory import Inventory
+from labctl.model.playbook import Playbook
+from labctl.plan import daemon
+from labctl.plan.lab import LABEL, SPEC_LABEL, Step, consul_argv, etcd_argv, plan_containers, plan_networks
+from labctl.plan.preflight import HostFacts, preflight_problems
+from labctl.ui import Progress
+
+DAEMON_JSON = "/etc/docker/daemon.json"
+BACKUP_JSON = "/var/lib/labctl/daemon.json.labctl-backup"
+
+
+@dataclass
+class Report:
+    changes: list[str] = field(default_factory=list)
+
+    def add(self, host: str, what: str) -> None:
+        self.changes.append(f"{host}: {what}")
+
+
+def dockerd_service(inv: Inventory, host: str) -> Service:
+    return sandbox_dockerd(inv.name, host) if inv.provider == "sandbox" else Service("docker")
+
+
+def store_service(pb: Playbook) -> Service:
+    assert pb.store is not None
+    argv = etcd_argv(pb.store, pb.store.host) if pb.store.backend == "etcd" else consul_argv(pb.store, pb.store.host)
+    return Service(pb.store.backend, argv=argv, unit=pb.store.backend)
+
+
+# ---------------------------------------------------------------- facts
+
+
+def host_facts(conn: Connection, name: str) -> HostFacts:
+    out = conn.run("docker version --format '{{.Server.Version}}' 2>/dev/null; echo '--'; "
+                   "docker info --format '{{.ID}}' 2>/dev/null; echo '--'; hostname; echo '--'; "
+                   "grep -c -a 'docker/libkv/store/consul' \"$(command -v dockerd)\" 2>/dev/null; echo '--'; "
+                   "ls /sys/class/net", hide=True, warn=True).stdout
+    parts = [p.strip() for p in str(out).split("--")]
+    parts += [""] * (5 - len(parts))
+    return HostFacts(name=name, engine_version=parts[0], engine_id=parts[1], hostname=parts[2],
+                     consul_backend=parts[3].isdigit() and int(parts[3]) > 0, interfaces=tuple(parts[4].split()))
+
+
+def lab_networks(conn: Connection, lab: str) -> dict[str, str]:
+    out = conn.run(f"docker network ls -q --filter label={shlex.quote(LABEL + '=' + lab)} | "
+                   "xargs -r docker network inspect --format "
+                   f"'{{{{.Name}}}} {{{{index .Labels \"{SPEC_LABEL}\"}}}}'", hide=True).stdout
+    return dict(line.split(" ", 1) for line in str(out).splitlines() if " " in line)
+
+
+def lab_containers(conn: Connection, lab: str) -> dict[str, tuple[str, bool]]:
+    out = conn.run(f"docker ps -aq --filter label={shlex.quote(LABEL + '=' + lab)} | xargs -r docker inspect "
+                   f"--format '{{{{.Name}}}} {{{{index .Config.Labels \"{SPEC_LABEL}\"}}}} {{{{.State.Running}}}}'",
+                   hide=True).stdout
+    result = {}
+    for line in str(out).splitlines():
+        name, spec, running = line.split()
+        result[name.lstrip("/")] = (spec, running == "true")
+    return result
+
+
+def read_json(conn: Connection, path: str) -> dict | None:
+    res = conn.run(f"cat {shlex.quote(path)}", hide=True, warn=True)
+    if not res.ok:
+        return None
+    text = str(res.stdout).strip()
+    return dict(json.loads(text)) if text else {}
+
+
+def write_json(conn: Connection, path: str, data: dict) -> None:
+    payload = json.dumps(data, indent=2, sort_keys=True) + "\n"
+    conn.run(f"mkdir -p {shlex.quote(path.rsplit('/', 1)[0])} && cat > {shlex.quote(path)}.tmp <<'LABCTL_EOF'\n"
+             f"{payload}LABCTL_EOF\nmv {shlex.quote(path)}.tmp {shlex.quote(path)}", hide=True)
+
+
+# ---------------------------------------------------------------- up
+
+
+def up(inv: Inventory, pb: Playbook, hosts: Hosts, progress: Progress) -> Report:
+    report = Report()
+    docker_names = [h.name for h in inv.docker_hosts]
+    manager = manager_for(inv.provider)
+    progress.step("all", "preflight: engine versions, IDs, hostnames, interfaces")
+    facts = hosts.each(lambda n, c: host_facts(c, n), docker_names, step="preflight")
+    problems = preflight_problems(pb, facts)
+    if problems:
+        raise LabctlError("preflight refused the lab; nothing was changed:\n  " + "\n  ".join(problems))
+    if pb.store is not None:
+        ensure_store(pb, hosts, manager, progress, report)
+        check_store_reachable(pb, hosts, docker_names)
+    hosts.each(lambda n, c: ensure_daemon(inv, pb, n, c, manager, progress, report), docker_names,
+               step="daemon config")
+    existing = hosts.each(lambda n, c: lab_networks(c, pb.name), docker_names, step="list networks")
+    run_steps(hosts, plan_networks(pb, inv, existing), progress, report, "networks")
+    wait_overlays_visible(pb, hosts, docker_names, progress)
+    existing_c = hosts.each(lambda n, c: lab_containers(c, pb.name), docker_names, step="list containers")
+    run_steps(hosts, plan_containers(pb, existing_c), progress, report, "containers")
+    return report
+
+
+def ensure_store(pb: Playbook, hosts: Hosts, manager: ServiceManager, progress: Progress, report: Report) -> None:
+    assert pb.store is not None
+    store = pb.store
+    svc = store_service(pb)
+    conn = hosts.conn(store.host)
+    conn.run(f"mkdir -p {shlex.quote(store.data_dir)}", hide=True)
+    if manager.start(conn, svc):
+        report.add(store.host, f"{store.backend} started on {store.address}:{store.port}")
+        progress.step(store.host, f"{store.backend} started ({store.url})")
+    health = (f"ETCDCTL_API=3 etcdctl --endpoints http://{store.address}:{store.port} endpoint health"
+              if store.backend == "etcd" else f"consul members -http-addr={store.address}:{store.port}")
+    cmd = f"timeout 30 sh -c {shlex.quote(f'until {health} >/dev/null 2>&1; do sleep 0.2; done')}"
+    if not conn.run(cmd, hide=True, warn=True).ok:
+        raise LabctlError(f"[{store.host}] {store.backend} not healthy within 30s; log:\n"
+                          f"{manager.log_tail(conn, svc)}")
+
+
+def check_store_reachable(pb: Playbook, hosts: Hosts, names: list[str]) -> None:
+    assert pb.store is not None
+    addr, port = pb.store.address, pb.store.port
+    probe = f"timeout 3 bash -c {shlex.quote(f'</dev/tcp/{addr}/{port}')}"
+    results = hosts.each(lambda n, c: bool(c.run(probe, hide=True, warn=True).ok), names, step="store reachability")
+    unreachable = [n for n, ok in results.items() if not ok]
+    if unreachable:
+        raise LabctlError(f"store {pb.store.url} is not reachable from {', '.join(unreachable)}",
+                          hint="check the underlay between these hosts and the store host (firewall, routes)")
+
+
+def ensure_daemon(inv: Inventory, pb: Playbook, name: str, conn: Connection, manager: ServiceManager,
+                  progress: Progress, report: Report) -> None:
+    current = read_json(conn, DAEMON_JSON) or {}
+    wanted = daemon.desired_keys(inv, pb, name)
+    new = daemon.merge(current, wanted)
+    if new == current:
+        return
+    if read_json(conn, BACKUP_JSON) is None:
+        write_json(conn, BACKUP_JSON, daemon.backup_of(current))
+    write_json(conn, DAEMON_JSON, new)
+    progress.step(name, f"daemon.json: {', '.join(f'{k}={v}' for k, v in wanted.items())}; restarting dockerd")
+    svc = dockerd_service(inv, name)
+    manager.restart(conn, svc)
+    try:
+        wait_docker(conn)
+    except LabctlError as exc:
+        raise LabctlError(f"{exc.message}; dockerd log:\n{manager.log_tail(conn, svc)}") from None
+    # Engine 20.10's `docker info` does not show the cluster store; overlay visibility (below) proves it.
+    report.add(name, "daemon.json changed, dockerd restarted")
+
+
+def run_steps(hosts: Hosts, steps: list[Step], progress: Progress, report: Report, phase: str) -> None:
+    """Each host's steps in order, hosts in parallel."""
+    per_host: dict[str, list[Step]] = {}
+    for s in steps:
+        per_host.setdefault(s.host, []).append(s)
+
+    def one(host: str, conn: Connection) -> None:
+        for s in per_host[host]:
+            if s.command is None:
+                continue
+            progress.step(host, f"{s.what}: {s.reason}")
+            conn.run(s.command, hide=True)
+            report.add(host, f"{s.what}: {s.reason}")
+
+    hosts.each(one, list(per_host), step=phase)
+
+
+def wait_overlays_visible(pb: Playbook, hosts: Hosts, names: list[str], progress: Progress,
+                          timeout: float = 30) -> None:
+    overlays = [n.name for n in pb.networks if n.driver == "overlay"]
+    if not overlays:
+        return
+    check = " && ".join(f"docker network inspect {shlex.quote(o)} >/dev/null 2>&1" for o in overlays)
+    cmd = f"timeout {int(timeout)} sh -c {shlex.quote(f'until {check}; do sleep 0.2; done')}"
+    results = hosts.each(lambda n, c: bool(c.run(cmd, hide=True, warn=True).ok), names, step="overlay visibility")
+    missing = [n for n, ok in results.items() if not ok]
+    if missing:
+        raise LabctlError(f"overlay network(s) {', '.join(overlays)} not visible on {', '.join(missing)} after "
+                          f"{timeout:g}s", hint="the host is not using the cluster store: check `docker info` there")
+
+
+# ---------------------------------------------------------------- down
+
+
+def down(inv: Inventory, pb: Playbook, hosts: Hosts, progress: Progress) -> Report:
+    report = Report()
+    docker_names = [h.name for h in inv.docker_hosts]
+    manager = manager_for(inv.provider)
+    label = shlex.quote(f"{LABEL}={pb.name}")
+
+    def remove_containers(name: str, conn: Connection) -> None:
+        out = str(conn.run(f"docker ps -aq --filter label={label}", hide=True).stdout).split()
+        if out:
+            conn.run("docker rm -f " + " ".join(shlex.quote(i) for i in out), hide=True)
+            report.add(name, f"{len(out)} container(s) removed")
+            progress.step(name, f"removed {len(out)} container(s)")
+
+    def remove_networks(name: str, conn: Connection) -> None:
+        out = str(conn.run(f"docker network ls -q --filter label={label}", hide=True).stdout).split()
+        for net in out:  # an overlay appears on every host; the first host to remove it wins
+            res = conn.run(f"docker network rm {shlex.quote(net)}", hide=True, warn=True)
+            if res.ok:
+                report.add(name, f"network {net} removed")
+
+    hosts.each(remove_containers, docker_names, step="remove containers")
+    for name in docker_names:  # sequential: overlay removal must not race between hosts
+        remove_networks(name, hosts.conn(name))
+    hosts.each(lambda n, c: restore_daemon(inv, n, c, manager, progress, report), docker_names,
+               step="restore daemon config")
+    if pb.store is not None:
+        stop_store(pb, hosts, manager, progress, report)
+    return report
+
+
+def restore_daemon(inv: Inventory, name: str, conn: Connection, manager: ServiceManager, progress: Progress,
+                   report: Report) -> None:
+    backup = read_json(conn, BACKUP_JSON)
+    if backup is None:
+        return
+    current = read_json(conn, DAEMON_JSON) or {}
+    restored = daemon.restore(current, backup)
+    if restored != current:
+        if restored:
+            write_json(conn, DAEMON_JSON, restored)
+        else:
+            conn.run(f"rm -f {DAEMON_JSON}", hide=True)
+        progress.step(name, "daemon.json restored; restarting dockerd")
+        manager.restart(conn, dockerd_service(inv, name))
+        wait_docker(conn)
+        report.add(name, "daemon.json restored, dockerd restarted")
+    conn.run(f"rm -f {BACKUP_JSON}", hide=True)
+
+
+def stop_store(pb: Playbook, hosts: Hosts, manager: ServiceManager, progress: Progress, report: Report) -> None:
+    assert pb.store is not None
+    conn = hosts.conn(pb.store.host)
+    svc = store_service(pb)
+    if manager.is_running(conn, svc) and pb.store.backend == "etcd":
+        endpoint = f"http://{pb.store.address}:{pb.store.port}"
+        conn.run(f"ETCDCTL_API=2 etcdctl --endpoints {endpoint} rm --recursive /docker", hide=True, warn=True)
+        report.add(pb.store.host, "store keys under /docker removed")
+    if manager.stop(conn, svc):
+        progress.step(pb.store.host, f"{pb.store.backend} stopped")
+        report.add(pb.store.host, f"{pb.store.backend} stopped")
+
+
+def elapsed_since(t0: float) -> str:
+    return f"{time.monotonic() - t0:.1f}s"
