@@ -246,7 +246,8 @@ def print_report(verb: str, name: str, report: lab.Report, seconds: float) -> No
         for line in report.changes:
             print(f"  {line}")
     else:
-        print(f"{verb} {name}: no changes ({seconds:.1f}s): everything was already as the playbook says")
+        state = "everything was already as the playbook says" if verb == "up" else "nothing of the lab was left"
+        print(f"{verb} {name}: no changes ({seconds:.1f}s): {state}")
 
 
 HANDLERS = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import time
 from dataclasses import dataclass, field
@@ -210,11 +211,17 @@ def down(inv: Inventory, pb: Playbook, hosts: Hosts, progress: Progress) -> Repo
             progress.step(name, f"removed {len(out)} container(s)")
 
     def remove_networks(name: str, conn: Connection) -> None:
-        out = str(conn.run(f"docker network ls -q --filter label={label}", hide=True).stdout).split()
+        out = str(conn.run(f"docker network ls --filter label={label} --format '{{{{.Name}}}}'",
+                           hide=True).stdout).split()
         for net in out:  # an overlay appears on every host; the first host to remove it wins
             res = conn.run(f"docker network rm {shlex.quote(net)}", hide=True, warn=True)
             if res.ok:
                 report.add(name, f"network {net} removed")
+        # Docker made docker_gwbridge for the lab's overlay containers; remove it once nothing uses it.
+        gw = conn.run("docker network inspect docker_gwbridge --format '{{len .Containers}}'", hide=True, warn=True)
+        empty = gw.ok and str(gw.stdout).strip() == "0"
+        if empty and conn.run("docker network rm docker_gwbridge", hide=True, warn=True).ok:
+            report.add(name, "network docker_gwbridge removed (Docker made it for the overlay)")
 
     hosts.each(remove_containers, docker_names, step="remove containers")
     for name in docker_names:  # sequential: overlay removal must not race between hosts
@@ -239,6 +246,8 @@ def restore_daemon(inv: Inventory, name: str, conn: Connection, manager: Service
         else:
             conn.run(f"rm -f {DAEMON_JSON}", hide=True)
         progress.step(name, "daemon.json restored; restarting dockerd")
+        # Known gap: dockerd re-creates docker0 from its persisted network store (local-kv.db), so docker0 keeps
+        # the lab's bip until that store forgets it; clearing the store would drop the host's own networks.
         manager.restart(conn, dockerd_service(inv, name))
         wait_docker(conn)
         report.add(name, "daemon.json restored, dockerd restarted")
@@ -260,3 +269,13 @@ def stop_store(pb: Playbook, hosts: Hosts, manager: ServiceManager, progress: Pr
 
 def elapsed_since(t0: float) -> str:
     return f"{time.monotonic() - t0:.1f}s"
+
+
+def overlay_vni(conn: Connection, network: str) -> int | None:
+    """The VXLAN ID of an overlay network, read from the vxlan device in Docker's namespace for it
+    (/run/docker/netns/1-<first 10 chars of the network ID>); None until a container on this host joins it."""
+    script = (f"id=$(docker network inspect -f '{{{{.Id}}}}' {shlex.quote(network)}) && "
+              "nsenter --net=/run/docker/netns/1-$(echo $id | cut -c1-10) ip -d -o link show type vxlan")
+    res = conn.run(script, hide=True, warn=True)
+    match = re.search(r"vxlan id (\d+)", str(res.stdout)) if res.ok else None
+    return int(match.group(1)) if match else None

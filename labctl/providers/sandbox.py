@@ -163,15 +163,26 @@ def _cmdline(pid: int) -> list[str]:
         return []
 
 
+def _ppid(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+            return int(fh.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
 def marker_processes(prefix: str) -> dict[int, str]:
-    """PIDs whose argv[0] starts with prefix (our hosts' PID 1), mapped to the full marker."""
+    """PIDs whose argv[0] starts with prefix (our hosts' PID 1), mapped to the full marker.
+
+    A fork of PID 1 (its shell loop forking `sleep`) briefly carries the same argv; it is skipped.
+    """
     found: dict[int, str] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             argv = _cmdline(int(entry))
             if argv and argv[0].startswith(prefix):
                 found[int(entry)] = argv[0]
-    return found
+    return {pid: m for pid, m in found.items() if found.get(_ppid(pid)) != m}
 
 
 def netns_exists(name: str) -> bool:
