@@ -5,6 +5,7 @@ SHELL := /bin/bash
 VENV      ?= .venv
 PYTHON    ?= python3
 INVENTORY ?= inventories/sandbox.yaml
+PLAYBOOK  ?= playbooks/seed-overlay.yaml
 LABCTL    := $(VENV)/bin/labctl
 PYTEST_ARGS ?=
 
@@ -15,9 +16,9 @@ APT_PACKAGES := docker.io etcd-server etcd-client openssh-server openssh-client 
 .PHONY: help deps apt venv lab down test unit integration lint bench clean
 
 help:
-	@echo "make lab    install what is missing, then bring up the sandbox hosts of $(INVENTORY)"
+	@echo "make lab    install what is missing, bring up the sandbox hosts of $(INVENTORY), then the lab $(PLAYBOOK)"
 	@echo "make test   install what is missing, then run the whole test suite (unit + integration, needs root)"
-	@echo "make down   remove the sandbox lab of $(INVENTORY)"
+	@echo "make down   remove the lab, then the sandbox hosts"
 	@echo "make lint   ruff + mypy"
 
 deps: apt venv
@@ -42,8 +43,10 @@ $(VENV)/.installed: pyproject.toml
 
 lab: deps
 	$(LABCTL) sandbox up --inventory $(INVENTORY)
+	$(LABCTL) up --inventory $(INVENTORY) --playbook $(PLAYBOOK)
 
 down: venv
+	-$(LABCTL) down --inventory $(INVENTORY) --playbook $(PLAYBOOK)
 	$(LABCTL) sandbox down --inventory $(INVENTORY)
 
 test: deps
