@@ -220,24 +220,23 @@ def cmd_image_load(args: argparse.Namespace, progress: Progress) -> int:
     return 0
 
 
-def cmd_up(args: argparse.Namespace, progress: Progress) -> int:
+def run_lab(verb: str, args: argparse.Namespace, progress: Progress) -> int:
+    """`up` or `down`: validate inventory and playbook (exit 2 on bad input), then act on every host."""
     inv = load(args)
     pb = load_playbook(args.playbook, inv)
     t0 = time.monotonic()
     with Hosts(registry.endpoints(inv)) as hosts:
-        report = lab.up(inv, pb, hosts, progress)
-    print_report("up", pb.name, report, time.monotonic() - t0)
+        report = lab.up(inv, pb, hosts, progress) if verb == "up" else lab.down(inv, pb, hosts, progress)
+    print_report(verb, pb.name, report, time.monotonic() - t0)
     return 0
+
+
+def cmd_up(args: argparse.Namespace, progress: Progress) -> int:
+    return run_lab("up", args, progress)
 
 
 def cmd_down(args: argparse.Namespace, progress: Progress) -> int:
-    inv = load(args)
-    pb = load_playbook(args.playbook, inv)
-    t0 = time.monotonic()
-    with Hosts(registry.endpoints(inv)) as hosts:
-        report = lab.down(inv, pb, hosts, progress)
-    print_report("down", pb.name, report, time.monotonic() - t0)
-    return 0
+    return run_lab("down", args, progress)
 
 
 def print_report(verb: str, name: str, report: lab.Report, seconds: float) -> None:
