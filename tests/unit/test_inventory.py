@@ -125,7 +125,7 @@ def _netns() -> str:
         return ""
 
 
-@pytest.mark.parametrize("case", ["unknown provider", "duplicate names", "bad CIDR", "unknown role"])
+@pytest.mark.parametrize("case", sorted(BAD))
 def test_sandbox_up_with_bad_inventory_exits_2_and_creates_nothing(case: str, tmp_path, monkeypatch, capsys) -> None:
     text, expected = BAD[case]
     inv = tmp_path / "bad.yaml"
