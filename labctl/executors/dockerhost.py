@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shlex
 
 from fabric import Connection
 
@@ -55,6 +54,3 @@ def load_images(hosts: Hosts, names: list[str], image: ImageArchive, progress: P
 
     return hosts.each(one, names, step=f"load image {image.tag}")
 
-
-def image_runs(conn: Connection, tag: str) -> str:
-    return str(conn.run(f"docker run --rm {shlex.quote(tag)} echo ok", hide=True).stdout).strip()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import shlex
-import time
 from dataclasses import dataclass, field
 
 from fabric import Connection
@@ -265,10 +264,6 @@ def stop_store(pb: Playbook, hosts: Hosts, manager: ServiceManager, progress: Pr
     if manager.stop(conn, svc):
         progress.step(pb.store.host, f"{pb.store.backend} stopped")
         report.add(pb.store.host, f"{pb.store.backend} stopped")
-
-
-def elapsed_since(t0: float) -> str:
-    return f"{time.monotonic() - t0:.1f}s"
 
 
 def overlay_vni(conn: Connection, network: str) -> int | None:
