@@ -43,10 +43,7 @@ def _info(name: str, kind: bytes = tarfile.REGTYPE, mode: int = 0o644) -> tarfil
     ti = tarfile.TarInfo(name)
     ti.type = kind
     ti.mode = mode
-    ti.mtime = 0
-    ti.uid = ti.gid = 0
-    ti.uname = ti.gname = "root"
-    return ti
+    return _normalize(ti)
 
 
 def _add_file(tar: tarfile.TarFile, name: str, data: bytes, mode: int = 0o644) -> None:
@@ -112,6 +109,7 @@ def archive_from_path(path: str, tag: str | None) -> ImageArchive:
 
 
 def _normalize(ti: tarfile.TarInfo) -> tarfile.TarInfo:
+    """Fixed time and owner: the same content always gives the same archive digest."""
     ti.mtime = 0
     ti.uid = ti.gid = 0
     ti.uname = ti.gname = "root"

@@ -79,7 +79,14 @@ def read_json(conn: Connection, path: str) -> dict | None:
     if not res.ok:
         return None
     text = str(res.stdout).strip()
-    return dict(json.loads(text)) if text else {}
+    try:
+        data = json.loads(text) if text else {}
+    except ValueError as exc:
+        raise LabctlError(f"{path} on this host is not valid JSON ({exc}); nothing was changed here",
+                          hint=f"fix or remove {path}, then run up again") from None
+    if not isinstance(data, dict):
+        raise LabctlError(f"{path} on this host must hold a JSON object", hint=f"fix or remove {path}")
+    return data
 
 
 def write_json(conn: Connection, path: str, data: dict) -> None:

@@ -11,6 +11,7 @@ from labctl.model.checks import (
     DNS_NAME_RE,
     HOST_NAME_RE,
     IFACE_RE,
+    IMAGE_RE,
     LAB_NAME_RE,
     USER_RE,
     Collector,
@@ -24,7 +25,6 @@ DEFAULT_SANDBOX_SUBNET = "198.18.0.0/24"
 DEFAULT_UNDERLAY_INTERFACE = "eth1"
 DEFAULT_IMAGE = "labctl/busybox:latest"
 FIRST_SANDBOX_HOST_OFFSET = 11  # store = .11, node1 = .12, ... like the tutorials' numbering
-IMAGE_RE = __import__("re").compile(r"^[a-z0-9]+([._/-][a-z0-9]+)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?$")
 
 TOP_FIELDS = ("name", "provider", "underlay", "ssh", "image", "hosts")
 HOST_FIELDS = ("roles", "address", "ssh")

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 
 from labctl.errors import Problem, ValidationError
-from labctl.model.checks import IFACE_RE, Collector, join
+from labctl.model.checks import IFACE_RE, IMAGE_RE, Collector, join
 from labctl.model.inventory import Inventory, sandbox_addresses
 from labctl.model.yamlsrc import parse_yaml, read_source
 
@@ -26,7 +26,6 @@ MODES = ("bridge", "host", "none")
 DOCKER_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")  # Docker's own rule for container names
 ALIAS_RE = re.compile(r"^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$")
 PORT_RE = re.compile(r"^((\d{1,3}\.){3}\d{1,3}:)?(\d{1,5}:)?\d{1,5}(/(tcp|udp|sctp))?$")
-IMAGE_RE = re.compile(r"^[a-z0-9]+([._/-][a-z0-9]+)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?$")
 DEFAULT_BIP_PATTERN = "172.17.{octet}.1/24"
 DOCKER_DEFAULT_POOL = ipaddress.ip_network("172.17.0.0/16")
 
