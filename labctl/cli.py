@@ -16,12 +16,12 @@ from rich.console import Console
 from rich.table import Table
 
 from labctl.errors import LabctlError, Problem, ValidationError
-from labctl.executors import dockerhost, lab
+from labctl.executors import dockerhost, lab, status
 from labctl.executors.images import archive_from_path, busybox_rootfs
 from labctl.executors.remote import Hosts
 from labctl.executors.services import manager_for
 from labctl.model.inventory import Inventory, load_inventory
-from labctl.model.playbook import load_playbook
+from labctl.model.playbook import Playbook, load_playbook
 from labctl.providers import registry, sandbox
 from labctl.ui import Progress
 
@@ -57,6 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=text)
         _inventory_arg(p)
         _playbook_arg(p)
+
+    p = sub.add_parser("status", help="what of the lab exists on each host: networks (scope, subnet, VNI), containers")
+    _inventory_arg(p)
+    p.add_argument("--playbook", "-p", default=os.environ.get("LABCTL_PLAYBOOK"),
+                   help="playbook file (default: $LABCTL_PLAYBOOK; without one: everything labctl labelled)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
 
     p = sub.add_parser("destroy", help="alias of `sandbox down` for sandbox inventories")
     _inventory_arg(p)
@@ -164,6 +170,7 @@ def cmd_validate(args: argparse.Namespace, progress: Progress) -> int:
     print(f"{inv.source}: ok ({inv.provider}, {len(inv.hosts)} hosts, {len(inv.docker_hosts)} docker)")
     if args.playbook:
         pb = load_playbook(args.playbook, inv)
+        check_image_archives(pb)
         print(f"{pb.source}: ok ({len(pb.networks)} networks, {len(pb.containers)} containers, "
               f"store: {pb.store.url if pb.store else 'none'})")
         for net in pb.networks:
@@ -224,11 +231,21 @@ def run_lab(verb: str, args: argparse.Namespace, progress: Progress) -> int:
     """`up` or `down`: validate inventory and playbook (exit 2 on bad input), then act on every host."""
     inv = load(args)
     pb = load_playbook(args.playbook, inv)
+    check_image_archives(pb)
     t0 = time.monotonic()
     with Hosts(registry.endpoints(inv)) as hosts:
         report = lab.up(inv, pb, hosts, progress) if verb == "up" else lab.down(inv, pb, hosts, progress)
     print_report(verb, pb.name, report, time.monotonic() - t0)
     return 0
+
+
+def check_image_archives(pb: Playbook) -> None:
+    """The playbook's `images:` archives live on this machine: a missing one is bad input, found before any host."""
+    problems = [Problem(pb.source, f"images.{ref}", f"{path} does not exist on this machine; give the path of a "
+                        "`docker save` tar, a root filesystem tar or a directory (relative to the playbook)")
+                for ref, path in pb.images if not os.path.exists(path)]
+    if problems:
+        raise ValidationError(problems)
 
 
 def cmd_up(args: argparse.Namespace, progress: Progress) -> int:
@@ -237,6 +254,49 @@ def cmd_up(args: argparse.Namespace, progress: Progress) -> int:
 
 def cmd_down(args: argparse.Namespace, progress: Progress) -> int:
     return run_lab("down", args, progress)
+
+
+def cmd_status(args: argparse.Namespace, progress: Progress) -> int:
+    inv = load(args)
+    pb = load_playbook(args.playbook, inv) if args.playbook else None
+    with Hosts(registry.endpoints(inv)) as hosts:
+        result = status.gather(inv, pb, hosts)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print_status(result)
+    return 1 if any(h["error"] for h in result["hosts"]) else 0
+
+
+def print_status(result: dict) -> None:
+    console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+    hosts = Table(title=f"lab {result['lab'] or '(every labctl lab)'}: hosts", title_justify="left")
+    for col in ("host", "roles", "engine", "state"):
+        hosts.add_column(col)
+    for h in result["hosts"]:
+        hosts.add_row(h["name"], ",".join(h["roles"]), h["engine"] or "-", h["error"] or "ok")
+    nets = Table(title="networks", title_justify="left")
+    for col in ("network", "driver", "scope", "subnet", "gateway", "VNI", "hosts"):
+        nets.add_column(col)
+    for n in result["networks"]:
+        nets.add_row(n["name"], n["driver"] or "", n["scope"] or "", n["subnet"] or "", n["gateway"] or "",
+                     str(n["vni"]) if n["vni"] is not None else "-", ",".join(n["hosts"]))
+    ctrs = Table(title="containers", title_justify="left")
+    for col in ("container", "host", "state", "addresses"):
+        ctrs.add_column(col)
+    for c in result["containers"]:
+        addrs = ", ".join(f"{k}={v}" for k, v in c["addresses"].items() if v) or c["network_mode"] or "-"
+        ctrs.add_row(c["name"], c["host"], c["state"] or "", addrs)
+    for table in (hosts, nets, ctrs):
+        console.print(table)
+    store = result.get("store")
+    if store:
+        state = store["error"] or ("running" if store["running"] else "not running")
+        console.print(f"store: {store['url']} on {store['host']}: {state}")
+    for line in result.get("missing", []):
+        console.print(f"missing: {line}")
+    if result.get("missing") == []:
+        console.print("everything in the playbook exists and runs")
 
 
 def print_report(verb: str, name: str, report: lab.Report, seconds: float) -> None:
@@ -257,6 +317,7 @@ HANDLERS = {
     ("sandbox", "list"): cmd_sandbox_list,
     ("destroy", None): cmd_sandbox_down,
     ("validate", None): cmd_validate,
+    ("status", None): cmd_status,
     ("hosts", None): cmd_hosts,
     ("ssh", None): cmd_ssh,
     ("image", "load"): cmd_image_load,

@@ -62,11 +62,25 @@ class HostFailure:
     command: str
     exit_code: int | None
     stderr_tail: str
+    entry: str = ""   # the playbook entry the command was for ("networks.ov", "containers.c1")
+    hint: str = ""
 
     def __str__(self) -> str:
         tail = "\n".join("      " + line for line in self.stderr_tail.splitlines()) or "      (no stderr)"
         code = "?" if self.exit_code is None else str(self.exit_code)
-        return f"[{self.host}] `{self.command}` failed (exit {code}):\n{tail}"
+        what = f" for {self.entry}" if self.entry else ""
+        text = f"[{self.host}] `{self.command}`{what} failed (exit {code}):\n{tail}"
+        if self.hint:
+            text += f"\n    hint: {self.hint}"
+        return text
+
+
+class StepFailed(LabctlError):
+    """A host command failed; carries the failure (with playbook entry and hint) to the parallel runner."""
+
+    def __init__(self, failure: HostFailure) -> None:
+        super().__init__(str(failure), hint=failure.hint or None)
+        self.failure = failure
 
 
 class HostsFailed(LabctlError):

@@ -9,19 +9,41 @@ from dataclasses import dataclass, field
 
 from fabric import Connection
 
-from labctl.errors import LabctlError
+from labctl.errors import HostFailure, LabctlError, StepFailed
 from labctl.executors.dockerhost import sandbox_dockerd, wait_docker
+from labctl.executors.labimages import ensure_images
+from labctl.executors.local import tail
 from labctl.executors.remote import Hosts
 from labctl.executors.services import Service, ServiceManager, manager_for
 from labctl.model.inventory import Inventory
 from labctl.model.playbook import Playbook
 from labctl.plan import daemon
-from labctl.plan.lab import LABEL, SPEC_LABEL, Step, consul_argv, etcd_argv, plan_containers, plan_networks
+from labctl.plan.docker_errors import explain
+from labctl.plan.lab import (
+    LABEL,
+    SPEC_LABEL,
+    Step,
+    consul_argv,
+    etcd_argv,
+    plan_containers,
+    plan_detach,
+    plan_networks,
+)
 from labctl.plan.preflight import HostFacts, preflight_problems
 from labctl.ui import Progress
 
 DAEMON_JSON = "/etc/docker/daemon.json"
 BACKUP_JSON = "/var/lib/labctl/daemon.json.labctl-backup"
+
+
+class PreflightRefused(LabctlError):
+    """Facts from the hosts rule the lab out; nothing was changed. Exit 2: fix the hosts or the playbook."""
+
+    exit_code = 2
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("preflight refused the lab; nothing was changed:\n  " + "\n  ".join(problems))
+        self.problems = problems
 
 
 @dataclass
@@ -45,15 +67,63 @@ def store_service(pb: Playbook) -> Service:
 # ---------------------------------------------------------------- facts
 
 
-def host_facts(conn: Connection, name: str) -> HostFacts:
-    out = conn.run("docker version --format '{{.Server.Version}}' 2>/dev/null; echo '--'; "
-                   "docker info --format '{{.ID}}' 2>/dev/null; echo '--'; hostname; echo '--'; "
-                   "grep -c -a 'docker/libkv/store/consul' \"$(command -v dockerd)\" 2>/dev/null; echo '--'; "
-                   "ls /sys/class/net", hide=True, warn=True).stdout
-    parts = [p.strip() for p in str(out).split("--")]
-    parts += [""] * (5 - len(parts))
-    return HostFacts(name=name, engine_version=parts[0], engine_id=parts[1], hostname=parts[2],
-                     consul_backend=parts[3].isdigit() and int(parts[3]) > 0, interfaces=tuple(parts[4].split()))
+FACT_SEP = "--labctl-fact--"
+FACT_SCRIPT = "; ".join((
+    "docker version --format '{{.Server.Version}}' 2>/dev/null",
+    "docker info --format '{{.ID}}' 2>/dev/null",
+    "hostname",
+    "grep -c -a 'docker/libkv/store/consul' \"$(command -v dockerd)\" 2>/dev/null",
+    "ls /sys/class/net",
+    f"cat {DAEMON_JSON} 2>/dev/null",
+    "docker network ls -q | xargs -r docker network inspect --format "
+    f"'{{{{.Name}}}}\t{{{{index .Labels \"{LABEL}\"}}}}\t{{{{range .IPAM.Config}}}}{{{{.Subnet}}}} {{{{end}}}}'",
+    f"docker ps -a --format '{{{{.Names}}}}\t{{{{.Label \"{LABEL}\"}}}}'",
+    "docker image ls --format '{{.Repository}}:{{.Tag}}'",
+    f"cat {BACKUP_JSON} 2>/dev/null",
+)).replace("; ", f"; echo {FACT_SEP}; ")
+
+
+def host_facts(conn: Connection, name: str, lab: str) -> HostFacts:
+    """Everything preflight needs from one host, in one SSH round trip."""
+    out = str(conn.run(FACT_SCRIPT, hide=True, warn=True).stdout)
+    parts = [p.strip("\n") for p in out.split(FACT_SEP + "\n")]
+    parts += [""] * (10 - len(parts))
+    version, engine_id, hostname, consul, ifaces, daemon_text, nets, ctrs, images, backup = (
+        p.strip() for p in parts[:10])
+    foreign_nets: dict[str, tuple[str, ...]] = {}
+    for line in nets.splitlines():
+        net, owner, subnets = (line.split("\t") + ["", ""])[:3]
+        if owner != lab:
+            foreign_nets[net] = tuple(subnets.split())
+    foreign_ctrs = []
+    for line in ctrs.splitlines():
+        ctr, owner = (line.split("\t") + [""])[:2]
+        if ctr and owner != lab:
+            foreign_ctrs.append(ctr)
+    return HostFacts(name=name, engine_version=version, engine_id=engine_id, hostname=hostname,
+                     consul_backend=consul.isdigit() and int(consul) > 0, interfaces=tuple(ifaces.split()),
+                     daemon_json_error=daemon_json_problem(daemon_text), foreign_networks=foreign_nets,
+                     foreign_containers=tuple(foreign_ctrs), images=frozenset(images.split()),
+                     daemon_owner=backup_owner(backup))
+
+
+def backup_owner(text: str) -> str:
+    """The lab whose up changed daemon.json ("" when none, or a backup from before owners were recorded)."""
+    try:
+        data = json.loads(text) if text.strip() else {}
+    except ValueError:
+        return ""
+    return str(data.get(daemon.OWNER, "")) if isinstance(data, dict) else ""
+
+
+def daemon_json_problem(text: str) -> str:
+    if not text.strip():
+        return ""
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        return f"is not valid JSON ({exc})"
+    return "" if isinstance(data, dict) else "must hold a JSON object"
 
 
 def lab_networks(conn: Connection, lab: str) -> dict[str, str]:
@@ -102,17 +172,22 @@ def up(inv: Inventory, pb: Playbook, hosts: Hosts, progress: Progress) -> Report
     report = Report()
     docker_names = [h.name for h in inv.docker_hosts]
     manager = manager_for(inv.provider)
-    progress.step("all", "preflight: engine versions, IDs, hostnames, interfaces")
-    facts = hosts.each(lambda n, c: host_facts(c, n), docker_names, step="preflight")
+    progress.step("all", "preflight: engines, IDs, hostnames, interfaces, daemon.json, names and subnets in use")
+    facts = hosts.each(lambda n, c: host_facts(c, n, pb.name), docker_names, step="preflight")
     problems = preflight_problems(pb, facts)
     if problems:
-        raise LabctlError("preflight refused the lab; nothing was changed:\n  " + "\n  ".join(problems))
+        raise PreflightRefused(problems)
+    images: list[tuple[str, str]] = []
+    ensure_images(inv, pb, hosts, facts, progress, images)
+    for host, what in images:
+        report.add(host, what)
     if pb.store is not None:
         ensure_store(pb, hosts, manager, progress, report)
         check_store_reachable(pb, hosts, docker_names)
     hosts.each(lambda n, c: ensure_daemon(inv, pb, n, c, manager, progress, report), docker_names,
                step="daemon config")
     existing = hosts.each(lambda n, c: lab_networks(c, pb.name), docker_names, step="list networks")
+    run_steps(hosts, plan_detach(pb, inv, existing), progress, report, "detach from changed networks")
     run_steps(hosts, plan_networks(pb, inv, existing), progress, report, "networks")
     wait_overlays_visible(pb, hosts, docker_names, progress)
     existing_c = hosts.each(lambda n, c: lab_containers(c, pb.name), docker_names, step="list containers")
@@ -156,7 +231,7 @@ def ensure_daemon(inv: Inventory, pb: Playbook, name: str, conn: Connection, man
     if new == current:
         return
     if read_json(conn, BACKUP_JSON) is None:
-        write_json(conn, BACKUP_JSON, daemon.backup_of(current))
+        write_json(conn, BACKUP_JSON, daemon.backup_of(current, docker0_address(conn), pb.name))
     write_json(conn, DAEMON_JSON, new)
     progress.step(name, f"daemon.json: {', '.join(f'{k}={v}' for k, v in wanted.items())}; restarting dockerd")
     svc = dockerd_service(inv, name)
@@ -180,10 +255,21 @@ def run_steps(hosts: Hosts, steps: list[Step], progress: Progress, report: Repor
             if s.command is None:
                 continue
             progress.step(host, f"{s.what}: {s.reason}")
-            conn.run(s.command, hide=True)
+            res = conn.run(s.command, hide=True, warn=True)
+            if not res.ok:
+                raise step_failure(host, s, res.exited, str(res.stderr or res.stdout))
             report.add(host, f"{s.what}: {s.reason}")
 
     hosts.each(one, list(per_host), step=phase)
+
+
+def step_failure(host: str, step: Step, code: int | None, stderr: str) -> StepFailed:
+    """A failed Docker command as the host, the playbook entry, Docker's words and a hint."""
+    why = explain(stderr, host, step.entry or step.what)
+    if why is None:
+        return StepFailed(HostFailure(host, step.command or step.what, code, tail(stderr), step.entry))
+    return StepFailed(HostFailure(host, step.command or step.what, code, f"Docker says: {why.docker_says}",
+                                  step.entry, why.hint))
 
 
 def wait_overlays_visible(pb: Playbook, hosts: Hosts, names: list[str], progress: Progress,
@@ -232,31 +318,38 @@ def down(inv: Inventory, pb: Playbook, hosts: Hosts, progress: Progress) -> Repo
     hosts.each(remove_containers, docker_names, step="remove containers")
     for name in docker_names:  # sequential: overlay removal must not race between hosts
         remove_networks(name, hosts.conn(name))
-    hosts.each(lambda n, c: restore_daemon(inv, n, c, manager, progress, report), docker_names,
+    hosts.each(lambda n, c: restore_daemon(inv, pb.name, n, c, manager, progress, report), docker_names,
                step="restore daemon config")
     if pb.store is not None:
         stop_store(pb, hosts, manager, progress, report)
     return report
 
 
-def restore_daemon(inv: Inventory, name: str, conn: Connection, manager: ServiceManager, progress: Progress,
-                   report: Report) -> None:
+def docker0_address(conn: Connection) -> str | None:
+    out = str(conn.run("ip -o -4 addr show dev docker0", hide=True, warn=True).stdout).split()
+    return out[3] if len(out) > 3 and out[2] == "inet" else None
+
+
+def restore_daemon(inv: Inventory, lab_name: str, name: str, conn: Connection, manager: ServiceManager,
+                   progress: Progress, report: Report) -> None:
     backup = read_json(conn, BACKUP_JSON)
-    if backup is None:
-        return
+    if backup is None or backup.get(daemon.OWNER, lab_name) != lab_name:
+        return  # labctl did not change this config, or another lab did (its own down restores it)
     current = read_json(conn, DAEMON_JSON) or {}
-    restored = daemon.restore(current, backup)
-    if restored != current:
-        if restored:
-            write_json(conn, DAEMON_JSON, restored)
+    sequence = daemon.restore_sequence(current, backup, docker0_address(conn))
+    for config in sequence:
+        if config:
+            write_json(conn, DAEMON_JSON, config)
         else:
             conn.run(f"rm -f {DAEMON_JSON}", hide=True)
-        progress.step(name, "daemon.json restored; restarting dockerd")
-        # Known gap: dockerd re-creates docker0 from its persisted network store (local-kv.db), so docker0 keeps
-        # the lab's bip until that store forgets it; clearing the store would drop the host's own networks.
+        note = f" (bip {config['bip']} first: docker0 gets its old address back)" if config is not sequence[-1] \
+            else ""
+        progress.step(name, f"daemon.json restored{note}; restarting dockerd")
         manager.restart(conn, dockerd_service(inv, name))
         wait_docker(conn)
-        report.add(name, "daemon.json restored, dockerd restarted")
+    if sequence:
+        report.add(name, "daemon.json restored, dockerd restarted" +
+                   (", docker0 address restored" if len(sequence) > 1 else ""))
     conn.run(f"rm -f {BACKUP_JSON}", hide=True)
 
 

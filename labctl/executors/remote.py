@@ -13,7 +13,7 @@ from fabric import Config, Connection, ThreadingGroup
 from fabric.exceptions import GroupException
 from invoke.exceptions import UnexpectedExit
 
-from labctl.errors import HostFailure, HostsFailed, LabctlError
+from labctl.errors import HostFailure, HostsFailed, LabctlError, StepFailed
 from labctl.executors.local import tail
 from labctl.providers.base import Endpoint
 
@@ -42,6 +42,8 @@ def connect(ep: Endpoint, timeout: int = 10) -> Connection:
 
 
 def failure_from(host: str, exc: BaseException, command: str = "") -> HostFailure:
+    if isinstance(exc, StepFailed):
+        return exc.failure
     if isinstance(exc, UnexpectedExit):
         res = exc.result
         return HostFailure(host, res.command, res.exited, tail(res.stderr or res.stdout))

@@ -106,3 +106,8 @@ def type_name(value: Any) -> str:
         return "nothing"
     return {dict: "a mapping", list: "a list", str: "a string", int: "a number", float: "a number",
             bool: "true/false"}.get(type(value), type(value).__name__)
+
+
+def normal_image_ref(ref: str) -> str:
+    """"busybox" -> "busybox:latest": the form `docker image ls` shows."""
+    return ref if ":" in ref.rsplit("/", 1)[-1] else f"{ref}:latest"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import posixpath
 import re
 from dataclasses import dataclass, field
 
@@ -29,7 +30,7 @@ PORT_RE = re.compile(r"^((\d{1,3}\.){3}\d{1,3}:)?(\d{1,5}:)?\d{1,5}(/(tcp|udp|sc
 DEFAULT_BIP_PATTERN = "172.17.{octet}.1/24"
 DOCKER_DEFAULT_POOL = ipaddress.ip_network("172.17.0.0/16")
 
-TOP_FIELDS = ("name", "store", "docker0", "networks", "containers", "expect")
+TOP_FIELDS = ("name", "store", "docker0", "networks", "containers", "images", "expect")
 STORE_FIELDS = ("backend", "data_dir", "port", "image")
 DOCKER0_FIELDS = ("bip",)
 NETWORK_FIELDS = ("driver", "subnet", "gateway", "ip_range", "bridge_name", "parent", "mtu", "hosts", "options")
@@ -103,6 +104,10 @@ class Playbook:
     networks: tuple[Network, ...]
     containers: tuple[Container, ...]
     expect: tuple[dict, ...] = field(default_factory=tuple)
+    images: tuple[tuple[str, str], ...] = ()  # image ref -> archive on the controller (path relative to the file)
+
+    def image_archive(self, ref: str) -> str | None:
+        return dict(self.images).get(ref)
 
     def network(self, name: str) -> Network:
         return next(n for n in self.networks if n.name == name)
@@ -136,10 +141,30 @@ def parse_playbook(text: str, source: str, inv: Inventory) -> Playbook:
     if not isinstance(expect, list):
         c.add("expect", "must be a list")
         expect = []
+    images = _images(c, top.get("images"), source)
     if c.problems:
         raise ValidationError(c.problems)
     return Playbook(source=source, name=str(name), store=store, bips=bips, networks=tuple(networks),
-                    containers=tuple(containers), expect=tuple(expect))
+                    containers=tuple(containers), expect=tuple(expect), images=images)
+
+
+def _images(c: Collector, value: object, source: str) -> tuple[tuple[str, str], ...]:
+    """`images: {ref: path}`: where to load an image from when no registry is reachable from a host."""
+    if value is None:
+        return ()
+    if not isinstance(value, dict):
+        c.add("images", "must map image names to archives on this machine, e.g. `nginx:1.25: images/nginx.tar`")
+        return ()
+    result = []
+    base = posixpath.dirname(source)
+    for ref, path in value.items():
+        if not isinstance(ref, str) or not IMAGE_RE.match(ref):
+            c.add(f"images.{ref}", f"{ref!r} is not a valid image reference")
+        elif not isinstance(path, str) or not path.strip():
+            c.add(f"images.{ref}", "give the path of a `docker save` tar, a root filesystem tar or a directory")
+        else:
+            result.append((ref, posixpath.join(base, path)))
+    return tuple(result)
 
 
 def _host_addresses(inv: Inventory) -> dict[str, ipaddress.IPv4Address]:

@@ -22,6 +22,7 @@ class Step:
     what: str                  # human-readable: "create network ov", "run c1"
     command: str | None        # None: nothing to do
     reason: str = ""
+    entry: str = ""            # the playbook entry it serves: "networks.ov", "containers.c1"
 
 
 def spec_hash(obj: object) -> str:
@@ -95,24 +96,54 @@ def container_order(containers: tuple[Container, ...]) -> list[Container]:
     return first + [c for c in containers if c not in first]
 
 
+def _network_targets(net: Network, docker_hosts: list[str]) -> list[str]:
+    return [docker_hosts[0]] if net.driver == "overlay" else list(net.hosts)
+
+
+def changed_networks(pb: Playbook, inv: Inventory, existing: dict[str, dict[str, str]]) -> list[tuple[Network, str]]:
+    """(network, host) pairs where the network exists with other settings and must be recreated."""
+    docker_hosts = [h.name for h in inv.docker_hosts]
+    result = []
+    for net in pb.networks:
+        for host in _network_targets(net, docker_hosts):
+            have = existing.get(host, {}).get(net.name)
+            if have is not None and have != spec_hash(network_spec(net, host)):
+                result.append((net, host))
+    return result
+
+
+def plan_detach(pb: Playbook, inv: Inventory, existing: dict[str, dict[str, str]]) -> list[Step]:
+    """Before a network is recreated, the lab's containers on it go (on every host that sees it), or Docker
+    refuses with 'network has active endpoints'; the container plan that follows starts them again."""
+    steps = []
+    for net, host in changed_networks(pb, inv, existing):
+        seen_on = [h for h, nets in existing.items() if net.name in nets] if net.driver == "overlay" else [host]
+        for h in seen_on:
+            cmd = (f"docker ps -aq --filter {shlex.quote(f'label={LABEL}={pb.name}')} "
+                   f"--filter {shlex.quote(f'network={net.name}')} | xargs -r docker rm -f")
+            steps.append(Step(h, f"containers on {net.name}", cmd, "removed: the network is recreated",
+                              f"networks.{net.name}"))
+    return steps
+
+
 def plan_networks(pb: Playbook, inv: Inventory, existing: dict[str, dict[str, str]]) -> list[Step]:
     """existing: host -> {network name: spec label} of networks with this lab's label (overlay seen everywhere)."""
     steps: list[Step] = []
     docker_hosts = [h.name for h in inv.docker_hosts]
     for net in pb.networks:
-        targets = [docker_hosts[0]] if net.driver == "overlay" else list(net.hosts)
-        for host in targets:
+        entry = f"networks.{net.name}"
+        for host in _network_targets(net, docker_hosts):
             want = spec_hash(network_spec(net, host))
             have = existing.get(host, {}).get(net.name)
             if have == want:
-                steps.append(Step(host, f"network {net.name}", None, "exists as described"))
+                steps.append(Step(host, f"network {net.name}", None, "exists as described", entry))
             elif have is None:
                 steps.append(Step(host, f"network {net.name}", network_create(pb, net, host),
-                                  f"create {net.driver} {net.subnet}"))
+                                  f"create {net.driver} {net.subnet}", entry))
             else:
                 rm = shlex.join(["docker", "network", "rm", net.name])
                 steps.append(Step(host, f"network {net.name}", f"{rm} && {network_create(pb, net, host)}",
-                                  "settings changed: recreate"))
+                                  "settings changed: recreate", entry))
     return steps
 
 
@@ -121,18 +152,19 @@ def plan_containers(pb: Playbook, existing: dict[str, dict[str, tuple[str, bool]
     steps = []
     for c in container_order(pb.containers):
         want = spec_hash(container_spec(c))
+        entry = f"containers.{c.name}"
         have = existing.get(c.host, {}).get(c.name)
         if have is None:
-            steps.append(Step(c.host, f"container {c.name}", container_run(pb, c), "start"))
+            steps.append(Step(c.host, f"container {c.name}", container_run(pb, c), "start", entry))
         elif have[0] != want:
             rm = shlex.join(["docker", "rm", "-f", c.name])
             steps.append(Step(c.host, f"container {c.name}", f"{rm} && {container_run(pb, c)}",
-                              "settings changed: recreate"))
+                              "settings changed: recreate", entry))
         elif not have[1]:
             steps.append(Step(c.host, f"container {c.name}", shlex.join(["docker", "start", c.name]),
-                              "was stopped"))
+                              "was stopped", entry))
         else:
-            steps.append(Step(c.host, f"container {c.name}", None, "running as described"))
+            steps.append(Step(c.host, f"container {c.name}", None, "running as described", entry))
     return steps
 
 

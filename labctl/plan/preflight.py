@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from labctl.model.playbook import Playbook
 
@@ -16,6 +17,11 @@ class HostFacts:
     hostname: str
     consul_backend: bool      # dockerd binary contains the Consul libkv backend
     interfaces: tuple[str, ...]
+    daemon_json_error: str = ""                       # why /etc/docker/daemon.json cannot be used ("" when fine)
+    foreign_networks: dict[str, tuple[str, ...]] = field(default_factory=dict)  # not this lab's: name -> subnets
+    foreign_containers: tuple[str, ...] = ()           # container names not labelled with this lab
+    images: frozenset[str] = frozenset()                # "repository:tag" present on the host
+    daemon_owner: str = ""                              # lab whose up changed daemon.json and has not been downed
 
 
 def engine_major(version: str) -> int:
@@ -56,4 +62,45 @@ def preflight_problems(pb: Playbook, facts: dict[str, HostFacts]) -> list[str]:
             if h in facts and net.parent not in facts[h].interfaces:
                 problems.append(f"[{h}] macvlan network {net.name}: parent interface {net.parent!r} does not exist "
                                 f"(interfaces: {', '.join(facts[h].interfaces)})")
+    for f in facts.values():
+        if f.daemon_owner and f.daemon_owner != pb.name:
+            problems.append(f"[{f.name}] the host is in use by lab {f.daemon_owner!r} (its `up` changed daemon.json; "
+                            "two labs would fight over the store and docker0): run `labctl down` with that lab's "
+                            "playbook first, or use other hosts")
+        if f.daemon_json_error:
+            problems.append(f"[{f.name}] /etc/docker/daemon.json {f.daemon_json_error}: fix or remove it "
+                            "(labctl merges its keys into it and must be able to read it)")
+        problems += _collisions(pb, f)
     return problems
+
+
+def _collisions(pb: Playbook, f: HostFacts) -> list[str]:
+    """What Docker would refuse half-way: names taken by objects outside the lab, subnets already in use."""
+    problems = []
+    wanted_nets = [n for n in pb.networks if n.driver == "overlay" or f.name in n.hosts]
+    for net in wanted_nets:
+        if net.name in f.foreign_networks:
+            problems.append(f"[{f.name}] networks.{net.name}: a network named {net.name!r} already exists there "
+                            f"and is not this lab's (Docker would say 'network with name {net.name} already "
+                            f"exists'): remove it (`docker network rm {net.name}`) or rename the playbook's network")
+        for other, subnets in f.foreign_networks.items():
+            if other == net.name or (other == "bridge" and f.name in pb.bips):
+                continue  # docker0 gets the playbook's bip, checked against the lab's networks already
+            for sub in subnets:
+                if _overlaps(str(net.subnet), sub):
+                    problems.append(f"[{f.name}] networks.{net.name}: subnet {net.subnet} overlaps network "
+                                    f"{other!r} ({sub}) that exists there (Docker would say 'Pool overlaps with "
+                                    f"other one on this address space'): choose another subnet or remove {other!r}")
+    for c in pb.containers:
+        if c.host == f.name and c.name in f.foreign_containers:
+            problems.append(f"[{f.name}] containers.{c.name}: a container named {c.name!r} already exists there and "
+                            f"is not this lab's: remove it (`docker rm -f {c.name}`) or rename the playbook's "
+                            "container")
+    return problems
+
+
+def _overlaps(a: str, b: str) -> bool:
+    try:
+        return ipaddress.ip_network(a, strict=False).overlaps(ipaddress.ip_network(b, strict=False))
+    except (ValueError, TypeError):
+        return False

@@ -1,0 +1,119 @@
+"""`labctl status`: what of the lab exists on each host right now (networks, VNIs, containers, addresses)."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from typing import Any
+
+from fabric import Connection
+
+from labctl.executors.lab import overlay_vni, store_service
+from labctl.executors.remote import Hosts, failure_from
+from labctl.executors.services import manager_for
+from labctl.model.inventory import Inventory
+from labctl.model.playbook import Playbook
+from labctl.plan.lab import LABEL
+
+SEP = "--labctl-status--"
+
+
+def _query(label_filter: str) -> str:
+    f = shlex.quote(f"label={label_filter}")
+    return (f"docker version --format '{{{{.Server.Version}}}}'; echo {SEP}; "
+            f"docker network ls -q --filter {f} | xargs -r docker network inspect --format '{{{{json .}}}}'; "
+            f"echo {SEP}; docker ps -aq --filter {f} | xargs -r docker inspect --format '{{{{json .}}}}'")
+
+
+def host_status(conn: Connection, label_filter: str) -> dict[str, Any]:
+    out = str(conn.run(_query(label_filter), hide=True).stdout)
+    version, nets, ctrs = (out.split(SEP + "\n") + ["", ""])[:3]
+    networks = [json.loads(line) for line in nets.splitlines() if line.strip()]
+    containers = [json.loads(line) for line in ctrs.splitlines() if line.strip()]
+    local_names = {c["Name"].lstrip("/") for c in containers}
+    vnis = {}
+    for n in networks:
+        members = {m.get("Name") for m in (n.get("Containers") or {}).values()}
+        if n.get("Driver") == "overlay" and members & local_names:
+            vnis[n["Name"]] = overlay_vni(conn, n["Name"])
+    return {"engine": version.strip(), "networks": networks, "containers": containers, "vnis": vnis}
+
+
+def gather(inv: Inventory, pb: Playbook | None, hosts: Hosts) -> dict[str, Any]:
+    """Status of every docker host; a host that cannot be asked is reported with its error, not dropped."""
+    label_filter = f"{LABEL}={pb.name}" if pb else LABEL
+    names = [h.name for h in inv.docker_hosts]
+    raw: dict[str, dict[str, Any]] = {}
+
+    def one(name: str, conn: Connection) -> None:
+        try:
+            raw[name] = host_status(conn, label_filter)
+        except Exception as exc:  # noqa: BLE001 - status reports every host, reachable or not
+            raw[name] = {"error": str(failure_from(name, exc))}
+
+    hosts.each(one, names, step="status")
+    result = summarize(inv, pb, raw)
+    if pb is not None and pb.store is not None:
+        result["store"] = store_status(inv, pb, hosts)
+    return result
+
+
+def store_status(inv: Inventory, pb: Playbook, hosts: Hosts) -> dict[str, Any]:
+    assert pb.store is not None
+    entry: dict[str, Any] = {"backend": pb.store.backend, "host": pb.store.host, "url": pb.store.url}
+    try:
+        entry["running"] = manager_for(inv.provider).is_running(hosts.conn(pb.store.host), store_service(pb))
+        entry["error"] = None
+    except Exception as exc:  # noqa: BLE001
+        entry["running"], entry["error"] = None, str(failure_from(pb.store.host, exc))
+    return entry
+
+
+def summarize(inv: Inventory, pb: Playbook | None, raw: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    host_rows = []
+    networks: dict[str, dict[str, Any]] = {}
+    containers = []
+    for h in inv.docker_hosts:
+        data = raw.get(h.name, {})
+        host_rows.append({"name": h.name, "roles": list(h.roles), "engine": data.get("engine"),
+                          "error": data.get("error")})
+        for n in data.get("networks", []):
+            cfg = (n.get("IPAM", {}).get("Config") or [{}])[0]
+            entry = networks.setdefault(n["Name"], {
+                "name": n["Name"], "lab": (n.get("Labels") or {}).get(LABEL), "driver": n.get("Driver"),
+                "scope": n.get("Scope"), "subnet": cfg.get("Subnet"), "gateway": cfg.get("Gateway") or None,
+                "ip_ranges": {}, "hosts": [], "vni": None})
+            entry["hosts"].append(h.name)
+            if cfg.get("IPRange"):
+                entry["ip_ranges"][h.name] = cfg["IPRange"]
+            if entry["vni"] is None and data.get("vnis", {}).get(n["Name"]) is not None:
+                entry["vni"] = data["vnis"][n["Name"]]
+        for c in data.get("containers", []):
+            nets = c.get("NetworkSettings", {}).get("Networks") or {}
+            containers.append({
+                "name": c["Name"].lstrip("/"), "host": h.name, "lab": (c["Config"].get("Labels") or {}).get(LABEL),
+                "image": c["Config"].get("Image"), "state": c["State"].get("Status"),
+                "network_mode": c.get("HostConfig", {}).get("NetworkMode"),
+                "addresses": {k: v.get("IPAddress") or None for k, v in sorted(nets.items())}})
+    result: dict[str, Any] = {"lab": pb.name if pb else None, "inventory": inv.source,
+                              "hosts": host_rows, "networks": sorted(networks.values(), key=lambda n: n["name"]),
+                              "containers": sorted(containers, key=lambda c: (c["host"], c["name"]))}
+    if pb is not None:
+        result["missing"] = missing(pb, result)
+    return result
+
+
+def missing(pb: Playbook, status: dict[str, Any]) -> list[str]:
+    """Playbook entries that do not exist or do not run: what `up` would still do."""
+    have_nets = {n["name"]: set(n["hosts"]) for n in status["networks"]}
+    have_ctrs = {(c["host"], c["name"]): c["state"] for c in status["containers"]}
+    result = []
+    for net in pb.networks:
+        absent = [h for h in net.hosts if h not in have_nets.get(net.name, set())]
+        if absent:
+            result.append(f"networks.{net.name}: not on {', '.join(absent)}")
+    for c in pb.containers:
+        state = have_ctrs.get((c.host, c.name))
+        if state != "running":
+            result.append(f"containers.{c.name}: {state or 'absent'} on {c.host}")
+    return result
