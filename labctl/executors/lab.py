@@ -15,6 +15,7 @@ from labctl.executors.labimages import ensure_images
 from labctl.executors.local import tail
 from labctl.executors.remote import Hosts
 from labctl.executors.services import Service, ServiceManager, manager_for
+from labctl.executors.store import StoreRunner, check_store_reachable
 from labctl.model.inventory import Inventory
 from labctl.model.playbook import Playbook
 from labctl.plan import daemon
@@ -23,8 +24,6 @@ from labctl.plan.lab import (
     LABEL,
     SPEC_LABEL,
     Step,
-    consul_argv,
-    etcd_argv,
     plan_containers,
     plan_detach,
     plan_networks,
@@ -58,12 +57,6 @@ def dockerd_service(inv: Inventory, host: str) -> Service:
     return sandbox_dockerd(inv.name, host) if inv.provider == "sandbox" else Service("docker")
 
 
-def store_service(pb: Playbook) -> Service:
-    assert pb.store is not None
-    argv = etcd_argv(pb.store, pb.store.host) if pb.store.backend == "etcd" else consul_argv(pb.store, pb.store.host)
-    return Service(pb.store.backend, argv=argv, unit=pb.store.backend)
-
-
 # ---------------------------------------------------------------- facts
 
 
@@ -85,7 +78,11 @@ FACT_SCRIPT = "; ".join((
 
 def host_facts(conn: Connection, name: str, lab: str) -> HostFacts:
     """Everything preflight needs from one host, in one SSH round trip."""
-    out = str(conn.run(FACT_SCRIPT, hide=True, warn=True).stdout)
+    return parse_facts(str(conn.run(FACT_SCRIPT, hide=True, warn=True).stdout), name, lab)
+
+
+def parse_facts(out: str, name: str, lab: str) -> HostFacts:
+    """FACT_SCRIPT's output (sections split by FACT_SEP lines) as HostFacts; lab: whose objects are not foreign."""
     parts = [p.strip("\n") for p in out.split(FACT_SEP + "\n")]
     parts += [""] * (10 - len(parts))
     version, engine_id, hostname, consul, ifaces, daemon_text, nets, ctrs, images, backup = (
@@ -175,14 +172,18 @@ def up(inv: Inventory, pb: Playbook, hosts: Hosts, progress: Progress) -> Report
     progress.step("all", "preflight: engines, IDs, hostnames, interfaces, daemon.json, names and subnets in use")
     facts = hosts.each(lambda n, c: host_facts(c, n, pb.name), docker_names, step="preflight")
     problems = preflight_problems(pb, facts)
+    store = StoreRunner(pb, manager) if pb.store is not None else None
+    if store is not None and pb.store is not None:
+        problem = store.missing_prerequisite(hosts.conn(pb.store.host))
+        problems += [problem] if problem else []
     if problems:
         raise PreflightRefused(problems)
     images: list[tuple[str, str]] = []
     ensure_images(inv, pb, hosts, facts, progress, images)
     for host, what in images:
         report.add(host, what)
-    if pb.store is not None:
-        ensure_store(pb, hosts, manager, progress, report)
+    if store is not None:
+        ensure_store(pb, store, hosts, progress, report)
         check_store_reachable(pb, hosts, docker_names)
     hosts.each(lambda n, c: ensure_daemon(inv, pb, n, c, manager, progress, report), docker_names,
                step="daemon config")
@@ -195,32 +196,13 @@ def up(inv: Inventory, pb: Playbook, hosts: Hosts, progress: Progress) -> Report
     return report
 
 
-def ensure_store(pb: Playbook, hosts: Hosts, manager: ServiceManager, progress: Progress, report: Report) -> None:
+def ensure_store(pb: Playbook, store: StoreRunner, hosts: Hosts, progress: Progress, report: Report) -> None:
     assert pb.store is not None
-    store = pb.store
-    svc = store_service(pb)
-    conn = hosts.conn(store.host)
-    conn.run(f"mkdir -p {shlex.quote(store.data_dir)}", hide=True)
-    if manager.start(conn, svc):
-        report.add(store.host, f"{store.backend} started on {store.address}:{store.port}")
-        progress.step(store.host, f"{store.backend} started ({store.url})")
-    health = (f"ETCDCTL_API=3 etcdctl --endpoints http://{store.address}:{store.port} endpoint health"
-              if store.backend == "etcd" else f"consul members -http-addr={store.address}:{store.port}")
-    cmd = f"timeout 30 sh -c {shlex.quote(f'until {health} >/dev/null 2>&1; do sleep 0.2; done')}"
-    if not conn.run(cmd, hide=True, warn=True).ok:
-        raise LabctlError(f"[{store.host}] {store.backend} not healthy within 30s; log:\n"
-                          f"{manager.log_tail(conn, svc)}")
-
-
-def check_store_reachable(pb: Playbook, hosts: Hosts, names: list[str]) -> None:
-    assert pb.store is not None
-    addr, port = pb.store.address, pb.store.port
-    probe = f"timeout 3 bash -c {shlex.quote(f'</dev/tcp/{addr}/{port}')}"
-    results = hosts.each(lambda n, c: bool(c.run(probe, hide=True, warn=True).ok), names, step="store reachability")
-    unreachable = [n for n, ok in results.items() if not ok]
-    if unreachable:
-        raise LabctlError(f"store {pb.store.url} is not reachable from {', '.join(unreachable)}",
-                          hint="check the underlay between these hosts and the store host (firewall, routes)")
+    conn = hosts.conn(pb.store.host)
+    if store.start(conn):
+        report.add(pb.store.host, f"{pb.store.backend} started on {pb.store.address}:{pb.store.port}")
+        progress.step(pb.store.host, f"{pb.store.backend} started ({pb.store.url}); waiting until healthy")
+    store.wait_healthy(conn)
 
 
 def ensure_daemon(inv: Inventory, pb: Playbook, name: str, conn: Connection, manager: ServiceManager,
@@ -321,7 +303,7 @@ def down(inv: Inventory, pb: Playbook, hosts: Hosts, progress: Progress) -> Repo
     hosts.each(lambda n, c: restore_daemon(inv, pb.name, n, c, manager, progress, report), docker_names,
                step="restore daemon config")
     if pb.store is not None:
-        stop_store(pb, hosts, manager, progress, report)
+        stop_store(pb, StoreRunner(pb, manager), hosts, progress, report)
     return report
 
 
@@ -353,15 +335,12 @@ def restore_daemon(inv: Inventory, lab_name: str, name: str, conn: Connection, m
     conn.run(f"rm -f {BACKUP_JSON}", hide=True)
 
 
-def stop_store(pb: Playbook, hosts: Hosts, manager: ServiceManager, progress: Progress, report: Report) -> None:
+def stop_store(pb: Playbook, store: StoreRunner, hosts: Hosts, progress: Progress, report: Report) -> None:
     assert pb.store is not None
     conn = hosts.conn(pb.store.host)
-    svc = store_service(pb)
-    if manager.is_running(conn, svc) and pb.store.backend == "etcd":
-        endpoint = f"http://{pb.store.address}:{pb.store.port}"
-        conn.run(f"ETCDCTL_API=2 etcdctl --endpoints {endpoint} rm --recursive /docker", hide=True, warn=True)
-        report.add(pb.store.host, "store keys under /docker removed")
-    if manager.stop(conn, svc):
+    if store.is_running(conn) and store.wipe(conn):
+        report.add(pb.store.host, "store keys under docker/ removed")
+    if store.stop(conn):
         progress.step(pb.store.host, f"{pb.store.backend} stopped")
         report.add(pb.store.host, f"{pb.store.backend} stopped")
 

@@ -8,9 +8,10 @@ from typing import Any
 
 from fabric import Connection
 
-from labctl.executors.lab import overlay_vni, store_service
+from labctl.executors.lab import overlay_vni
 from labctl.executors.remote import Hosts, failure_from
 from labctl.executors.services import manager_for
+from labctl.executors.store import StoreRunner
 from labctl.model.inventory import Inventory
 from labctl.model.playbook import Playbook
 from labctl.plan.lab import LABEL
@@ -62,7 +63,7 @@ def store_status(inv: Inventory, pb: Playbook, hosts: Hosts) -> dict[str, Any]:
     assert pb.store is not None
     entry: dict[str, Any] = {"backend": pb.store.backend, "host": pb.store.host, "url": pb.store.url}
     try:
-        entry["running"] = manager_for(inv.provider).is_running(hosts.conn(pb.store.host), store_service(pb))
+        entry["running"] = StoreRunner(pb, manager_for(inv.provider)).is_running(hosts.conn(pb.store.host))
         entry["error"] = None
     except Exception as exc:  # noqa: BLE001
         entry["running"], entry["error"] = None, str(failure_from(pb.store.host, exc))

@@ -24,7 +24,10 @@ STORE_PORTS = {"etcd": 2379, "consul": 8500}
 DRIVERS = ("bridge", "macvlan", "overlay")
 LOCAL_DRIVERS = ("bridge", "macvlan")
 MODES = ("bridge", "host", "none")
-DOCKER_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")  # Docker's own rule for container names
+DOCKER_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")  # network and lab names
+# Docker's own rule for container names is [a-zA-Z0-9][a-zA-Z0-9_.-]+ (at least two characters: `docker run
+# --name x` fails with "Invalid container name (x)"); 63 at most because the name is also the hostname.
+CONTAINER_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{1,62}$")
 ALIAS_RE = re.compile(r"^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$")
 PORT_RE = re.compile(r"^((\d{1,3}\.){3}\d{1,3}:)?(\d{1,5}:)?\d{1,5}(/(tcp|udp|sctp))?$")
 DEFAULT_BIP_PATTERN = "172.17.{octet}.1/24"
@@ -399,8 +402,9 @@ def _containers(c: Collector, value: object, inv: Inventory, networks: dict[str,
     result: list[Container] = []
     for name, spec in value.items():
         fld = f"containers.{name}"
-        if not isinstance(name, str) or not DOCKER_NAME_RE.match(name):
-            c.add(fld, f"{name!r} is not a container name Docker accepts ([a-zA-Z0-9][a-zA-Z0-9_.-]*)")
+        if not isinstance(name, str) or not CONTAINER_NAME_RE.match(name):
+            c.add(fld, f"{name!r} is not a container name Docker accepts (2 to 63 characters: a letter or digit, "
+                       "then letters, digits, '_', '.', '-')")
             continue
         raw = c.mapping(spec, fld, CONTAINER_FIELDS, required=("host",))
         host = raw.get("host")

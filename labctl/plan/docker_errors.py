@@ -49,6 +49,9 @@ _PATTERNS: tuple[tuple[str, str, str], ...] = (
      "{bind} is already published on {host} by another container or process; change the port in {entry}"),
     ("network-not-found", r"network (?P<name>\S+) not found",
      "network {name} does not exist on {host}: it was removed behind labctl's back; run up again to recreate it"),
+    ("invalid-name", r"Invalid container name \((?P<name>[^)]*)\)",
+     "Docker refuses the name {name!r} ({entry}): at least two characters, a letter or digit first, then "
+     "letters, digits, '_', '.', '-'"),
     ("image-unavailable", r"Unable to find image '(?P<image>[^']+)' locally|pull access denied for (?P<image2>\S+?),",
      "the image is not on {host} and no registry is reachable from there; load it from the controller with "
      "`labctl image load ARCHIVE --tag IMAGE` or list it under `images:` in the playbook"),

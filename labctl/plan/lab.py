@@ -8,7 +8,7 @@ import shlex
 from dataclasses import dataclass
 
 from labctl.model.inventory import Inventory
-from labctl.model.playbook import Container, Network, Playbook, Store
+from labctl.model.playbook import Container, Network, Playbook
 
 LABEL = "labctl.lab"
 SPEC_LABEL = "labctl.spec"
@@ -166,22 +166,3 @@ def plan_containers(pb: Playbook, existing: dict[str, dict[str, tuple[str, bool]
         else:
             steps.append(Step(c.host, f"container {c.name}", None, "running as described", entry))
     return steps
-
-
-def etcd_argv(store: Store, host_name: str) -> tuple[str, ...]:
-    """etcd bound to the underlay address only, v2 API on (Docker 20.10's libkv speaks only v2)."""
-    addr = store.address or host_name
-    return ("/usr/bin/etcd", "--name", host_name, "--data-dir", f"{store.data_dir}",
-            "--enable-v2=true",
-            "--listen-client-urls", f"http://{addr}:{store.port}",
-            "--advertise-client-urls", f"http://{addr}:{store.port}",
-            "--listen-peer-urls", "http://127.0.0.1:2380",
-            "--initial-advertise-peer-urls", "http://127.0.0.1:2380",
-            "--initial-cluster", f"{host_name}=http://127.0.0.1:2380")
-
-
-def consul_argv(store: Store, host_name: str) -> tuple[str, ...]:
-    """A single Consul server bound to the underlay address, data persistent in data_dir."""
-    addr = store.address or host_name
-    return ("/usr/local/bin/consul", "agent", "-server", "-bootstrap-expect=1", "-node", host_name,
-            "-data-dir", store.data_dir, "-bind", addr, "-client", addr, "-http-port", str(store.port), "-ui=false")

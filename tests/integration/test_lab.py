@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import re
 import subprocess
@@ -10,6 +11,7 @@ import time
 
 import pytest
 
+from labctl.executors.images import busybox_rootfs
 from labctl.executors.lab import overlay_vni
 from labctl.executors.remote import Hosts
 from labctl.model.inventory import load_inventory
@@ -50,7 +52,7 @@ def test_broken_playbook_exits_2_and_touches_no_host(lab: Lab, tmp_path, hosts: 
     before = sh(hosts, "node1", "docker network ls -q; cat /etc/docker/daemon.json 2>/dev/null").stdout
     bad = tmp_path / "bad.yaml"
     bad.write_text("store: {backend: etcd}\nnetworks:\n  ov: {driver: overlay, subnet: 198.18.79.0/25}\n"
-                   "containers:\n  a: {host: node1}\n  b: {host: node2, network_mode: 'container:a'}\n")
+                   "containers:\n  ca: {host: node1}\n  cb: {host: node2, network_mode: 'container:ca'}\n")
     res = lab.labctl("up", "-i", str(lab.inventory), "-p", str(bad), check=False)
     assert res.returncode == 2
     assert "overlaps the underlay" in res.stderr and "needs both on the same host" in res.stderr
@@ -81,6 +83,14 @@ def test_seed_overlay_up_vxlan_and_macvlan(lab: Lab, hosts: Hosts) -> None:
     assert any(ip in ipaddress.ip_network("172.30.0.0/16") for ip in mine)
     assert ipaddress.ip_address("172.29.0.14") in mine, "static macvlan address"
     # (Docker drops the docker_gwbridge endpoint once a network with a gateway, here macvlan, is attached.)
+    status = json.loads(lab.labctl("status", "-i", str(lab.inventory), "-p", SEED, "--json").stdout)
+    nets = {n["name"]: n for n in status["networks"]}
+    assert nets["ov"]["scope"] == "global" and nets["ov"]["vni"] == vni, "status shows the VNI seen on the wire"
+    assert nets["mv"]["scope"] == "local" and nets["mv"]["hosts"] == ["node1", "node2"]
+    ctrs = {c["name"]: c for c in status["containers"]}
+    assert ctrs["c4"]["host"] == "node2" and ctrs["c4"]["addresses"]["mv"] == "172.29.0.14"
+    assert ipaddress.ip_address(ctrs["c1"]["addresses"]["ov"]) in ipaddress.ip_network("172.30.0.0/16")
+    assert status["missing"] == [] and status["store"]["running"] is True
 
 
 def test_second_up_changes_nothing(lab: Lab) -> None:
@@ -88,16 +98,103 @@ def test_second_up_changes_nothing(lab: Lab) -> None:
     assert "no changes" in res.stdout, res.stdout
 
 
+def test_another_lab_on_the_same_hosts_is_refused(lab: Lab, tmp_path, hosts: Hosts) -> None:
+    other = tmp_path / "other.yaml"
+    other.write_text("name: other\nnetworks:\n  b: {driver: bridge, subnet: 10.97.0.0/24, hosts: [node1]}\n")
+    res = lab.labctl("up", "-i", str(lab.inventory), "-p", str(other), check=False)
+    assert res.returncode == 2, res.stderr
+    assert "[node1] the host is in use by lab 'seed-overlay'" in res.stderr
+    assert sh(hosts, "node1", "docker exec c1 ping -c1 -W2 c3").ok, "the running lab was not disturbed"
+
+
 def test_down_leaves_nothing_of_the_lab(lab: Lab, hosts: Hosts) -> None:
     res = lab.labctl("down", "-i", str(lab.inventory), "-p", SEED)
-    assert "store keys under /docker removed" in res.stdout
+    assert "store keys under docker/ removed" in res.stdout
     for h in ("node1", "node2"):
         assert sh(hosts, h, "docker ps -aq").stdout.strip() == ""
         assert sorted(sh(hosts, h, "docker network ls --format '{{.Name}}'").stdout.split()) == \
             ["bridge", "host", "none"]
         assert not sh(hosts, h, "test -e /etc/docker/daemon.json").ok
+        assert "inet 172.17.0.1/16 " in sh(hosts, h, "ip -o -4 addr show docker0").stdout, \
+            "docker0 has its address from before the lab's bip again"
+    keys = subprocess.run(["ip", "netns", "exec", Names(LAB).switch_netns, "true"], capture_output=True)
+    assert keys.returncode == 0  # the sandbox itself stays up; only the lab is gone
     assert not sh(hosts, "store", "start-stop-daemon --status --pidfile /run/labctl/etcd.pid").ok
     assert "no changes" in lab.labctl("down", "-i", str(lab.inventory), "-p", SEED).stdout
+    status = json.loads(lab.labctl("status", "-i", str(lab.inventory), "--json").stdout)
+    assert status["networks"] == [] and status["containers"] == [], "nothing labelled by labctl is left"
+
+
+def untouched(hosts: Hosts) -> None:
+    assert not sh(hosts, "node1", "test -e /etc/docker/daemon.json").ok
+    assert not sh(hosts, "store", "start-stop-daemon --status --pidfile /run/labctl/etcd.pid").ok
+
+
+def test_name_taken_by_hand_is_refused_before_any_change(lab: Lab, hosts: Hosts) -> None:
+    sh(hosts, "node1", "docker network create --subnet 10.96.0.0/24 mv")
+    try:
+        res = lab.labctl("up", "-i", str(lab.inventory), "-p", SEED, check=False)
+        assert res.returncode == 2, res.stderr
+        assert "[node1] networks.mv: a network named 'mv' already exists there and is not this lab's" in res.stderr
+        untouched(hosts)
+    finally:
+        sh(hosts, "node1", "docker network rm mv")
+
+
+def test_docker_error_is_shown_with_entry_and_hint(lab: Lab, tmp_path, hosts: Hosts) -> None:
+    sh(hosts, "node1", "docker run -d --restart always --name foreign -p 8081:80 labctl/busybox:latest sleep 600")
+    pb = tmp_path / "ports.yaml"
+    pb.write_text("name: ports\ndocker0: {bip: off}\nnetworks:\n  pt: {driver: bridge, subnet: 10.95.0.0/24, "
+                  "hosts: [node1]}\ncontainers:\n  web: {host: node1, networks: {pt: {}}, ports: ['8081:80']}\n")
+    try:
+        res = lab.labctl("up", "-i", str(lab.inventory), "-p", str(pb), check=False)
+        assert res.returncode == 1
+        assert "for containers.web failed" in res.stderr
+        assert "Docker says: " in res.stderr and "Bind for 0.0.0.0:8081 failed: port is already allocated" in res.stderr
+        assert "hint: 0.0.0.0:8081 is already published on node1" in res.stderr
+        assert "Traceback" not in res.stderr
+    finally:
+        lab.labctl("down", "-i", str(lab.inventory), "-p", str(pb))
+        sh(hosts, "node1", "docker rm -f foreign")
+
+
+def test_images_loaded_from_the_controller_or_refused_clearly(lab: Lab, tmp_path, hosts: Hosts) -> None:
+    (tmp_path / "extra.tar").write_bytes(busybox_rootfs("labctl/extra:1").data)
+    body = "docker0: {bip: off}\ncontainers:\n  xx: {host: node1, image: '%s'}\n"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: imgs\n" + body % "nosuch/img:1")
+    res = lab.labctl("up", "-i", str(lab.inventory), "-p", str(bad), check=False)
+    assert res.returncode == 1
+    assert "[node1] `docker pull nosuch/img:1` for containers.xx failed" in res.stderr
+    assert "no registry is reachable from node1 and the playbook lists no archive for nosuch/img:1" in res.stderr
+    untouched(hosts)
+    good = tmp_path / "good.yaml"
+    good.write_text("name: imgs\nimages: {'labctl/extra:1': extra.tar}\n" + body % "labctl/extra:1")
+    try:
+        res = lab.labctl("up", "-i", str(lab.inventory), "-p", str(good))
+        assert "node1: image labctl/extra:1 loaded from the controller" in res.stdout
+        assert sh(hosts, "node1", "docker exec xx true").ok
+    finally:
+        lab.labctl("down", "-i", str(lab.inventory), "-p", str(good))
+        sh(hosts, "node1", "docker rmi labctl/extra:1")
+
+
+def test_changed_network_is_recreated_with_its_containers(lab: Lab, tmp_path, hosts: Hosts) -> None:
+    pb = tmp_path / "change.yaml"
+    text = ("name: change\ndocker0: {bip: off}\nnetworks:\n  b: {driver: bridge, subnet: 10.94.%d.0/24, "
+            "hosts: [node1]}\ncontainers:\n  xx: {host: node1, networks: {b: {}}}\n"
+            "  yy: {host: node1, networks: {b: {}}}\n")
+    pb.write_text(text % 1)
+    try:
+        lab.labctl("up", "-i", str(lab.inventory), "-p", str(pb))
+        pb.write_text(text % 2)
+        res = lab.labctl("up", "-i", str(lab.inventory), "-p", str(pb))
+        assert "network b: settings changed: recreate" in res.stdout
+        addr = sh(hosts, "node1", "docker inspect -f '{{.NetworkSettings.Networks.b.IPAddress}}' xx").stdout.strip()
+        assert addr.startswith("10.94.2."), addr
+        assert sh(hosts, "node1", "docker exec xx ping -c1 -W2 yy").ok
+    finally:
+        lab.labctl("down", "-i", str(lab.inventory), "-p", str(pb))
 
 
 def test_network_modes_on_one_host(lab: Lab, hosts: Hosts) -> None:

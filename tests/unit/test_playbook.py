@@ -41,58 +41,61 @@ BAD = {
     "ip_range outside subnet": ("networks:\n  b: {driver: bridge, subnet: 172.28.0.0/24, ip_range: 172.28.1.0/25}\n",
                                 "networks.b.ip_range: 172.28.1.0/25 is not inside subnet 172.28.0.0/24"),
     "static ip outside subnet": ("networks:\n  b: {driver: bridge, subnet: 172.28.0.0/24}\n"
-                                 "containers:\n  c: {host: node1, networks: {b: {ip: 172.28.9.9}}}\n",
-                                 "containers.c.networks.b.ip: 172.28.9.9 is not a usable address of b's subnet"),
+                                 "containers:\n  cc: {host: node1, networks: {b: {ip: 172.28.9.9}}}\n",
+                                 "containers.cc.networks.b.ip: 172.28.9.9 is not a usable address of b's subnet"),
     "static ip duplicated": ("networks:\n  b: {driver: bridge, subnet: 172.28.0.0/24}\n"
-                             "containers:\n  c: {host: node1, networks: {b: {ip: 172.28.0.5}}}\n"
-                             "  d: {host: node1, networks: {b: {ip: 172.28.0.5}}}\n",
-                             "containers.d.networks.b.ip: 172.28.0.5 is also given to 'c' on b"),
+                             "containers:\n  cc: {host: node1, networks: {b: {ip: 172.28.0.5}}}\n"
+                             "  cd: {host: node1, networks: {b: {ip: 172.28.0.5}}}\n",
+                             "containers.cd.networks.b.ip: 172.28.0.5 is also given to 'cc' on b"),
     "static ip is the gateway": ("networks:\n  b: {driver: bridge, subnet: 172.28.0.0/24, gateway: 172.28.0.1}\n"
-                                 "containers:\n  c: {host: node1, networks: {b: {ip: 172.28.0.1}}}\n",
+                                 "containers:\n  cc: {host: node1, networks: {b: {ip: 172.28.0.1}}}\n",
                                  "172.28.0.1 is b's gateway"),
     "static ip in another host's macvlan range": (
         "networks:\n  mv: {driver: macvlan, subnet: 172.29.0.0/16}\n"
-        "containers:\n  c: {host: node1, networks: {mv: {ip: 172.29.200.1}}}\n",
+        "containers:\n  cc: {host: node1, networks: {mv: {ip: 172.29.200.1}}}\n",
         "172.29.200.1 lies in node2's dynamic range 172.29.192.0/18 of mv"),
-    "static ip on the default bridge": ("containers:\n  c: {host: node1, networks: {bridge: {ip: 172.17.12.5}}}\n",
+    "static ip on the default bridge": ("containers:\n  cc: {host: node1, networks: {bridge: {ip: 172.17.12.5}}}\n",
                                         "user specified IP address is supported on user defined networks only"),
-    "duplicate container names": ("containers:\n  c: {host: node1}\n  c: {host: node2}\n",
-                                  "duplicate key 'c' (first at line 2)"),
-    "unknown host": ("containers:\n  c: {host: node9}\n",
-                     "containers.c.host: 'node9' is not a docker host of the inventory; docker hosts: node1, node2"),
-    "container on the store host": ("containers:\n  c: {host: store}\n", "'store' is not a docker host"),
-    "unknown network": ("containers:\n  c: {host: node1, networks: [nope]}\n",
-                        "containers.c.networks.nope: no network 'nope' in this playbook"),
-    "unknown container in network_mode": ("containers:\n  c: {host: node1, network_mode: 'container:ghost'}\n",
+    "duplicate container names": ("containers:\n  cc: {host: node1}\n  cc: {host: node2}\n",
+                                  "duplicate key 'cc' (first at line 2)"),
+    "unknown host": ("containers:\n  cc: {host: node9}\n",
+                     "containers.cc.host: 'node9' is not a docker host of the inventory; docker hosts: node1, node2"),
+    "container on the store host": ("containers:\n  cc: {host: store}\n", "'store' is not a docker host"),
+    "unknown network": ("containers:\n  cc: {host: node1, networks: [nope]}\n",
+                        "containers.cc.networks.nope: no network 'nope' in this playbook"),
+    "unknown container in network_mode": ("containers:\n  cc: {host: node1, network_mode: 'container:ghost'}\n",
                                           "no container 'ghost' in this playbook"),
-    "container: on another host": ("containers:\n  a: {host: node1}\n"
-                                   "  b: {host: node2, network_mode: 'container:a'}\n",
-                                   "'a' runs on node1, 'b' on node2: a shared network stack needs both on the "
+    "container: on another host": ("containers:\n  ca: {host: node1}\n"
+                                   "  cb: {host: node2, network_mode: 'container:ca'}\n",
+                                   "'ca' runs on node1, 'cb' on node2: a shared network stack needs both on the "
                                    "same host"),
     "bad container name": ("containers:\n  '-bad': {host: node1}\n", "is not a container name Docker accepts"),
+    "one-letter container name": ("containers:\n  x: {host: node1}\n",
+                                  "containers.x: 'x' is not a container name Docker accepts (2 to 63 characters"),
     "bad network name": ("networks:\n  'my net': {driver: bridge, subnet: 172.28.0.0/24}\n",
                          "'my net' is not a name Docker accepts"),
     "predefined network name": ("networks:\n  host: {driver: bridge, subnet: 172.28.0.0/24}\n",
                                 "'host' is one of Docker's predefined networks"),
     "local network not on that host": (
         "networks:\n  b: {driver: bridge, subnet: 172.28.0.0/24, hosts: [node2]}\n"
-        "containers:\n  c: {host: node1, networks: [b]}\n",
+        "containers:\n  cc: {host: node1, networks: [b]}\n",
         "network 'b' (bridge) does not exist on host 'node1'; its hosts: node2"),
     "hosts on overlay": (STORE + "networks:\n  ov: {driver: overlay, subnet: 172.30.0.0/16, hosts: [node1]}\n",
                          "an overlay network is global"),
     "networks and network_mode": ("networks:\n  b: {driver: bridge, subnet: 172.28.0.0/24}\n"
-                                  "containers:\n  c: {host: node1, networks: [b], network_mode: host}\n",
-                                  "containers.c.network_mode: cannot be combined with `networks`"),
-    "unknown network mode": ("containers:\n  c: {host: node1, network_mode: nat}\n",
+                                  "containers:\n  cc: {host: node1, networks: [b], network_mode: host}\n",
+                                  "containers.cc.network_mode: cannot be combined with `networks`"),
+    "unknown network mode": ("containers:\n  cc: {host: node1, network_mode: nat}\n",
                              "'nat' is not allowed; allowed: bridge, host, none, container:<name>"),
     "bridge_name too long": ("networks:\n  b: {driver: bridge, subnet: 172.28.0.0/24, "
                              "bridge_name: a-very-long-bridge}\n",
                              "networks.b.bridge_name: 'a-very-long-bridge' is not a valid Linux interface name"),
     "parent on a bridge": ("networks:\n  b: {driver: bridge, subnet: 172.28.0.0/24, parent: eth1}\n",
                            "networks.b.parent: only for driver 'macvlan'"),
-    "ports with host mode": ("containers:\n  c: {host: node1, network_mode: host, ports: ['80:80']}\n",
+    "ports with host mode": ("containers:\n  cc: {host: node1, network_mode: host, ports: ['80:80']}\n",
                              "published ports have no effect with network_mode 'host'"),
-    "bad port": ("containers:\n  c: {host: node1, ports: ['eighty']}\n", "containers.c.ports: must be a list such as"),
+    "bad port": ("containers:\n  cc: {host: node1, ports: ['eighty']}\n",
+                 "containers.cc.ports: must be a list such as"),
     "overlapping bips": ("docker0: {bip: {node1: 172.17.5.1/24, node2: 172.17.5.2/24}}\n",
                          "docker0.bip.node2: 172.17.5.2/24 overlaps docker0 of node1"),
     "unknown top-level field": ("netwroks: {}\n", "netwroks: unknown field; allowed: name, store, docker0"),
@@ -120,11 +123,11 @@ def test_store_needs_a_store_host_in_the_inventory() -> None:
 
 
 def test_every_problem_is_reported_at_once() -> None:
-    text = "networks:\n  b: {driver: vxlan, subnet: 1.2.3.4/8}\ncontainers:\n  c: {host: nowhere}\n"
+    text = "networks:\n  b: {driver: vxlan, subnet: 1.2.3.4/8}\ncontainers:\n  cc: {host: nowhere}\n"
     with pytest.raises(ValidationError) as err:
         parse_playbook(text, "pb.yaml", INV)
     fields = {p.field for p in err.value.problems}
-    assert {"networks.b.driver", "networks.b.subnet", "containers.c.host"} <= fields
+    assert {"networks.b.driver", "networks.b.subnet", "containers.cc.host"} <= fields
 
 
 def test_seed_overlay_playbook() -> None:

@@ -1,0 +1,77 @@
+"""The cluster store on the store host: started under the service manager (binary) or as a container (image)."""
+
+from __future__ import annotations
+
+import shlex
+
+from fabric import Connection
+
+from labctl.errors import LabctlError
+from labctl.executors.remote import Hosts
+from labctl.executors.services import Service, ServiceManager
+from labctl.model.playbook import Playbook
+from labctl.plan.store import CONSUL_CONTAINER, HEALTH_TIMEOUT, StorePlan, plan_store
+
+
+class StoreRunner:
+    def __init__(self, pb: Playbook, manager: ServiceManager) -> None:
+        assert pb.store is not None
+        self.store = pb.store
+        self.plan: StorePlan = plan_store(pb.store, pb.name)
+        self.manager = manager
+        self.service = Service(self.plan.backend, argv=self.plan.argv, unit=self.plan.backend)
+
+    def missing_prerequisite(self, conn: Connection) -> str | None:
+        """Why the store cannot run on its host (checked in preflight, before any change), or None."""
+        if conn.run(self.plan.needs, hide=True, warn=True).ok:
+            return None
+        return f"[{self.store.host}] cannot run the {self.plan.backend} store: {self.plan.needs_hint}"
+
+    def is_running(self, conn: Connection) -> bool:
+        if self.plan.kind == "container":
+            return bool(conn.run(self.plan.running, hide=True, warn=True).ok)
+        return self.manager.is_running(conn, self.service)
+
+    def start(self, conn: Connection) -> bool:
+        conn.run(f"mkdir -p {shlex.quote(self.store.data_dir)}", hide=True)
+        if self.plan.kind == "service":
+            return self.manager.start(conn, self.service)
+        if self.is_running(conn):
+            return False
+        conn.run(self.plan.start, hide=True)
+        return True
+
+    def stop(self, conn: Connection) -> bool:
+        if self.plan.kind == "service":
+            return self.manager.stop(conn, self.service)
+        if not self.is_running(conn):
+            conn.run(self.plan.stop, hide=True, warn=True)  # a stopped leftover goes too
+            return False
+        conn.run(self.plan.stop, hide=True)
+        return True
+
+    def log_tail(self, conn: Connection) -> str:
+        if self.plan.kind == "container":
+            return str(conn.run(f"docker logs --tail 20 {CONSUL_CONTAINER} 2>&1", hide=True, warn=True).stdout)
+        return self.manager.log_tail(conn, self.service)
+
+    def wait_healthy(self, conn: Connection) -> None:
+        if not conn.run(self.plan.wait_healthy(), hide=True, warn=True).ok:
+            raise LabctlError(f"[{self.store.host}] {self.plan.backend} not healthy within {HEALTH_TIMEOUT}s "
+                              f"(`{self.plan.health}`); its log:\n{self.log_tail(conn)}")
+
+    def wipe(self, conn: Connection) -> bool:
+        """Remove the keys Docker wrote; False when there were none (or the store does not answer)."""
+        return bool(conn.run(self.plan.wipe, hide=True, warn=True).ok)
+
+
+def check_store_reachable(pb: Playbook, hosts: Hosts, names: list[str]) -> None:
+    """Every docker host opens a TCP connection to the store's client port (dockerd will need exactly that)."""
+    assert pb.store is not None
+    addr, port = pb.store.address or pb.store.host, pb.store.port
+    probe = f"timeout 3 bash -c {shlex.quote(f'</dev/tcp/{addr}/{port}')}"
+    results = hosts.each(lambda n, c: bool(c.run(probe, hide=True, warn=True).ok), names, step="store reachability")
+    unreachable = [n for n, ok in results.items() if not ok]
+    if unreachable:
+        raise LabctlError(f"store {pb.store.url} is not reachable from {', '.join(unreachable)}",
+                          hint="check the underlay between these hosts and the store host (firewall, routes)")

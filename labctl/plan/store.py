@@ -1,0 +1,91 @@
+"""The cluster store as commands: how to start, check, wipe and stop etcd or Consul on the store host.
+
+Every command runs on the store host over SSH (the controller may not reach the underlay itself), so the same
+plan works for sandbox hosts, Vagrant VMs and static machines. Docker 20.10's libkv keeps the overlay's state
+under the key prefix `docker/` (etcd v2: the directory /docker); `down` removes exactly that.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+
+from labctl.model.playbook import Store
+
+ETCD_BIN = "/usr/bin/etcd"
+CONSUL_BIN = "/usr/local/bin/consul"        # the pinned release binary (provisioning installs it there)
+CONSUL_CONTAINER = "labctl-store-consul"
+STORE_LABEL = "labctl.store"                 # not labctl.lab: `down` removes lab containers before wiping the store
+HEALTH_TIMEOUT = 30
+
+
+@dataclass(frozen=True)
+class StorePlan:
+    """How one store runs. kind "service": argv under the host's service manager; "container": docker run."""
+
+    backend: str
+    kind: str
+    argv: tuple[str, ...]        # the store process (service) or the container's arguments after the image
+    start: str                   # container kind: the command that starts it ("" for services)
+    running: str                 # exits 0 when it runs (container kind; services ask their manager)
+    stop: str                    # container kind
+    health: str                  # exits 0 once the store serves requests
+    wipe: str                    # removes the keys Docker wrote (the lab's networks and endpoints)
+    needs: str                   # exits 0 when the host has what the store needs; else prints nothing
+    needs_hint: str
+
+    def wait_healthy(self, timeout: int = HEALTH_TIMEOUT) -> str:
+        return f"timeout {int(timeout)} sh -c {shlex.quote(f'until {self.health} >/dev/null 2>&1; do sleep 0.2; done')}"
+
+
+def endpoint(store: Store) -> str:
+    return f"http://{store.address or store.host}:{store.port}"
+
+
+def etcd_argv(store: Store) -> tuple[str, ...]:
+    """etcd bound to the underlay address only, v2 API on (Docker 20.10's libkv speaks only v2)."""
+    url = endpoint(store)
+    return (ETCD_BIN, "--name", store.host, "--data-dir", store.data_dir, "--enable-v2=true",
+            "--listen-client-urls", url, "--advertise-client-urls", url,
+            "--listen-peer-urls", "http://127.0.0.1:2380", "--initial-advertise-peer-urls", "http://127.0.0.1:2380",
+            "--initial-cluster", f"{store.host}=http://127.0.0.1:2380")
+
+
+def consul_agent_args(store: Store) -> tuple[str, ...]:
+    """A single Consul server: bind (serf/raft) and client (HTTP) on the underlay address only."""
+    addr = store.address or store.host
+    return ("agent", "-server", "-bootstrap-expect=1", "-node", store.host, "-bind", addr, "-client", addr,
+            "-http-port", str(store.port), "-ui=false")
+
+
+def plan_store(store: Store, lab: str) -> StorePlan:
+    url = endpoint(store)
+    if store.backend == "etcd":
+        return StorePlan(
+            backend="etcd", kind="service", argv=etcd_argv(store), start="", running="", stop="",
+            health=f"ETCDCTL_API=3 etcdctl --endpoints {url} endpoint health",
+            wipe=f"ETCDCTL_API=2 etcdctl --endpoints {url} rm --recursive /docker",
+            needs=f"test -x {ETCD_BIN} && command -v etcdctl",
+            needs_hint="install etcd there (Debian: apt-get install etcd-server etcd-client)")
+    cli = shlex.join(["docker", "exec", CONSUL_CONTAINER, "consul"]) if store.image else CONSUL_BIN
+    health = f"{cli} operator raft list-peers -http-addr={url} | grep -q leader"
+    wipe = f"{cli} kv delete -http-addr={url} -recurse docker/"
+    if store.image is None:
+        return StorePlan(
+            backend="consul", kind="service", argv=(CONSUL_BIN, *consul_agent_args(store), "-data-dir",
+                                                    store.data_dir),
+            start="", running="", stop="", health=health, wipe=wipe, needs=f"test -x {CONSUL_BIN} && echo {CONSUL_BIN}",
+            needs_hint=f"install the pinned Consul release binary as {CONSUL_BIN} (`labctl provision`), or set "
+                       "`store.image: hashicorp/consul:1.15` to run it as a container")
+    # The image's entrypoint adds -data-dir=/consul/data and -config-dir; data persists in the host's data_dir,
+    # so a container left over (stopped, or from another image) is replaced, not restarted.
+    run = ["docker", "run", "-d", "--name", CONSUL_CONTAINER, "--network", "host", "--restart", "unless-stopped",
+           "--label", f"{STORE_LABEL}={lab}", "-v", f"{store.data_dir}:/consul/data", store.image,
+           *consul_agent_args(store)]
+    return StorePlan(
+        backend="consul", kind="container", argv=tuple(run),
+        start=f"docker rm -f {CONSUL_CONTAINER} >/dev/null 2>&1; {shlex.join(run)} >/dev/null",
+        running=f"docker inspect -f '{{{{.State.Running}}}}' {CONSUL_CONTAINER} 2>/dev/null | grep -qx true",
+        stop=f"docker rm -f {CONSUL_CONTAINER}", health=health, wipe=wipe,
+        needs="docker version --format '{{.Server.Version}}'",
+        needs_hint=f"the store host needs Docker to run {store.image}; install it or drop `store.image`")
