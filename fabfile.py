@@ -68,3 +68,10 @@ def up(c, inventory=None, playbook=None):  # type: ignore[no-untyped-def]
 def down(c, inventory=None, playbook=None):  # type: ignore[no-untyped-def]
     """Remove the lab: containers, networks, store keys, daemon config changes, the store labctl started."""
     _labctl("down", "--inventory", _inv(inventory), *_pb(playbook))
+
+
+@task(help={"inventory": "inventory file", "playbook": "playbook file (default $LABCTL_PLAYBOOK)",
+            "json": "machine-readable output"})
+def status(c, inventory=None, playbook=None, json=False):  # type: ignore[no-untyped-def]
+    """What of the lab exists on each host: networks (scope, subnet, VNI), containers and their addresses."""
+    _labctl("status", "--inventory", _inv(inventory), *_pb(playbook), *(["--json"] if json else []))
