@@ -75,3 +75,12 @@ def down(c, inventory=None, playbook=None):  # type: ignore[no-untyped-def]
 def status(c, inventory=None, playbook=None, json=False):  # type: ignore[no-untyped-def]
     """What of the lab exists on each host: networks (scope, subnet, VNI), containers and their addresses."""
     _labctl("status", "--inventory", _inv(inventory), *_pb(playbook), *(["--json"] if json else []))
+
+
+@task(help={"inventory": "inventory file", "playbook": "playbook file (default $LABCTL_PLAYBOOK)",
+            "sample": "one pair per host pair and network", "json": "write the verdict as JSON to this file",
+            "junit": "write a JUnit XML file"})
+def verify(c, inventory=None, playbook=None, sample=False, json=None, junit=None):  # type: ignore[no-untyped-def]
+    """Probe who reaches whom across hosts and compare with the playbook; exit 1 on any mismatch."""
+    _labctl("verify", "--inventory", _inv(inventory), *_pb(playbook), *(["--sample"] if sample else []),
+            *(["--json", json] if json else []), *(["--junit", junit] if junit else []))

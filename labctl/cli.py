@@ -15,8 +15,9 @@ from collections.abc import Sequence
 from rich.console import Console
 from rich.table import Table
 
+from labctl import verdict
 from labctl.errors import LabctlError, Problem, ValidationError
-from labctl.executors import dockerhost, lab, status
+from labctl.executors import dockerhost, lab, status, verify
 from labctl.executors.images import archive_from_path, busybox_rootfs
 from labctl.executors.remote import Hosts
 from labctl.executors.services import manager_for
@@ -57,6 +58,14 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=text)
         _inventory_arg(p)
         _playbook_arg(p)
+
+    p = sub.add_parser("verify", help="probe who reaches whom; compare with what the playbook implies")
+    _inventory_arg(p)
+    _playbook_arg(p)
+    p.add_argument("--sample", action="store_true",
+                   help="one pair per host pair, network and kind of check (for big labs)")
+    p.add_argument("--json", metavar="FILE", help="write the verdict as JSON ('-' for stdout)")
+    p.add_argument("--junit", metavar="FILE", help="write one JUnit testcase per check")
 
     p = sub.add_parser("status", help="what of the lab exists on each host: networks (scope, subnet, VNI), containers")
     _inventory_arg(p)
@@ -256,6 +265,61 @@ def cmd_down(args: argparse.Namespace, progress: Progress) -> int:
     return run_lab("down", args, progress)
 
 
+def cmd_verify(args: argparse.Namespace, progress: Progress) -> int:
+    inv = load(args)
+    pb = load_playbook(args.playbook, inv)
+    with Hosts(registry.endpoints(inv)) as hosts:
+        result = verify.verify(inv, pb, hosts, progress, sampled=args.sample)
+    if args.json:
+        text = json.dumps(verdict.to_json(pb.name, result.results, result.duration_s), indent=2) + "\n"
+        if args.json == "-":
+            sys.stdout.write(text)
+        else:
+            write_file(args.json, text)
+    if args.junit:
+        write_file(args.junit, verdict.to_junit(pb.name, result.results, result.duration_s))
+    if args.json != "-":
+        print_verdict(result)
+    return 0 if result.ok else 1
+
+
+def write_file(path: str, text: str) -> None:
+    try:
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    except OSError as exc:
+        raise LabctlError(f"cannot write {path}: {exc.strerror}") from None
+
+
+def print_verdict(result: verify.Verdict) -> None:
+    console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
+    style = {"reach": "green", "isolated": "blue", "MISMATCH": "bold red"}
+    for title, (srcs, dsts, cells) in verdict.matrices(result.results).items():
+        table = Table(title=f"{title}: rows reach (or not) columns", title_justify="left")
+        table.add_column("from \\ to")
+        for d in dsts:
+            table.add_column(d)
+        for s_ in srcs:
+            row = [s_]
+            for d in dsts:
+                mark = cells.get((s_, d), "")
+                row.append(f"[{style[mark]}]{mark}[/]" if mark else "")
+            table.add_row(*row)
+        console.print(table)
+    failed = [r for r in result.results if not r.ok]
+    for r in failed:
+        c = r.check
+        console.print(f"[bold red]MISMATCH[/] {c.src} ({c.src_host}) -> {c.dst} ({c.dst_host or '-'}) on {c.network} "
+                      f"via {c.via} {c.address or '(no address)'}: expected {c.expect}, observed {r.observed}\n"
+                      f"    expected because: {c.reason}\n    likely cause: {r.cause}")
+    summary = verdict.verdict(result.results)
+    kinds = sorted({r.check.expect for r in result.results})
+    state = "OK" if result.ok else "FAILED"
+    console.print(f"verify {result.lab}: {state}: {summary['passed']}/{summary['total']} checks as expected "
+                  f"({', '.join(kinds) or 'none'}), {summary['failed']} mismatched, {result.duration_s:.1f}s"
+                  + (" (sampled)" if result.sampled else ""))
+
+
 def cmd_status(args: argparse.Namespace, progress: Progress) -> int:
     inv = load(args)
     pb = load_playbook(args.playbook, inv) if args.playbook else None
@@ -318,6 +382,7 @@ HANDLERS = {
     ("destroy", None): cmd_sandbox_down,
     ("validate", None): cmd_validate,
     ("status", None): cmd_status,
+    ("verify", None): cmd_verify,
     ("hosts", None): cmd_hosts,
     ("ssh", None): cmd_ssh,
     ("image", "load"): cmd_image_load,

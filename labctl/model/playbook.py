@@ -99,6 +99,18 @@ class Container:
 
 
 @dataclass(frozen=True)
+class Expectation:
+    """An `expect:` entry: from a container to a container, a host, an address or a name; reach or isolated."""
+
+    src: str
+    kind: str             # "container" | "host" | "address" | "name"
+    target: str
+    network: str | None   # None: every network the two share (container), else "-"
+    expect: str           # "reach" | "isolated"
+    index: int            # position in the playbook's list, for messages
+
+
+@dataclass(frozen=True)
 class Playbook:
     source: str
     name: str
@@ -106,7 +118,7 @@ class Playbook:
     bips: dict[str, str]                 # docker host -> docker0 bip (empty when off)
     networks: tuple[Network, ...]
     containers: tuple[Container, ...]
-    expect: tuple[dict, ...] = field(default_factory=tuple)
+    expect: tuple[Expectation, ...] = field(default_factory=tuple)
     images: tuple[tuple[str, str], ...] = ()  # image ref -> archive on the controller (path relative to the file)
 
     def image_archive(self, ref: str) -> str | None:
@@ -140,15 +152,73 @@ def parse_playbook(text: str, source: str, inv: Inventory) -> Playbook:
     _check_overlaps(c, networks, bips, inv)
     containers = _containers(c, top.get("containers"), inv, {n.name: n for n in networks})
     networks = _assign_macvlan_ranges(c, networks, containers)
-    expect = top.get("expect") or []
-    if not isinstance(expect, list):
-        c.add("expect", "must be a list")
-        expect = []
+    expect = _expectations(c, top.get("expect"), inv, containers, networks)
     images = _images(c, top.get("images"), source)
     if c.problems:
         raise ValidationError(c.problems)
     return Playbook(source=source, name=str(name), store=store, bips=bips, networks=tuple(networks),
                     containers=tuple(containers), expect=tuple(expect), images=images)
+
+
+EXPECT_TARGETS = {"to": "container", "to_host": "host", "to_address": "address", "to_name": "name"}
+EXPECT_FIELDS = ("from", *EXPECT_TARGETS, "network", "expect")
+
+
+def _expectations(c: Collector, value: object, inv: Inventory, containers: list[Container],
+                  networks: list[Network]) -> tuple[Expectation, ...]:
+    """`expect:` entries that add to or override the expectations verify derives from the playbook."""
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        c.add("expect", "must be a list of {from: CONTAINER, to|to_host|to_address|to_name: ..., expect: "
+                        "reach|isolated, network: NAME}")
+        return ()
+    names = {x.name for x in containers}
+    result = []
+    for i, raw_entry in enumerate(value):
+        fld = f"expect[{i}]"
+        raw = c.mapping(raw_entry, fld, EXPECT_FIELDS, required=("from", "expect"))
+        if "from" not in raw or "expect" not in raw:
+            continue
+        src, verdict = raw.get("from"), raw.get("expect")
+        targets = [k for k in EXPECT_TARGETS if k in raw]
+        ok = True
+        if src not in names:
+            c.add(f"{fld}.from", f"no container {src!r} in this playbook")
+            ok = False
+        if verdict not in ("reach", "isolated"):
+            c.add(f"{fld}.expect", f"{verdict!r} is not allowed; allowed: reach, isolated")
+            ok = False
+        if len(targets) != 1:
+            c.add(fld, "give exactly one of to (container), to_host, to_address, to_name")
+            continue
+        key = targets[0]
+        target = str(raw[key])
+        kind = EXPECT_TARGETS[key]
+        if kind == "container" and target not in names:
+            c.add(f"{fld}.to", f"no container {target!r} in this playbook")
+            ok = False
+        elif kind == "host" and target not in {h.name for h in inv.docker_hosts}:
+            c.add(f"{fld}.to_host", f"{target!r} is not a docker host of the inventory")
+            ok = False
+        elif kind == "address" and not _is_ip(target):
+            c.add(f"{fld}.to_address", f"{target!r} is not an IPv4 address")
+            ok = False
+        network = raw.get("network")
+        if network is not None and network not in {n.name for n in networks} | {"bridge"}:
+            c.add(f"{fld}.network", f"no network {network!r} in this playbook")
+            ok = False
+        if ok:
+            result.append(Expectation(str(src), kind, target, None if network is None else str(network),
+                                      str(verdict), i))
+    return tuple(result)
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        return isinstance(ipaddress.ip_address(text), ipaddress.IPv4Address)
+    except ValueError:
+        return False
 
 
 def _images(c: Collector, value: object, source: str) -> tuple[tuple[str, str], ...]:

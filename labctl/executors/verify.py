@@ -1,0 +1,150 @@
+"""`verify` on the hosts: find what exists, probe every check from inside its source container, and gather the
+facts that explain failures. Probes are bounded: one ping (1 s), one retry (2 s), each under `timeout 3`."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from fabric import Connection
+
+from labctl.executors.remote import Hosts
+from labctl.executors.services import manager_for
+from labctl.executors.status import gather as gather_status
+from labctl.executors.store import StoreRunner
+from labctl.model.inventory import Inventory
+from labctl.model.playbook import Playbook
+from labctl.plan.verify import Check, Diagnosis, Facts, Result, derive, explain, sample
+from labctl.ui import Progress
+
+PROBE_FN = ("p() { o=$(timeout 3 ping -c1 -W1 \"$2\" 2>&1 || timeout 3 ping -c1 -W2 \"$2\" 2>&1); r=$?; "
+            "t=$(echo \"$o\" | sed -n 's/.*time=\\([0-9.]*\\) *ms.*/\\1/p' | head -n1); echo \"$1 $r $t\"; }")
+HOST_PROBE_TIMEOUT = 60
+LINE_RE = re.compile(r"^(\d+) (\d+) ?([0-9.]*)$")
+
+
+@dataclass
+class Verdict:
+    lab: str
+    results: list[Result]
+    duration_s: float
+    sampled: bool
+
+    @property
+    def ok(self) -> bool:
+        return all(r.ok for r in self.results)
+
+
+def underlay_facts(conn: Connection, iface: str) -> tuple[str, int]:
+    out = str(conn.run(f"ip -o -4 addr show dev {shlex.quote(iface)}; cat /sys/class/net/{shlex.quote(iface)}/mtu",
+                       hide=True, warn=True).stdout)
+    match = re.search(r"inet (\d+\.\d+\.\d+\.\d+)/", out)
+    mtu = out.strip().splitlines()[-1] if out.strip() else ""
+    return (match.group(1) if match else "", int(mtu) if mtu.isdigit() else 1500)
+
+
+def facts_from(status: dict[str, Any], underlay: dict[str, tuple[str, int]]) -> Facts:
+    state = {c["name"]: c["state"] for c in status["containers"]}
+    addresses = {c["name"]: {k: v for k, v in c["addresses"].items() if v} for c in status["containers"]}
+    return Facts(state=state, addresses=addresses, host_addresses={h: u[0] for h, u in underlay.items() if u[0]})
+
+
+def probe_script(checks: list[tuple[int, Check]]) -> str:
+    """One shell command for a host: every source container pings its targets, all at once."""
+    by_src: dict[str, list[tuple[int, Check]]] = {}
+    for i, c in checks:
+        by_src.setdefault(c.src, []).append((i, c))
+    parts = []
+    for src, items in by_src.items():
+        inner = PROBE_FN + "; " + " ".join(f"p {i} {shlex.quote(c.address)} &" for i, c in items) + " wait"
+        parts.append(f"timeout {HOST_PROBE_TIMEOUT} docker exec {shlex.quote(src)} sh -c {shlex.quote(inner)} &")
+    return " ".join(parts) + " wait"
+
+
+def parse_probe_output(out: str) -> dict[int, tuple[bool, float | None]]:
+    result = {}
+    for line in out.splitlines():
+        m = LINE_RE.match(line.strip())
+        if m:
+            result[int(m.group(1))] = (m.group(2) == "0", float(m.group(3)) if m.group(3) else None)
+    return result
+
+
+def run_probes(hosts: Hosts, checks: list[Check], facts: Facts, progress: Progress) -> list[Result]:
+    results: list[Result] = [Result(c, "isolated") for c in checks]
+    per_host: dict[str, list[tuple[int, Check]]] = {}
+    for i, c in enumerate(checks):
+        if facts.state.get(c.src) == "running" and c.address:
+            per_host.setdefault(c.src_host, []).append((i, c))
+        else:
+            results[i].cause = "not probed"
+
+    def one(host: str, conn: Connection) -> dict[int, tuple[bool, float | None]]:
+        progress.step(host, f"{len(per_host[host])} probes from {len({c.src for _, c in per_host[host]})} "
+                            "container(s)")
+        return parse_probe_output(str(conn.run(probe_script(per_host[host]), hide=True, warn=True).stdout))
+
+    answers = hosts.each(one, list(per_host), step="probes")
+    for host, items in per_host.items():
+        got = answers.get(host, {})
+        for i, c in items:
+            if i in got:
+                reached, rtt = got[i]
+                results[i].observed = "reach" if reached else "isolated"
+                results[i].rtt_ms = rtt if reached else None
+            else:
+                results[i].cause = f"no probe result from {c.src} (does its image have sh, ping and timeout?)"
+    return results
+
+
+def diagnose(inv: Inventory, pb: Playbook, hosts: Hosts, status: dict[str, Any],
+             underlay: dict[str, tuple[str, int]]) -> Diagnosis:
+    overlays = [n.name for n in pb.networks if n.driver == "overlay"]
+    names = [h.name for h in inv.docker_hosts]
+
+    def host_diag(name: str, conn: Connection) -> tuple[list[str], list[str]]:
+        missing = [o for o in overlays
+                   if not conn.run(f"docker network inspect {shlex.quote(o)}", hide=True, warn=True).ok]
+        rules = str(conn.run("iptables-save 2>/dev/null | grep -E -- '4789' | grep -E 'DROP|REJECT'",
+                             hide=True, warn=True).stdout).splitlines()
+        return missing, [r.strip() for r in rules if r.strip()]
+
+    per_host = hosts.each(host_diag, names, step="diagnosis")
+    store_ok, detail = None, ""
+    if pb.store is not None:
+        runner = StoreRunner(pb, manager_for(inv.provider))
+        conn = hosts.conn(pb.store.host)
+        store_ok = bool(conn.run(runner.plan.health, hide=True, warn=True).ok)
+        detail = f"{pb.store.url} {'answers' if store_ok else 'does not answer'}"
+    actual: dict[str, list[str]] = {c["name"]: [k for k, v in c["addresses"].items() if v]
+                                    for c in status["containers"]}
+    return Diagnosis(store_ok=store_ok, store_detail=detail,
+                     overlay_missing={h: m for h, (m, _) in per_host.items() if m},
+                     vxlan_drops={h: r for h, (_, r) in per_host.items() if r},
+                     underlay_mtu={h: u[1] for h, u in underlay.items()},
+                     actual_networks=actual, provider=inv.provider)
+
+
+def verify(inv: Inventory, pb: Playbook, hosts: Hosts, progress: Progress, sampled: bool = False) -> Verdict:
+    t0 = time.monotonic()
+    names = [h.name for h in inv.docker_hosts]
+    progress.step("all", "gathering containers, addresses and underlay addresses")
+    status = gather_status(inv, pb, hosts)
+    down = [h["name"] for h in status["hosts"] if h["error"]]
+    underlay = hosts.each(lambda n, c: underlay_facts(c, inv.underlay_interface), [n for n in names if n not in down],
+                          step="underlay addresses")
+    facts = facts_from(status, underlay)
+    checks = derive(pb, facts)
+    if sampled:
+        checks = sample(checks)
+    results = run_probes(hosts, checks, facts, progress)
+    if not all(r.ok for r in results):
+        progress.step("all", "some checks failed: gathering facts to explain them")
+        explain(results, pb, facts, diagnose(inv, pb, hosts, status, underlay))
+    for r in results:
+        if r.ok:
+            r.cause = ""
+    return Verdict(pb.name, results, time.monotonic() - t0, sampled)

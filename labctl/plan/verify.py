@@ -1,0 +1,287 @@
+"""`verify`: which container should reach which, derived from the playbook; verdicts and their likely causes.
+
+Pure: the executor supplies what exists (container state, address per network, host underlay addresses) and the
+probe results; this module decides what to probe, what it means and why a check failed.
+
+Rules (from the tutorials this replaces):
+- containers sharing a network reach each other by IP on it; local `bridge` networks (default or user-defined)
+  are shared only on the same host, macvlan and overlay across hosts;
+- by name where Docker resolves names (user-defined and overlay networks); on the default bridge names do not
+  resolve;
+- containers with no shared network are isolated from each other's addresses;
+- a container on macvlan (and on no bridge) cannot reach its own host's address;
+- `none` reaches nothing; `host` answers on the host's address (probed from bridge containers of the same host) and
+  reaches local bridge containers; `container:<x>` has x's addresses (probed as a source, never as a destination).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+
+from labctl.model.playbook import Container, Expectation, Playbook
+
+DEFAULT_BRIDGE = "bridge"
+
+
+@dataclass(frozen=True)
+class Check:
+    src: str
+    src_host: str
+    dst: str              # container name, "host:NAME", or the address / name itself
+    dst_host: str | None
+    network: str          # the network the expectation is about ("host" for host targets without one)
+    address: str          # what is pinged: an IP or a name
+    expect: str           # "reach" | "isolated"
+    via: str              # "ip" | "name" | "host" | "address"
+    reason: str           # why this is expected
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        return (self.src, self.dst, self.network, self.via)
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What exists, as the executor found it."""
+
+    state: dict[str, str]                      # container -> "running", "exited", ... (absent: not there)
+    addresses: dict[str, dict[str, str]]       # container -> network -> IPv4 address
+    host_addresses: dict[str, str]             # docker host -> underlay address
+    drivers: dict[str, str] = field(default_factory=dict)  # network -> driver (playbook's, plus "bridge")
+
+
+@dataclass
+class Result:
+    check: Check
+    observed: str                 # "reach" | "isolated"
+    rtt_ms: float | None = None
+    cause: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.observed == self.check.expect
+
+
+def networks_of(pb: Playbook, c: Container) -> list[str]:
+    """The networks whose addresses the container has (container:<x> shares x's)."""
+    mode = c.network_mode or ""
+    if mode.startswith("container:"):
+        return networks_of(pb, pb.container(mode.split(":", 1)[1]))
+    if c.networks:
+        return [a.network for a in c.networks]
+    return [DEFAULT_BRIDGE] if mode in ("", "bridge") else []
+
+
+def drivers_of(pb: Playbook) -> dict[str, str]:
+    return {DEFAULT_BRIDGE: "bridge", **{n.name: n.driver for n in pb.networks}}
+
+
+def shares_stack(a: Container, b: Container) -> bool:
+    ma, mb = a.network_mode or "", b.network_mode or ""
+    return ma == f"container:{b.name}" or mb == f"container:{a.name}" or (
+        ma.startswith("container:") and ma == mb)
+
+
+def shared(pb: Playbook, a: Container, b: Container, drivers: dict[str, str]) -> list[str]:
+    nets_b = set(networks_of(pb, b))
+    return [n for n in networks_of(pb, a) if n in nets_b and (drivers[n] != "bridge" or a.host == b.host)]
+
+
+def has_bridge(pb: Playbook, c: Container, drivers: dict[str, str]) -> bool:
+    return any(drivers[n] == "bridge" for n in networks_of(pb, c))
+
+
+def derive(pb: Playbook, facts: Facts) -> list[Check]:
+    """Every expectation of the playbook, with the addresses found; then the playbook's `expect:` entries."""
+    drivers = drivers_of(pb)
+    checks: list[Check] = []
+    for a in pb.containers:
+        checks += _from_container(pb, a, facts, drivers)
+    return apply_overrides(checks, pb.expect, pb, facts, drivers)
+
+
+def _from_container(pb: Playbook, a: Container, facts: Facts, drivers: dict[str, str]) -> list[Check]:
+    checks = []
+    mode = a.network_mode or ""
+    for b in pb.containers:
+        if b.name == a.name or shares_stack(a, b) or (b.network_mode or "").startswith("container:"):
+            continue
+        b_mode = b.network_mode or ""
+        if b_mode == "host":
+            if a.host == b.host and has_bridge(pb, a, drivers):
+                checks.append(_host_check(a, b.host, facts, "reach", "host", f"{b.name} uses the host's stack",
+                                          dst=b.name))
+            continue
+        if b_mode == "none":
+            continue
+        b_addrs = facts.addresses.get(b.name, {})
+        if mode == "none":
+            checks += [_ip(a, b, net, addr, "isolated", f"{a.name} has network_mode none") for net, addr in
+                       sorted(b_addrs.items()) if net in networks_of(pb, b)]
+            continue
+        if mode == "host":
+            checks += [_ip(a, b, net, b_addrs.get(net, ""), "reach", f"the host reaches its bridge {net}")
+                       for net in networks_of(pb, b) if drivers[net] == "bridge" and a.host == b.host]
+            continue
+        common = shared(pb, a, b, drivers)
+        for net in common:
+            checks.append(_ip(a, b, net, b_addrs.get(net, ""), "reach", f"both on {net}"))
+        if common:
+            named = [n for n in common if n != DEFAULT_BRIDGE]
+            if named:
+                checks.append(_name(a, b, named[0], "reach", f"Docker resolves names on {named[0]}"))
+            else:
+                checks.append(_name(a, b, DEFAULT_BRIDGE, "isolated", "no name resolution on the default bridge"))
+        else:
+            checks += [_ip(a, b, net, addr, "isolated", "no shared network") for net, addr in
+                       sorted(b_addrs.items()) if net in networks_of(pb, b)]
+    nets = networks_of(pb, a)
+    macvlans = [n for n in nets if drivers[n] == "macvlan"]
+    if macvlans and not has_bridge(pb, a, drivers) and mode not in ("host", "none"):
+        checks.append(_host_check(a, a.host, facts, "isolated", macvlans[0],
+                                  "a macvlan container cannot reach its own host"))
+    return checks
+
+
+def _ip(a: Container, b: Container, net: str, addr: str, expect: str, reason: str) -> Check:
+    return Check(a.name, a.host, b.name, b.host, net, addr, expect, "ip", reason)
+
+
+def _name(a: Container, b: Container, net: str, expect: str, reason: str) -> Check:
+    return Check(a.name, a.host, b.name, b.host, net, b.name, expect, "name", reason)
+
+
+def _host_check(a: Container, host: str, facts: Facts, expect: str, network: str, reason: str,
+                dst: str | None = None) -> Check:
+    return Check(a.name, a.host, dst or f"host:{host}", host, network, facts.host_addresses.get(host, ""), expect,
+                 "host", reason)
+
+
+def apply_overrides(checks: list[Check], entries: Iterable[Expectation], pb: Playbook, facts: Facts,
+                    drivers: dict[str, str]) -> list[Check]:
+    by_key = {c.key: c for c in checks}
+    for e in entries:
+        for check in _expectation_checks(e, pb, facts, drivers):
+            by_key[check.key] = check  # overrides a derived one with the same source, target, network and kind
+    return list(by_key.values())
+
+
+def _expectation_checks(e: Expectation, pb: Playbook, facts: Facts, drivers: dict[str, str]) -> list[Check]:
+    a = pb.container(e.src)
+    reason = f"playbook expect[{e.index}]"
+    if e.kind == "host":
+        return [Check(a.name, a.host, f"host:{e.target}", e.target, e.network or "host",
+                      facts.host_addresses.get(e.target, ""), e.expect, "host", reason)]
+    if e.kind == "address":
+        return [Check(a.name, a.host, e.target, None, e.network or "-", e.target, e.expect, "address", reason)]
+    if e.kind == "name":
+        return [Check(a.name, a.host, e.target, None, e.network or "-", e.target, e.expect, "name", reason)]
+    b = pb.container(e.target)
+    nets = [e.network] if e.network is not None else shared(pb, a, b, drivers) or networks_of(pb, b)
+    addrs = facts.addresses.get(b.name, {})
+    return [_ip(a, b, net, addrs.get(net, ""), e.expect, reason) for net in nets]
+
+
+def sample(checks: list[Check]) -> list[Check]:
+    """One check per (source host, destination host, network, kind of target, expectation): for big labs."""
+    seen: set[tuple] = set()
+    result = []
+    for c in checks:
+        key = (c.src_host, c.dst_host, c.network, c.via, c.expect)
+        if key not in seen:
+            seen.add(key)
+            result.append(c)
+    return result
+
+
+# ---------------------------------------------------------------- causes
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """Facts gathered on the spot when some checks failed."""
+
+    store_ok: bool | None = None                      # None: no store in the playbook
+    store_detail: str = ""
+    overlay_missing: dict[str, list[str]] = field(default_factory=dict)   # host -> overlays it does not see
+    vxlan_drops: dict[str, list[str]] = field(default_factory=dict)       # host -> firewall rules dropping 4789
+    underlay_mtu: dict[str, int] = field(default_factory=dict)
+    actual_networks: dict[str, list[str]] = field(default_factory=dict)   # container -> networks it is on now
+    provider: str = "sandbox"
+
+
+def explain(results: list[Result], pb: Playbook, facts: Facts, diag: Diagnosis) -> None:
+    """Fill in `cause` for every failed check: the most specific fact that accounts for it."""
+    drivers = drivers_of(pb)
+    passed = [r for r in results if r.ok]
+    for r in results:
+        if not r.ok:
+            r.cause = _cause(r, pb, facts, diag, drivers, passed)
+
+
+def _cause(r: Result, pb: Playbook, facts: Facts, diag: Diagnosis, drivers: dict[str, str],
+           passed: list[Result]) -> str:
+    c = r.check
+    for name in (c.src, c.dst):
+        if name in facts.state and facts.state[name] != "running":
+            return f"{name} is not running (state: {facts.state[name]})"
+        if name in {x.name for x in pb.containers} and name not in facts.state:
+            return f"{name} does not exist on {pb.container(name).host}: run `labctl up`"
+    if c.expect == "isolated":
+        extra = sorted(set(diag.actual_networks.get(c.src, [])) & set(diag.actual_networks.get(c.dst, []))
+                       - set(networks_of(pb, pb.container(c.src))) if c.src in {x.name for x in pb.containers}
+                       else set())
+        if extra:
+            return (f"{c.src} and {c.dst} share network {', '.join(extra)} that the playbook does not give them "
+                    "(connected by hand?): `docker network disconnect` it or add it to the playbook")
+        return f"{c.address} answered although the playbook isolates it ({c.reason})"
+    if not c.address:
+        return f"{c.dst} has no address on {c.network} (not attached: started while the store was unreachable?)"
+    driver = drivers.get(c.network, "")
+    if c.via == "host" and driver == "macvlan" and c.src_host == c.dst_host:
+        return "a macvlan container cannot reach its own host through the parent interface (Linux macvlan rule)"
+    if driver == "overlay" and c.src_host != c.dst_host:
+        return _overlay_cause(c, diag, passed)
+    if driver == "macvlan" and c.src_host != c.dst_host:
+        if diag.provider == "vagrant":
+            return ("macvlan frames between the hosts are dropped: VirtualBox NICs need promiscuous mode "
+                    "`allow-all` for macvlan (see the Vagrantfile)")
+        return (f"macvlan frames between {c.src_host} and {c.dst_host} are not delivered: the underlay must accept "
+                "several MAC addresses per port (promiscuous mode on virtual NICs)")
+    if c.via == "name":
+        return f"the name {c.address} did not resolve or did not answer on {c.network}"
+    return f"no answer from {c.address} ({c.reason})"
+
+
+def _overlay_cause(c: Check, diag: Diagnosis, passed: list[Result]) -> str:
+    if diag.store_ok is False:
+        return (f"the cluster store does not answer ({diag.store_detail}): hosts cannot learn the overlay's "
+                "endpoints; start it with `labctl up`")
+    for host in (c.src_host, c.dst_host):
+        if host and c.network in diag.overlay_missing.get(host, []):
+            return (f"{host} does not see overlay {c.network}: it has not joined (check cluster-store and "
+                    "cluster-advertise in its daemon.json, then `labctl up`)")
+    for host in (c.src_host, c.dst_host):
+        if host and diag.vxlan_drops.get(host):
+            return f"VXLAN (UDP 4789) is dropped on {host} by its firewall: {diag.vxlan_drops[host][0]}"
+    same_host_ok = any(p.check.network == c.network and p.check.src_host == p.check.dst_host for p in passed)
+    underlay_ok = any(p.check.network != c.network and {p.check.src_host, p.check.dst_host} ==
+                      {c.src_host, c.dst_host} and p.check.expect == "reach" for p in passed)
+    low_mtu = [h for h in (c.src_host, c.dst_host) if h and diag.underlay_mtu.get(h, 1500) < 1500]
+    if low_mtu:
+        return (f"underlay MTU {diag.underlay_mtu[low_mtu[0]]} on {low_mtu[0]} leaves less than the 50 bytes VXLAN "
+                "needs: set the overlay's mtu lower")
+    if same_host_ok and underlay_ok:
+        return (f"VXLAN (UDP 4789) between {c.src_host} and {c.dst_host} is blocked or lost: the overlay works on "
+                "one host and the underlay carries other traffic between them")
+    return f"overlay traffic from {c.src_host} to {c.dst_host} got no answer"
+
+
+def verdict(results: list[Result]) -> dict[str, int]:
+    failed = sum(1 for r in results if not r.ok)
+    return {"total": len(results), "passed": len(results) - failed, "failed": failed}
+
+
+def with_address(check: Check, address: str) -> Check:
+    return replace(check, address=address)
