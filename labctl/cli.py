@@ -311,13 +311,13 @@ def print_verdict(result: verify.Verdict) -> None:
         c = r.check
         console.print(f"[bold red]MISMATCH[/] {c.src} ({c.src_host}) -> {c.dst} ({c.dst_host or '-'}) on {c.network} "
                       f"via {c.via} {c.address or '(no address)'}: expected {c.expect}, observed {r.observed}\n"
-                      f"    expected because: {c.reason}\n    likely cause: {r.cause}")
+                      f"    expected because: {c.reason}\n    likely cause: {r.cause}", soft_wrap=True)
     summary = verdict.verdict(result.results)
     kinds = sorted({r.check.expect for r in result.results})
     state = "OK" if result.ok else "FAILED"
     console.print(f"verify {result.lab}: {state}: {summary['passed']}/{summary['total']} checks as expected "
                   f"({', '.join(kinds) or 'none'}), {summary['failed']} mismatched, {result.duration_s:.1f}s"
-                  + (" (sampled)" if result.sampled else ""))
+                  + (" (sampled)" if result.sampled else ""), soft_wrap=True)
 
 
 def cmd_status(args: argparse.Namespace, progress: Progress) -> int:

@@ -117,7 +117,7 @@ def diagnose(inv: Inventory, pb: Playbook, hosts: Hosts, status: dict[str, Any],
     if pb.store is not None:
         runner = StoreRunner(pb, manager_for(inv.provider))
         conn = hosts.conn(pb.store.host)
-        store_ok = bool(conn.run(runner.plan.health, hide=True, warn=True).ok)
+        store_ok = bool(conn.run(f"timeout 5 sh -c {shlex.quote(runner.plan.health)}", hide=True, warn=True).ok)
         detail = f"{pb.store.url} {'answers' if store_ok else 'does not answer'}"
     actual: dict[str, list[str]] = {c["name"]: [k for k, v in c["addresses"].items() if v]
                                     for c in status["containers"]}

@@ -223,19 +223,20 @@ def explain(results: list[Result], pb: Playbook, facts: Facts, diag: Diagnosis) 
 def _cause(r: Result, pb: Playbook, facts: Facts, diag: Diagnosis, drivers: dict[str, str],
            passed: list[Result]) -> str:
     c = r.check
+    lab_names = {x.name for x in pb.containers}
     for name in (c.src, c.dst):
-        if name in facts.state and facts.state[name] != "running":
-            return f"{name} is not running (state: {facts.state[name]})"
-        if name in {x.name for x in pb.containers} and name not in facts.state:
-            return f"{name} does not exist on {pb.container(name).host}: run `labctl up`"
+        if name not in lab_names or facts.state.get(name) == "running":
+            continue
+        state = facts.state.get(name)
+        text = (f"{name} is not running (state: {state})" if state else
+                f"{name} does not exist on {pb.container(name).host}")
+        overlays = [n for n in networks_of(pb, pb.container(name)) if drivers.get(n) == "overlay"]
+        if overlays and diag.store_ok is False:
+            return (f"{text}: the cluster store does not answer ({diag.store_detail}), and a container cannot join "
+                    f"overlay {overlays[0]} without it; start the store (`labctl up`)")
+        return f"{text}: run `labctl up` (or `docker start {name}` on its host)"
     if c.expect == "isolated":
-        extra = sorted(set(diag.actual_networks.get(c.src, [])) & set(diag.actual_networks.get(c.dst, []))
-                       - set(networks_of(pb, pb.container(c.src))) if c.src in {x.name for x in pb.containers}
-                       else set())
-        if extra:
-            return (f"{c.src} and {c.dst} share network {', '.join(extra)} that the playbook does not give them "
-                    "(connected by hand?): `docker network disconnect` it or add it to the playbook")
-        return f"{c.address} answered although the playbook isolates it ({c.reason})"
+        return _isolation_cause(c, pb, diag, lab_names)
     if not c.address:
         return f"{c.dst} has no address on {c.network} (not attached: started while the store was unreachable?)"
     driver = drivers.get(c.network, "")
@@ -252,6 +253,22 @@ def _cause(r: Result, pb: Playbook, facts: Facts, diag: Diagnosis, drivers: dict
     if c.via == "name":
         return f"the name {c.address} did not resolve or did not answer on {c.network}"
     return f"no answer from {c.address} ({c.reason})"
+
+
+def _isolation_cause(c: Check, pb: Playbook, diag: Diagnosis, lab_names: set[str]) -> str:
+    def extra(name: str) -> set[str]:
+        if name not in lab_names:
+            return set()
+        return set(diag.actual_networks.get(name, [])) - set(networks_of(pb, pb.container(name)))
+
+    both = sorted(extra(c.src) & set(diag.actual_networks.get(c.dst, [])))
+    if both:
+        return (f"{c.src} and {c.dst} share network {', '.join(both)} that the playbook does not give them "
+                "(connected by hand?): `docker network disconnect` it or add it to the playbook")
+    if extra(c.src):
+        return (f"{c.src} is attached to {', '.join(sorted(extra(c.src)))}, which the playbook does not give it "
+                f"(connected by hand?), and that network gives it a route to {c.address}")
+    return f"{c.address} answered although the playbook isolates it ({c.reason})"
 
 
 def _overlay_cause(c: Check, diag: Diagnosis, passed: list[Result]) -> str:
