@@ -13,11 +13,12 @@ PYTEST_ARGS ?=
 APT_PACKAGES := docker.io etcd-server etcd-client openssh-server openssh-client iproute2 iptables \
                 busybox-static tcpdump util-linux procps python3-venv
 
-.PHONY: help deps apt venv lab down test unit integration lint bench clean
+.PHONY: help deps apt venv lab verify down test unit integration lint clean
 
 help:
 	@echo "make lab    install what is missing, bring up the sandbox hosts of $(INVENTORY), then the lab $(PLAYBOOK)"
 	@echo "make test   install what is missing, then run the whole test suite (unit + integration, needs root)"
+	@echo "make verify probe who reaches whom in the lab and compare with the playbook"
 	@echo "make down   remove the lab, then the sandbox hosts"
 	@echo "make lint   ruff + mypy"
 
@@ -44,6 +45,10 @@ $(VENV)/.installed: pyproject.toml
 lab: deps
 	$(LABCTL) sandbox up --inventory $(INVENTORY)
 	$(LABCTL) up --inventory $(INVENTORY) --playbook $(PLAYBOOK)
+	$(LABCTL) verify --inventory $(INVENTORY) --playbook $(PLAYBOOK)
+
+verify: venv
+	$(LABCTL) verify --inventory $(INVENTORY) --playbook $(PLAYBOOK)
 
 down: venv
 	-$(LABCTL) down --inventory $(INVENTORY) --playbook $(PLAYBOOK)
