@@ -73,11 +73,12 @@ def parse_probe_output(out: str) -> dict[int, tuple[bool, float | None]]:
     return result
 
 
-def run_probes(hosts: Hosts, checks: list[Check], facts: Facts, progress: Progress) -> list[Result]:
+def run_probes(hosts: Hosts, checks: list[Check], facts: Facts, progress: Progress,
+               unreachable: dict[str, str]) -> list[Result]:
     results: list[Result] = [Result(c, "isolated") for c in checks]
     per_host: dict[str, list[tuple[int, Check]]] = {}
     for i, c in enumerate(checks):
-        if facts.state.get(c.src) == "running" and c.address:
+        if facts.state.get(c.src) == "running" and c.address and c.src_host not in unreachable:
             per_host.setdefault(c.src_host, []).append((i, c))
         else:
             results[i].cause = "not probed"
@@ -101,16 +102,21 @@ def run_probes(hosts: Hosts, checks: list[Check], facts: Facts, progress: Progre
 
 
 def diagnose(inv: Inventory, pb: Playbook, hosts: Hosts, status: dict[str, Any],
-             underlay: dict[str, tuple[str, int]]) -> Diagnosis:
+             underlay: dict[str, tuple[str, int]], unreachable: dict[str, str]) -> Diagnosis:
     overlays = [n.name for n in pb.networks if n.driver == "overlay"]
-    names = [h.name for h in inv.docker_hosts]
+    names = [h.name for h in inv.docker_hosts if h.name not in unreachable]
+    store_probe = ""
+    if pb.store is not None:
+        addr = pb.store.address or pb.store.host
+        store_probe = f"timeout 3 bash -c {shlex.quote(f'</dev/tcp/{addr}/{pb.store.port}')}"
 
-    def host_diag(name: str, conn: Connection) -> tuple[list[str], list[str]]:
+    def host_diag(name: str, conn: Connection) -> tuple[list[str], list[str], bool]:
         missing = [o for o in overlays
                    if not conn.run(f"docker network inspect {shlex.quote(o)}", hide=True, warn=True).ok]
         rules = str(conn.run("iptables-save 2>/dev/null | grep -E -- '4789' | grep -E 'DROP|REJECT'",
                              hide=True, warn=True).stdout).splitlines()
-        return missing, [r.strip() for r in rules if r.strip()]
+        store_open = not store_probe or bool(conn.run(store_probe, hide=True, warn=True).ok)
+        return missing, [r.strip() for r in rules if r.strip()], store_open
 
     per_host = hosts.each(host_diag, names, step="diagnosis")
     store_ok, detail = None, ""
@@ -122,10 +128,11 @@ def diagnose(inv: Inventory, pb: Playbook, hosts: Hosts, status: dict[str, Any],
     actual: dict[str, list[str]] = {c["name"]: [k for k, v in c["addresses"].items() if v]
                                     for c in status["containers"]}
     return Diagnosis(store_ok=store_ok, store_detail=detail,
-                     overlay_missing={h: m for h, (m, _) in per_host.items() if m},
-                     vxlan_drops={h: r for h, (_, r) in per_host.items() if r},
+                     overlay_missing={h: m for h, (m, _, _) in per_host.items() if m},
+                     vxlan_drops={h: r for h, (_, r, _) in per_host.items() if r},
                      underlay_mtu={h: u[1] for h, u in underlay.items()},
-                     actual_networks=actual, provider=inv.provider)
+                     actual_networks=actual, provider=inv.provider, unreachable_hosts=unreachable,
+                     store_unreachable_from=[h for h, (_, _, ok) in per_host.items() if store_ok and not ok])
 
 
 def verify(inv: Inventory, pb: Playbook, hosts: Hosts, progress: Progress, sampled: bool = False) -> Verdict:
@@ -133,17 +140,17 @@ def verify(inv: Inventory, pb: Playbook, hosts: Hosts, progress: Progress, sampl
     names = [h.name for h in inv.docker_hosts]
     progress.step("all", "gathering containers, addresses and underlay addresses")
     status = gather_status(inv, pb, hosts)
-    down = [h["name"] for h in status["hosts"] if h["error"]]
-    underlay = hosts.each(lambda n, c: underlay_facts(c, inv.underlay_interface), [n for n in names if n not in down],
-                          step="underlay addresses")
+    unreachable = {h["name"]: h["error"] for h in status["hosts"] if h["error"]}
+    underlay = hosts.each(lambda n, c: underlay_facts(c, inv.underlay_interface),
+                          [n for n in names if n not in unreachable], step="underlay addresses")
     facts = facts_from(status, underlay)
     checks = derive(pb, facts)
     if sampled:
         checks = sample(checks)
-    results = run_probes(hosts, checks, facts, progress)
+    results = run_probes(hosts, checks, facts, progress, unreachable)
     if not all(r.ok for r in results):
         progress.step("all", "some checks failed: gathering facts to explain them")
-        explain(results, pb, facts, diagnose(inv, pb, hosts, status, underlay))
+        explain(results, pb, facts, diagnose(inv, pb, hosts, status, underlay, unreachable))
     for r in results:
         if r.ok:
             r.cause = ""

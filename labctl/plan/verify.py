@@ -209,6 +209,8 @@ class Diagnosis:
     underlay_mtu: dict[str, int] = field(default_factory=dict)
     actual_networks: dict[str, list[str]] = field(default_factory=dict)   # container -> networks it is on now
     provider: str = "sandbox"
+    unreachable_hosts: dict[str, str] = field(default_factory=dict)       # host -> why SSH failed
+    store_unreachable_from: list[str] = field(default_factory=list)       # docker hosts that cannot open the store
 
 
 def explain(results: list[Result], pb: Playbook, facts: Facts, diag: Diagnosis) -> None:
@@ -224,6 +226,9 @@ def _cause(r: Result, pb: Playbook, facts: Facts, diag: Diagnosis, drivers: dict
            passed: list[Result]) -> str:
     c = r.check
     lab_names = {x.name for x in pb.containers}
+    for host in (c.src_host, c.dst_host):
+        if host in diag.unreachable_hosts:
+            return f"{host} cannot be asked: {diag.unreachable_hosts[host]}"
     for name in (c.src, c.dst):
         if name not in lab_names or facts.state.get(name) == "running":
             continue
@@ -272,6 +277,10 @@ def _isolation_cause(c: Check, pb: Playbook, diag: Diagnosis, lab_names: set[str
 
 
 def _overlay_cause(c: Check, diag: Diagnosis, passed: list[Result]) -> str:
+    blind = [h for h in (c.src_host, c.dst_host) if h in diag.store_unreachable_from]
+    if blind:
+        return (f"{blind[0]} cannot open a connection to the cluster store ({diag.store_detail}): it cannot learn "
+                "the overlay's endpoints; check the underlay and firewall between it and the store host")
     if diag.store_ok is False:
         return (f"the cluster store does not answer ({diag.store_detail}): hosts cannot learn the overlay's "
                 "endpoints; start it with `labctl up`")

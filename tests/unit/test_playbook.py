@@ -8,19 +8,21 @@ import textwrap
 
 import pytest
 
+from labctl import cli
 from labctl.errors import ValidationError
 from labctl.model.inventory import parse_inventory
 from labctl.model.playbook import load_playbook, parse_playbook
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
-INV = parse_inventory(textwrap.dedent("""
+INV_TEXT = textwrap.dedent("""
     name: t
     provider: sandbox
     hosts:
       store: {roles: [store]}
       node1: {roles: [docker]}
       node2: {roles: [docker]}
-    """), "t.yaml")
+    """)
+INV = parse_inventory(INV_TEXT, "t.yaml")
 NO_STORE_INV = parse_inventory("provider: sandbox\nhosts:\n  node1: {roles: [docker]}\n", "n.yaml")
 
 OV = "networks:\n  ov: {driver: overlay, subnet: 172.30.0.0/16}\n"
@@ -114,6 +116,24 @@ def test_broken_playbook_message(case: str) -> None:
     rendered = err.value.render()
     assert expected in rendered, rendered
     assert "pb.yaml: " in rendered
+
+
+@pytest.mark.parametrize("verb", ["up", "down", "verify"])
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_broken_playbook_through_the_cli_exits_2_before_any_host(case: str, verb: str, tmp_path, monkeypatch,
+                                                                 capsys) -> None:
+    """The real `labctl up/down/verify` path: any attempt to resolve or reach a host fails the test."""
+    def touched(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"{verb} tried to reach a host for a broken playbook ({case})")
+
+    monkeypatch.setattr(cli.registry, "endpoints", touched)
+    monkeypatch.setattr(cli, "Hosts", touched)
+    (tmp_path / "t.yaml").write_text(INV_TEXT)
+    (tmp_path / "pb.yaml").write_text(BAD[case][0])
+    code = cli.main([verb, "-i", str(tmp_path / "t.yaml"), "-p", str(tmp_path / "pb.yaml")])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert BAD[case][1] in err and "nothing was changed on any host" in err
 
 
 def test_store_needs_a_store_host_in_the_inventory() -> None:

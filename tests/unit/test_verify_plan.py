@@ -174,3 +174,13 @@ def test_json_and_junit_agree() -> None:
     tables = matrices(results)
     assert set(tables) == {"ov", "mv", "ov (by name)"}
     assert tables["ov"][2][("c4", "c1")] == "MISMATCH" and tables["ov"][2][("c1", "c4")] == "reach"
+
+
+def test_unreachable_host_and_blind_host_are_named() -> None:
+    cross = {c.key: "isolated" for c in derive(SEED, SEED_FACTS) if c.network == "ov" and c.src_host != c.dst_host}
+    results = outcome(cross)
+    explain(results, SEED, SEED_FACTS, Diagnosis(store_ok=True, store_detail="etcd://198.18.0.11:2379 answers",
+                                                 store_unreachable_from=["node2"]))
+    assert all(r.cause.startswith("node2 cannot open a connection to the cluster store") for r in results if not r.ok)
+    explain(results, SEED, SEED_FACTS, Diagnosis(store_ok=True, unreachable_hosts={"node2": "ssh: timed out"}))
+    assert all(r.cause == "node2 cannot be asked: ssh: timed out" for r in results if not r.ok)
