@@ -1,10 +1,14 @@
 """`verify` on the hosts: find what exists, probe every check from inside its source container, and gather the
-facts that explain failures. Probes are bounded: one ping (1 s), one retry (2 s), each under `timeout 3`."""
+facts that explain failures. Probes are bounded: one ping (1 s), one retry (2 s), each under `timeout 3`, at most
+PINGS_AT_ONCE per source and SOURCES_AT_ONCE sources per host at a time, the whole host under a timeout."""
 
 from __future__ import annotations
 
+import io
+import os
 import re
 import shlex
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -12,7 +16,7 @@ from typing import Any
 from fabric import Connection
 
 from labctl.executors.remote import Hosts
-from labctl.executors.services import manager_for
+from labctl.executors.services import RUN_DIR, manager_for
 from labctl.executors.status import gather as gather_status
 from labctl.executors.store import StoreRunner
 from labctl.model.inventory import Inventory
@@ -22,7 +26,9 @@ from labctl.ui import Progress
 
 PROBE_FN = ("p() { o=$(timeout 3 ping -c1 -W1 \"$2\" 2>&1 || timeout 3 ping -c1 -W2 \"$2\" 2>&1); r=$?; "
             "t=$(echo \"$o\" | sed -n 's/.*time=\\([0-9.]*\\) *ms.*/\\1/p' | head -n1); echo \"$1 $r $t\"; }")
-HOST_PROBE_TIMEOUT = 60
+HOST_PROBE_TIMEOUT = 300
+PINGS_AT_ONCE = 24        # per source container: bounded so that big labs do not fork thousands of pings at once
+SOURCES_AT_ONCE = 6       # per host: docker exec sessions running together
 LINE_RE = re.compile(r"^(\d+) (\d+) ?([0-9.]*)$")
 
 
@@ -58,9 +64,14 @@ def probe_script(checks: list[tuple[int, Check]]) -> str:
     for i, c in checks:
         by_src.setdefault(c.src, []).append((i, c))
     parts = []
-    for src, items in by_src.items():
-        inner = PROBE_FN + "; " + " ".join(f"p {i} {shlex.quote(c.address)} &" for i, c in items) + " wait"
+    for n, (src, items) in enumerate(by_src.items()):
+        batches = [items[k:k + PINGS_AT_ONCE] for k in range(0, len(items), PINGS_AT_ONCE)]
+        body = " ".join(" ".join(f"p {i} {shlex.quote(c.address)} &" for i, c in batch) + " wait;"
+                        for batch in batches)
+        inner = f"{PROBE_FN}; {body}"
         parts.append(f"timeout {HOST_PROBE_TIMEOUT} docker exec {shlex.quote(src)} sh -c {shlex.quote(inner)} &")
+        if (n + 1) % SOURCES_AT_ONCE == 0:
+            parts.append("wait;")
     return " ".join(parts) + " wait"
 
 
@@ -86,7 +97,15 @@ def run_probes(hosts: Hosts, checks: list[Check], facts: Facts, progress: Progre
     def one(host: str, conn: Connection) -> dict[int, tuple[bool, float | None]]:
         progress.step(host, f"{len(per_host[host])} probes from {len({c.src for _, c in per_host[host]})} "
                             "container(s)")
-        return parse_probe_output(str(conn.run(probe_script(per_host[host]), hide=True, warn=True).stdout))
+        # Sent as a file: for big labs the script outgrows the 128 KiB a single command-line argument may have.
+        path = f"{RUN_DIR}/verify-probes-{os.getpid()}-{threading.get_ident()}.sh"
+        conn.run(f"mkdir -p {RUN_DIR}", hide=True)
+        conn.put(io.BytesIO(probe_script(per_host[host]).encode()), path)
+        try:
+            out = conn.run(f"sh {shlex.quote(path)}", hide=True, warn=True).stdout
+        finally:
+            conn.run(f"rm -f {shlex.quote(path)}", hide=True, warn=True)
+        return parse_probe_output(str(out))
 
     answers = hosts.each(one, list(per_host), step="probes")
     for host, items in per_host.items():
