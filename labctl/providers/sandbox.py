@@ -1,8 +1,8 @@
 """Sandbox provider: several real Docker hosts on one Linux machine, each one a tree of namespaces.
 
 A host is a PID 1 started by `unshare` with its own mount, UTS, network and PID namespaces; its /run is a
-fresh tmpfs and /var/lib/docker, /etc/docker and /run/labctl are bind mounts of per-host directories under the
-lab's state directory. Hosts sit on a Linux bridge inside a network namespace of its own (the lab switch);
+fresh tmpfs and /var/lib/docker, /etc/docker, /var/lib/labctl, /run/labctl and /root are bind mounts of per-host
+directories under the lab's state directory. Hosts sit on a Linux bridge inside a network namespace of its own (the lab switch);
 the controller reaches them through one veth into that switch. Nothing routes out: hosts get no default
 route and no link to the machine's interfaces. Killing a host's PID 1 ends every process of that host and
 frees its veth, so teardown is total. Every object carries the lab name (see plan.sandbox.Names) so that
@@ -47,6 +47,9 @@ mount --bind "$hostdir/run" /run/labctl
 mount --bind "$hostdir/docker" /var/lib/docker
 mount --bind "$hostdir/etc-docker" /etc/docker
 mount --bind "$hostdir/data" /var/lib/labctl
+# Its own root home, as on a fresh machine: the machine's ~/.bashrc (which bash sources for every ssh command)
+# stays out of the lab, with its cost (pyenv init alone added 120 ms per command here) and its side effects.
+mount --bind "$hostdir/home" /root
 mount -t proc proc /proc
 # A fresh sysfs shows this network namespace's interfaces; keep the cgroup tree that runc needs.
 mount --rbind /sys/fs/cgroup /run/.cgroup
@@ -314,10 +317,11 @@ def ensure_lab_files(inv: Inventory, paths: LabPaths) -> None:
         fh.write(HOST_INIT)
     with open(paths.file("sshd_config"), "w", encoding="utf-8") as fh:
         fh.write(SSHD_CONFIG.format(lab=inv.name, authorized_keys=paths.file("authorized_keys")))
-    if os.path.commonpath([os.path.abspath(paths.root), HOST_DATA_DIR]) == HOST_DATA_DIR:
-        raise PrerequisiteError(f"{STATE_ENV}={paths.root} lies under {HOST_DATA_DIR}, which each sandbox host "
-                                "replaces with its own directory",
-                                hint=f"use another directory, e.g. {DEFAULT_STATE_ROOT}")
+    for hidden in (HOST_DATA_DIR, "/root"):
+        if os.path.commonpath([os.path.abspath(paths.root), hidden]) == hidden:
+            raise PrerequisiteError(f"{STATE_ENV}={paths.root} lies under {hidden}, which each sandbox host "
+                                    "replaces with its own directory",
+                                    hint=f"use another directory, e.g. {DEFAULT_STATE_ROOT}")
     for target in ("/var/lib/docker", "/etc/docker", HOST_DATA_DIR):  # bind-mount targets
         os.makedirs(target, exist_ok=True)
 
@@ -338,7 +342,7 @@ def create_host(inv: Inventory, host: Host, address: str, progress: Progress) ->
     paths = paths_for(inv.name)
     hdir = paths.host_dir(host.name)
     shutil.rmtree(hdir, ignore_errors=True)
-    for sub in ("docker", "etc-docker", "run", "data"):
+    for sub in ("docker", "etc-docker", "run", "data", "home"):
         os.makedirs(os.path.join(hdir, sub), mode=0o711)
     hostkey = os.path.join(hdir, "ssh_host_ed25519_key")
     local.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", host.name, "-f", hostkey])

@@ -1,0 +1,317 @@
+"""labctl benchmark on sandbox hosts: up (cold, warm), verify, down, controller peak memory; the tutorials' way
+(one ssh per step, one `docker exec ping` per ordered pair) as the baseline; floor measurements in the same run.
+
+    python bench/run.py                       # sizes 2,4,8 docker hosts x 1,5,20 containers per host
+    python bench/run.py --sizes 2x1,8x5       # chosen sizes
+    python bench/run.py --sizes 2x1 --no-write --baseline-max-pairs 4    # smoke run
+
+Needs root (sandbox hosts). Everything runs in the lab `bench` on 198.18.90.0/24 and is removed at the end, also
+after a crash of an earlier run. Results: a table on stdout, and bench/RESULTS.md + bench/results.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from labctl.executors.dockerhost import sandbox_dockerd  # noqa: E402
+from labctl.executors.services import Service, SupervisedProcess  # noqa: E402
+from labctl.model.inventory import load_inventory  # noqa: E402
+from labctl.model.playbook import load_playbook  # noqa: E402
+from labctl.plan import daemon  # noqa: E402
+from labctl.plan.lab import container_run, network_create  # noqa: E402
+from labctl.plan.store import plan_store  # noqa: E402
+from labctl.providers import sandbox  # noqa: E402
+
+LAB = "bench"
+SUBNET = "198.18.90.0/24"
+DEFAULT_SIZES = [(h, c) for h in (2, 4, 8) for c in (1, 5, 20)]
+TARGETS = {"warm_up_seed_s": 3.0, "verify_8x5_s": 15.0, "up_ratio_8": 5.0, "verify_ratio_8": 10.0}
+
+
+@dataclass
+class Row:
+    hosts: int
+    per_host: int
+    containers: int = 0
+    pairs: int = 0
+    checks: int = 0
+    up_cold_s: float = 0.0
+    up_warm_s: float = 0.0
+    warm_no_changes: bool = False
+    verify_s: float = 0.0
+    verify_ok: bool = False
+    down_s: float = 0.0
+    peak_rss_mb: float = 0.0
+    base_up_s: float = 0.0
+    base_verify_s: float = 0.0
+    base_pairs_measured: int = 0
+    floor: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def checks_per_s(self) -> float:
+        return self.checks / self.verify_s if self.verify_s else 0.0
+
+    @property
+    def up_ratio(self) -> float:
+        return self.base_up_s / self.up_cold_s if self.up_cold_s else 0.0
+
+    @property
+    def verify_ratio(self) -> float:
+        return self.base_verify_s / self.verify_s if self.verify_s else 0.0
+
+    @property
+    def up_floor_s(self) -> float:
+        """Lower bound: hosts in parallel, one dockerd restart, then a host's containers one after another."""
+        return self.floor.get("dockerd_restart_s", 0) + self.per_host * self.floor.get("container_start_s", 0)
+
+    @property
+    def verify_floor_s(self) -> float:
+        """Lower bound: everything in parallel: one SSH round trip, one docker exec, one ping."""
+        return (self.floor.get("ssh_rtt_s", 0) + self.floor.get("docker_exec_s", 0)
+                + self.floor.get("ping_rtt_ms", 0) / 1000)
+
+
+class Bench:
+    def __init__(self, work: Path, hosts: int, per_host: int) -> None:
+        self.work = work
+        self.hosts, self.per_host = hosts, per_host
+        self.env = dict(os.environ, PYTHONPATH=str(ROOT))
+        self.inventory = work / "bench.yaml"
+        self.playbook = work / "bench-lab.yaml"
+        self.write_files()
+
+    def write_files(self) -> None:
+        nodes = [f"node{i}" for i in range(1, self.hosts + 1)]
+        inv = [f"name: {LAB}", "provider: sandbox", f"underlay: {{subnet: {SUBNET}}}", "hosts:",
+               "  store: {roles: [store]}", *[f"  {n}: {{roles: [docker]}}" for n in nodes]]
+        self.inventory.write_text("\n".join(inv) + "\n")
+        pb = [f"name: {LAB}", "store: {backend: etcd}", "docker0: {bip: auto}", "networks:",
+              "  ov: {driver: overlay, subnet: 172.30.0.0/16}", "containers:"]
+        pb += [f"  b{h}c{i}: {{host: {n}, networks: [ov]}}" for h, n in enumerate(nodes, 1)
+               for i in range(1, self.per_host + 1)]
+        self.playbook.write_text("\n".join(pb) + "\n")
+
+    # -------------------------------------------------------------- helpers
+
+    def labctl(self, *args: str) -> tuple[float, float, subprocess.CompletedProcess[str]]:
+        """Wall time, peak RSS (MB) of the labctl process itself, and its output."""
+        argv = [sys.executable, "-m", "labctl.cli", "-q", *args]
+        t0 = time.monotonic()
+        with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+            proc = subprocess.Popen(argv, env=self.env, stdout=out, stderr=err, stdin=subprocess.DEVNULL, text=True)
+            _, status, usage = os.wait4(proc.pid, 0)
+            seconds = time.monotonic() - t0
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            out.seek(0)
+            err.seek(0)
+            res = subprocess.CompletedProcess(argv, proc.returncode, out.read(), err.read())
+        return seconds, usage.ru_maxrss / 1024, res
+
+    def must(self, *args: str) -> tuple[float, float, subprocess.CompletedProcess[str]]:
+        seconds, rss, res = self.labctl(*args)
+        if res.returncode != 0:
+            raise SystemExit(f"labctl {' '.join(args)} failed ({res.returncode}):\n{res.stdout}\n{res.stderr}")
+        return seconds, rss, res
+
+    def ssh(self, host: str, command: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """One new OpenSSH connection per command, as a person (or a tutorial's script) does."""
+        cfg = sandbox.paths_for(LAB).ssh_config
+        res = subprocess.run(["ssh", "-F", str(cfg), host, command], capture_output=True, text=True,
+                             stdin=subprocess.DEVNULL, timeout=300)
+        if check and res.returncode != 0:
+            raise SystemExit(f"ssh {host} {command!r} failed: {res.stderr}")
+        return res
+
+    # -------------------------------------------------------------- phases
+
+    def run(self, baseline_max_pairs: int) -> Row:
+        row = Row(self.hosts, self.per_host, containers=self.hosts * self.per_host)
+        n = row.containers
+        row.pairs = n * (n - 1)
+        os.environ["LABCTL_STATE_DIR"] = self.env.get("LABCTL_STATE_DIR", "/var/lib/labctl-sandbox")
+        self.must("sandbox", "down", "-i", str(self.inventory))
+        self.must("sandbox", "up", "-i", str(self.inventory))
+        try:
+            rss = []
+            row.up_cold_s, r, _ = self.must("up", "-i", str(self.inventory), "-p", str(self.playbook))
+            rss.append(r)
+            row.up_warm_s, r, res = self.must("up", "-i", str(self.inventory), "-p", str(self.playbook))
+            rss.append(r)
+            row.warm_no_changes = "no changes" in res.stdout
+            verdict_file = self.work / "verify.json"
+            row.verify_s, r, res = self.labctl("verify", "-i", str(self.inventory), "-p", str(self.playbook),
+                                               "--json", str(verdict_file))
+            rss.append(r)
+            data = json.loads(verdict_file.read_text())
+            row.checks, row.verify_ok = data["summary"]["total"], data["ok"]
+            rtts = [c["rtt_ms"] for c in data["checks"] if c["rtt_ms"] is not None and c["src_host"] != c["dst_host"]]
+            row.floor["ping_rtt_ms"] = statistics.median(rtts) if rtts else 0.0
+            self.measure_ssh(row)
+            row.down_s, r, _ = self.must("down", "-i", str(self.inventory), "-p", str(self.playbook))
+            rss.append(r)
+            row.peak_rss_mb = max(rss)
+            self.measure_floor(row)
+            row.base_up_s = self.baseline_up()
+            row.base_verify_s, row.base_pairs_measured = self.baseline_verify(baseline_max_pairs)
+        finally:
+            self.labctl("sandbox", "down", "-i", str(self.inventory))
+        return row
+
+    def measure_ssh(self, row: Row) -> None:
+        times = []
+        for _ in range(5):
+            t0 = time.monotonic()
+            self.ssh("node1", "true")
+            times.append(time.monotonic() - t0)
+        row.floor["ssh_rtt_s"] = statistics.median(times)
+        out = self.ssh("node1", "s=$(date +%s.%N); docker exec b1c1 true; e=$(date +%s.%N); echo $s $e").stdout
+        start, end = map(float, out.split())
+        row.floor["docker_exec_s"] = end - start
+
+    def measure_floor(self, row: Row) -> None:
+        """On a host with no lab: one dockerd restart and one container start, timed on the host itself."""
+        svc = sandbox_dockerd(LAB, "node1")
+        mgr = SupervisedProcess()
+        restart = (f"s=$(date +%s.%N); start-stop-daemon --stop --pidfile {mgr.pidfile(svc)} --retry TERM/30/KILL/5 "
+                   f"--remove-pidfile >/dev/null; {mgr.start_command(svc)}; "
+                   "until docker info >/dev/null 2>&1; do sleep 0.05; done; e=$(date +%s.%N); echo $s $e")
+        start, end = map(float, self.ssh("node1", restart).stdout.split())
+        row.floor["dockerd_restart_s"] = end - start
+        run = ("s=$(date +%s.%N); docker run -d --name floor1 --init labctl/busybox:latest sleep 60 >/dev/null; "
+               "e=$(date +%s.%N); docker rm -f floor1 >/dev/null; echo $s $e")
+        start, end = map(float, self.ssh("node1", run).stdout.split())
+        row.floor["container_start_s"] = end - start
+
+    def baseline_up(self) -> float:
+        """The tutorials' way, one ssh per step, one step after another: store, each daemon, network, containers."""
+        inv = load_inventory(str(self.inventory))
+        pb = load_playbook(str(self.playbook), inv)
+        assert pb.store is not None
+        mgr = SupervisedProcess()
+        store = plan_store(pb.store, pb.name)
+        t0 = time.monotonic()
+        store_svc = Service(store.backend, argv=store.argv)
+        self.ssh("store", f"mkdir -p {pb.store.data_dir} && {mgr.start_command(store_svc)}")
+        self.ssh("store", store.wait_healthy())
+        for h in inv.docker_hosts:
+            config = json.dumps(daemon.desired_keys(inv, pb, h.name))
+            svc = sandbox_dockerd(LAB, h.name)
+            self.ssh(h.name, f"echo {shlex.quote(config)} > /etc/docker/daemon.json")
+            self.ssh(h.name, f"start-stop-daemon --stop --pidfile {mgr.pidfile(svc)} --retry TERM/30/KILL/5 "
+                             f"--remove-pidfile; {mgr.start_command(svc)}")
+            self.ssh(h.name, "until docker info >/dev/null 2>&1; do sleep 0.1; done")
+        first = inv.docker_hosts[0].name
+        self.ssh(first, network_create(pb, pb.networks[0], first))
+        for c in pb.containers:
+            self.ssh(c.host, container_run(pb, c))
+        return time.monotonic() - t0
+
+    def baseline_verify(self, max_pairs: int) -> tuple[float, int]:
+        """One `docker exec SRC ping -c1 DST` per ordered pair, one after another; capped, then extrapolated."""
+        inv = load_inventory(str(self.inventory))
+        pb = load_playbook(str(self.playbook), inv)
+        pairs = [(a, b) for a in pb.containers for b in pb.containers if a.name != b.name]
+        measured = pairs[:max_pairs] if max_pairs else pairs
+        t0 = time.monotonic()
+        for a, b in measured:
+            self.ssh(a.host, f"docker exec {a.name} ping -c1 -W2 {b.name}", check=False)
+        elapsed = time.monotonic() - t0
+        return elapsed * len(pairs) / max(1, len(measured)), len(measured)
+
+
+def machine() -> dict[str, str]:
+    mem = next((ln.split()[1] for ln in Path("/proc/meminfo").read_text().splitlines()
+                if ln.startswith("MemTotal")), "0")
+    docker = subprocess.run(["dockerd", "--version"], capture_output=True, text=True).stdout.strip()
+    return {"cpus": str(os.cpu_count()), "memory_gb": f"{int(mem) / 1024 / 1024:.1f}", "kernel": platform.release(),
+            "os": platform.platform(), "python": platform.python_version(), "dockerd": docker,
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+
+
+HEADER = ("size", "ctrs", "pairs", "checks", "up cold", "up warm", "verify", "checks/s", "down", "peak MB",
+          "base up", "base verify", "up x", "verify x", "up floor", "verify floor")
+
+
+def cells(r: Row) -> tuple[str, ...]:
+    base_v = f"{r.base_verify_s:.1f}s" + ("*" if r.base_pairs_measured < r.pairs else "")
+    return (f"{r.hosts}x{r.per_host}", str(r.containers), str(r.pairs), str(r.checks), f"{r.up_cold_s:.1f}s",
+            f"{r.up_warm_s:.1f}s" + ("" if r.warm_no_changes else "!"), f"{r.verify_s:.1f}s" +
+            ("" if r.verify_ok else "!"), f"{r.checks_per_s:.0f}", f"{r.down_s:.1f}s", f"{r.peak_rss_mb:.0f}",
+            f"{r.base_up_s:.1f}s", base_v, f"{r.up_ratio:.1f}", f"{r.verify_ratio:.1f}", f"{r.up_floor_s:.1f}s",
+            f"{r.verify_floor_s:.2f}s")
+
+
+def table(rows: list[Row]) -> str:
+    lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
+    lines += ["| " + " | ".join(cells(r)) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def write_results(rows: list[Row], info: dict[str, str]) -> None:
+    (ROOT / "bench" / "results.json").write_text(json.dumps(
+        {"machine": info, "rows": [asdict(r) | {"checks_per_s": r.checks_per_s, "up_ratio": r.up_ratio,
+                                                  "verify_ratio": r.verify_ratio, "up_floor_s": r.up_floor_s,
+                                                  "verify_floor_s": r.verify_floor_s} for r in rows]}, indent=2) + "\n")
+    text = ["# Benchmark results", "", "Machine: " + ", ".join(f"{k} {v}" for k, v in info.items()), "",
+            table(rows), "", LEGEND]
+    (ROOT / "bench" / "RESULTS.generated.md").write_text("\n".join(text) + "\n")
+
+
+LEGEND = """Columns: `up cold` = `labctl up` on fresh sandbox hosts with dockerd running and no lab
+(store start, daemon.json, dockerd restarts, network, containers); `up warm` = second `up` (`!` if it reported
+changes); `verify` = full matrix (`!` if any check failed); `checks` = ordered pairs x 2 (by IP and by name);
+`peak MB` = the largest max RSS of the labctl process over up/verify/down; `base up` / `base verify` = the
+tutorials' way, one new `ssh` per step / per ordered pair, sequential (`*` = measured on the first N pairs and
+extrapolated linearly); `up x` / `verify x` = baseline / labctl; floors: `up floor` = one dockerd restart +
+(containers per host x one container start), `verify floor` = one SSH round trip + one docker exec + one ping
+RTT, all measured in the same run."""
+
+
+def parse_sizes(text: str) -> list[tuple[int, int]]:
+    sizes = []
+    for part in text.split(","):
+        h, _, c = part.partition("x")
+        sizes.append((int(h), int(c)))
+    return sizes
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=parse_sizes, default=DEFAULT_SIZES, help="e.g. 2x1,4x5,8x20")
+    parser.add_argument("--baseline-max-pairs", type=int, default=200,
+                        help="baseline verify: measure at most this many pairs, extrapolate the rest (0: all)")
+    parser.add_argument("--no-write", action="store_true", help="print only; leave bench/ files alone")
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        print("bench needs root (sandbox hosts)", file=sys.stderr)
+        return 2
+    info = machine()
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="labctl-bench-") as tmp:
+        for hosts, per_host in args.sizes:
+            print(f"--- {hosts} docker hosts x {per_host} containers", file=sys.stderr, flush=True)
+            rows.append(Bench(Path(tmp), hosts, per_host).run(args.baseline_max_pairs))
+            print(table(rows[-1:]), file=sys.stderr, flush=True)
+    print(table(rows))
+    print("\n" + LEGEND)
+    if not args.no_write:
+        write_results(rows, info)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
