@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 APT_PACKAGES := docker.io etcd-server etcd-client openssh-server openssh-client iproute2 iptables \
                 busybox-static tcpdump util-linux procps python3-venv
 
-.PHONY: help deps apt venv lab verify down test unit integration lint clean
+.PHONY: help deps apt venv lab verify down test unit integration lint bench clean
 
 help:
 	@echo "make lab    install what is missing, bring up the sandbox hosts of $(INVENTORY), then the lab $(PLAYBOOK)"
@@ -21,6 +21,7 @@ help:
 	@echo "make verify probe who reaches whom in the lab and compare with the playbook"
 	@echo "make down   remove the lab, then the sandbox hosts"
 	@echo "make lint   ruff + mypy"
+	@echo "make bench  benchmarks on sandbox hosts: up, verify, down vs the tutorials' way and the floor"
 
 deps: apt venv
 
@@ -69,3 +70,9 @@ lint: venv
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
+
+# Benchmarks on sandbox hosts (root): prints a table, writes bench/RESULTS.md and bench/results.json.
+# BENCH_ARGS, e.g. BENCH_ARGS="--sizes 2x1,8x5", chooses sizes; default 2,4,8 hosts x 1,5,20 containers per host.
+BENCH_ARGS ?=
+bench: deps
+	$(VENV)/bin/python bench/run.py $(BENCH_ARGS)

@@ -266,9 +266,13 @@ def write_results(rows: list[Row], info: dict[str, str]) -> None:
         {"machine": info, "rows": [asdict(r) | {"checks_per_s": r.checks_per_s, "up_ratio": r.up_ratio,
                                                   "verify_ratio": r.verify_ratio, "up_floor_s": r.up_floor_s,
                                                   "verify_floor_s": r.verify_floor_s} for r in rows]}, indent=2) + "\n")
-    text = ["# Benchmark results", "", "Machine: " + ", ".join(f"{k} {v}" for k, v in info.items()), "",
-            table(rows), "", LEGEND]
-    (ROOT / "bench" / "RESULTS.generated.md").write_text("\n".join(text) + "\n")
+    text = ["# Benchmark results", "", "Written by `make bench` (bench/run.py); the analysis below the table is "
+            "bench/ANALYSIS.md.", "", "Machine: " + ", ".join(f"{k} {v}" for k, v in info.items()), "",
+            table(rows), "", LEGEND, ""]
+    analysis = ROOT / "bench" / "ANALYSIS.md"
+    if analysis.exists():
+        text.append(analysis.read_text())
+    (ROOT / "bench" / "RESULTS.md").write_text("\n".join(text) + "\n")
 
 
 LEGEND = """Columns: `up cold` = `labctl up` on fresh sandbox hosts with dockerd running and no lab
