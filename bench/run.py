@@ -299,7 +299,10 @@ def main() -> int:
     parser.add_argument("--baseline-max-pairs", type=int, default=200,
                         help="baseline verify: measure at most this many pairs, extrapolate the rest (0: all)")
     parser.add_argument("--no-write", action="store_true", help="print only; leave bench/ files alone")
+    parser.add_argument("--lab", default=LAB, help="sandbox lab name (default %(default)s)")
+    parser.add_argument("--subnet", default=SUBNET, help="its underlay subnet (default %(default)s)")
     args = parser.parse_args()
+    globals().update(LAB=args.lab, SUBNET=args.subnet)  # one lab per run; the helpers read these
     if os.geteuid() != 0:
         print("bench needs root (sandbox hosts)", file=sys.stderr)
         return 2

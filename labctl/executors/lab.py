@@ -185,8 +185,7 @@ def up(inv: Inventory, pb: Playbook, hosts: Hosts, progress: Progress) -> Report
     if store is not None:
         ensure_store(pb, store, hosts, progress, report)
         check_store_reachable(pb, hosts, docker_names)
-    hosts.each(lambda n, c: ensure_daemon(inv, pb, n, c, manager, progress, report), docker_names,
-               step="daemon config")
+    configure_daemons(inv, pb, hosts, docker_names, manager, progress, report)
     existing = hosts.each(lambda n, c: lab_networks(c, pb.name), docker_names, step="list networks")
     run_steps(hosts, plan_detach(pb, inv, existing), progress, report, "detach from changed networks")
     run_steps(hosts, plan_networks(pb, inv, existing), progress, report, "networks")
@@ -203,6 +202,23 @@ def ensure_store(pb: Playbook, store: StoreRunner, hosts: Hosts, progress: Progr
         report.add(pb.store.host, f"{pb.store.backend} started on {pb.store.address}:{pb.store.port}")
         progress.step(pb.store.host, f"{pb.store.backend} started ({pb.store.url}); waiting until healthy")
     store.wait_healthy(conn)
+
+
+def configure_daemons(inv: Inventory, pb: Playbook, hosts: Hosts, names: list[str], manager: ServiceManager,
+                      progress: Progress, report: Report) -> None:
+    """The first docker host alone, then all the others in parallel.
+
+    Each dockerd joins the overlay's gossip (serf, port 7946) at start-up by contacting the peers it finds in the
+    store, once, and never retries. Restarted all at once, every daemon can find every peer not listening yet,
+    and stay alone for good: its containers then fail with "could not resolve peer ... timed out resolving peer
+    by querying the cluster". Seen here with 8 hosts restarted together (one host cut off). With one daemon up
+    first, every later one has a live peer to join, and gossip spreads the rest.
+    """
+    def one(n: str, c: Connection) -> None:
+        ensure_daemon(inv, pb, n, c, manager, progress, report)
+
+    hosts.each(one, names[:1], step="daemon config")
+    hosts.each(one, names[1:], step="daemon config")
 
 
 def ensure_daemon(inv: Inventory, pb: Playbook, name: str, conn: Connection, manager: ServiceManager,

@@ -218,7 +218,7 @@ def explain(results: list[Result], pb: Playbook, facts: Facts, diag: Diagnosis) 
     drivers = drivers_of(pb)
     passed = [r for r in results if r.ok]
     for r in results:
-        if not r.ok:
+        if not r.ok and not r.cause.startswith("no probe result"):  # the prober's own failure stays the cause
             r.cause = _cause(r, pb, facts, diag, drivers, passed)
 
 

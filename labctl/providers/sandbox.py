@@ -2,9 +2,9 @@
 
 A host is a PID 1 started by `unshare` with its own mount, UTS, network and PID namespaces; its /run is a
 fresh tmpfs and /var/lib/docker, /etc/docker, /var/lib/labctl, /run/labctl and /root are bind mounts of per-host
-directories under the lab's state directory. Hosts sit on a Linux bridge inside a network namespace of its own (the lab switch);
-the controller reaches them through one veth into that switch. Nothing routes out: hosts get no default
-route and no link to the machine's interfaces. Killing a host's PID 1 ends every process of that host and
+directories under the lab's state directory. Hosts sit on a Linux bridge inside a network namespace of its own
+(the lab switch); the controller reaches them through one veth into that switch. Nothing routes out: hosts get
+no default route and no link to the machine's interfaces. Killing a host's PID 1 ends every process of that host and
 frees its veth, so teardown is total. Every object carries the lab name (see plan.sandbox.Names) so that
 leftovers of a crashed run can be found and removed by name and PID, never by pattern-killing.
 """

@@ -1,0 +1,23 @@
+"""The benchmark harness still works end to end on its smallest size (figures are printed, never asserted)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_bench_smallest_size_runs(tmp_path) -> None:
+    env = dict(os.environ, LABCTL_STATE_DIR=str(tmp_path / "state"), PYTHONPATH=str(ROOT))
+    res = subprocess.run([sys.executable, str(ROOT / "bench" / "run.py"), "--sizes", "2x1", "--no-write",
+                          "--baseline-max-pairs", "2", "--lab", "bsmoke", "--subnet", "198.18.83.0/24"],
+                         env=env, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
+    assert res.returncode == 0, res.stdout + res.stderr
+    row = next(line for line in res.stdout.splitlines() if line.startswith("| 2x1 |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[1] == "2" and cells[2] == "2" and cells[3] == "4", row  # containers, pairs, checks
+    assert not cells[5].endswith("!") and not cells[6].endswith("!"), "warm up changed nothing, verify passed"
+    assert "bsmoke" not in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
