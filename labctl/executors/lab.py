@@ -87,6 +87,8 @@ def parse_facts(out: str, name: str, lab: str) -> HostFacts:
     parts += [""] * (10 - len(parts))
     version, engine_id, hostname, consul, ifaces, daemon_text, nets, ctrs, images, backup = (
         p.strip() for p in parts[:10])
+    config, config_problem = daemon.parse_config(daemon_text)
+    backup_data = daemon.parse_config(backup)[0]
     foreign_nets: dict[str, tuple[str, ...]] = {}
     for line in nets.splitlines():
         net, owner, subnets = (line.split("\t") + ["", ""])[:3]
@@ -99,28 +101,12 @@ def parse_facts(out: str, name: str, lab: str) -> HostFacts:
             foreign_ctrs.append(ctr)
     return HostFacts(name=name, engine_version=version, engine_id=engine_id, hostname=hostname,
                      consul_backend=consul.isdigit() and int(consul) > 0, interfaces=tuple(ifaces.split()),
-                     daemon_json_error=daemon_json_problem(daemon_text), foreign_networks=foreign_nets,
+                     daemon_json=config, daemon_json_error=config_problem, foreign_networks=foreign_nets,
                      foreign_containers=tuple(foreign_ctrs), images=frozenset(images.split()),
-                     daemon_owner=backup_owner(backup))
+                     daemon_owner=str(backup_data.get(daemon.OWNER, "")), has_backup=bool(backup.strip()))
 
 
-def backup_owner(text: str) -> str:
-    """The lab whose up changed daemon.json ("" when none, or a backup from before owners were recorded)."""
-    try:
-        data = json.loads(text) if text.strip() else {}
-    except ValueError:
-        return ""
-    return str(data.get(daemon.OWNER, "")) if isinstance(data, dict) else ""
 
-
-def daemon_json_problem(text: str) -> str:
-    if not text.strip():
-        return ""
-    try:
-        data = json.loads(text)
-    except ValueError as exc:
-        return f"is not valid JSON ({exc})"
-    return "" if isinstance(data, dict) else "must hold a JSON object"
 
 
 def lab_networks(conn: Connection, lab: str) -> dict[str, str]:
@@ -145,14 +131,10 @@ def read_json(conn: Connection, path: str) -> dict | None:
     res = conn.run(f"cat {shlex.quote(path)}", hide=True, warn=True)
     if not res.ok:
         return None
-    text = str(res.stdout).strip()
-    try:
-        data = json.loads(text) if text else {}
-    except ValueError as exc:
-        raise LabctlError(f"{path} on this host is not valid JSON ({exc}); nothing was changed here",
-                          hint=f"fix or remove {path}, then run up again") from None
-    if not isinstance(data, dict):
-        raise LabctlError(f"{path} on this host must hold a JSON object", hint=f"fix or remove {path}")
+    data, problem = daemon.parse_config(str(res.stdout))
+    if problem:
+        raise LabctlError(f"{path} on this host {problem}; nothing was changed here",
+                          hint=f"fix or remove {path}, then run up again")
     return data
 
 
@@ -185,7 +167,7 @@ def up(inv: Inventory, pb: Playbook, hosts: Hosts, progress: Progress) -> Report
     if store is not None:
         ensure_store(pb, store, hosts, progress, report)
         check_store_reachable(pb, hosts, docker_names)
-    configure_daemons(inv, pb, hosts, docker_names, manager, progress, report)
+    configure_daemons(inv, pb, hosts, facts, manager, progress, report)
     existing = hosts.each(lambda n, c: lab_networks(c, pb.name), docker_names, step="list networks")
     run_steps(hosts, plan_detach(pb, inv, existing), progress, report, "detach from changed networks")
     run_steps(hosts, plan_networks(pb, inv, existing), progress, report, "networks")
@@ -204,8 +186,8 @@ def ensure_store(pb: Playbook, store: StoreRunner, hosts: Hosts, progress: Progr
     store.wait_healthy(conn)
 
 
-def configure_daemons(inv: Inventory, pb: Playbook, hosts: Hosts, names: list[str], manager: ServiceManager,
-                      progress: Progress, report: Report) -> None:
+def configure_daemons(inv: Inventory, pb: Playbook, hosts: Hosts, facts: dict[str, HostFacts],
+                      manager: ServiceManager, progress: Progress, report: Report) -> None:
     """The first docker host alone, then all the others in parallel.
 
     Each dockerd joins the overlay's gossip (serf, port 7946) at start-up by contacting the peers it finds in the
@@ -215,20 +197,23 @@ def configure_daemons(inv: Inventory, pb: Playbook, hosts: Hosts, names: list[st
     first, every later one has a live peer to join, and gossip spreads the rest.
     """
     def one(n: str, c: Connection) -> None:
-        ensure_daemon(inv, pb, n, c, manager, progress, report)
+        ensure_daemon(inv, pb, facts[n], c, manager, progress, report)
 
+    names = list(facts)
     hosts.each(one, names[:1], step="daemon config")
     hosts.each(one, names[1:], step="daemon config")
 
 
-def ensure_daemon(inv: Inventory, pb: Playbook, name: str, conn: Connection, manager: ServiceManager,
+def ensure_daemon(inv: Inventory, pb: Playbook, facts: HostFacts, conn: Connection, manager: ServiceManager,
                   progress: Progress, report: Report) -> None:
-    current = read_json(conn, DAEMON_JSON) or {}
+    """daemon.json as preflight read it (nothing touches it in between): no second read on the warm path."""
+    name = facts.name
+    current = facts.daemon_json
     wanted = daemon.desired_keys(inv, pb, name)
     new = daemon.merge(current, wanted)
     if new == current:
         return
-    if read_json(conn, BACKUP_JSON) is None:
+    if not facts.has_backup:
         write_json(conn, BACKUP_JSON, daemon.backup_of(current, docker0_address(conn), pb.name))
     write_json(conn, DAEMON_JSON, new)
     progress.step(name, f"daemon.json: {', '.join(f'{k}={v}' for k, v in wanted.items())}; restarting dockerd")

@@ -10,7 +10,7 @@ from labctl.errors import LabctlError
 from labctl.executors.remote import Hosts
 from labctl.executors.services import Service, ServiceManager
 from labctl.model.playbook import Playbook
-from labctl.plan.store import CONSUL_CONTAINER, HEALTH_TIMEOUT, StorePlan, plan_store
+from labctl.plan.store import CONSUL_CONTAINER, HEALTH_TIMEOUT, StorePlan, plan_store, reachability_probe
 
 
 class StoreRunner:
@@ -68,8 +68,7 @@ class StoreRunner:
 def check_store_reachable(pb: Playbook, hosts: Hosts, names: list[str]) -> None:
     """Every docker host opens a TCP connection to the store's client port (dockerd will need exactly that)."""
     assert pb.store is not None
-    addr, port = pb.store.address or pb.store.host, pb.store.port
-    probe = f"timeout 3 bash -c {shlex.quote(f'</dev/tcp/{addr}/{port}')}"
+    probe = reachability_probe(pb.store)
     results = hosts.each(lambda n, c: bool(c.run(probe, hide=True, warn=True).ok), names, step="store reachability")
     unreachable = [n for n, ok in results.items() if not ok]
     if unreachable:

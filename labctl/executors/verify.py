@@ -21,6 +21,7 @@ from labctl.executors.status import gather as gather_status
 from labctl.executors.store import StoreRunner
 from labctl.model.inventory import Inventory
 from labctl.model.playbook import Playbook
+from labctl.plan.store import reachability_probe
 from labctl.plan.verify import Check, Diagnosis, Facts, Result, derive, explain, sample
 from labctl.ui import Progress
 
@@ -149,10 +150,7 @@ def diagnose(inv: Inventory, pb: Playbook, hosts: Hosts, status: dict[str, Any],
              underlay: dict[str, tuple[str, int]], unreachable: dict[str, str]) -> Diagnosis:
     overlays = [n.name for n in pb.networks if n.driver == "overlay"]
     names = [h.name for h in inv.docker_hosts if h.name not in unreachable]
-    store_probe = ""
-    if pb.store is not None:
-        addr = pb.store.address or pb.store.host
-        store_probe = f"timeout 3 bash -c {shlex.quote(f'</dev/tcp/{addr}/{pb.store.port}')}"
+    store_probe = reachability_probe(pb.store) if pb.store is not None else ""
 
     def host_diag(name: str, conn: Connection) -> tuple[list[str], list[str], bool]:
         missing = [o for o in overlays

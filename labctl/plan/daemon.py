@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from labctl.model.inventory import Inventory
 from labctl.model.playbook import Playbook
 
@@ -9,6 +11,18 @@ OWNED_KEYS = ("cluster-store", "cluster-advertise", "bip")
 ABSENT = "__labctl_absent__"
 DOCKER0_BEFORE = "labctl:docker0-address"  # in the backup only: docker0's address before labctl set a bip
 OWNER = "labctl:lab"                        # in the backup only: the lab whose `up` changed daemon.json
+
+
+def parse_config(text: str) -> tuple[dict, str]:
+    """daemon.json (or labctl's backup of it) as a dict, and why it cannot be used ("" when it can).
+    An empty or missing file is an empty config."""
+    if not text.strip():
+        return {}, ""
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        return {}, f"is not valid JSON ({exc})"
+    return (data, "") if isinstance(data, dict) else ({}, "must hold a JSON object")
 
 
 def desired_keys(inv: Inventory, pb: Playbook, host: str) -> dict[str, str]:

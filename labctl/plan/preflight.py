@@ -17,11 +17,13 @@ class HostFacts:
     hostname: str
     consul_backend: bool      # dockerd binary contains the Consul libkv backend
     interfaces: tuple[str, ...]
+    daemon_json: dict = field(default_factory=dict)   # /etc/docker/daemon.json ({} when absent)
     daemon_json_error: str = ""                       # why /etc/docker/daemon.json cannot be used ("" when fine)
     foreign_networks: dict[str, tuple[str, ...]] = field(default_factory=dict)  # not this lab's: name -> subnets
     foreign_containers: tuple[str, ...] = ()           # container names not labelled with this lab
     images: frozenset[str] = frozenset()                # "repository:tag" present on the host
     daemon_owner: str = ""                              # lab whose up changed daemon.json and has not been downed
+    has_backup: bool = False                            # labctl's backup of the original values exists
 
 
 def engine_major(version: str) -> int:

@@ -38,6 +38,12 @@ class StorePlan:
         return f"timeout {int(timeout)} sh -c {shlex.quote(f'until {self.health} >/dev/null 2>&1; do sleep 0.2; done')}"
 
 
+def reachability_probe(store: Store) -> str:
+    """Exits 0 when this host can open a TCP connection to the store's client port (what dockerd will need)."""
+    addr = store.address or store.host
+    return f"timeout 3 bash -c {shlex.quote(f'</dev/tcp/{addr}/{store.port}')}"
+
+
 def endpoint(store: Store) -> str:
     return f"http://{store.address or store.host}:{store.port}"
 

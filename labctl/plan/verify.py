@@ -17,7 +17,7 @@ Rules (from the tutorials this replaces):
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from labctl.model.playbook import Container, Expectation, Playbook
 
@@ -308,6 +308,3 @@ def verdict(results: list[Result]) -> dict[str, int]:
     failed = sum(1 for r in results if not r.ok)
     return {"total": len(results), "passed": len(results) - failed, "failed": failed}
 
-
-def with_address(check: Check, address: str) -> Check:
-    return replace(check, address=address)

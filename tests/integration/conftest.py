@@ -39,6 +39,7 @@ class Lab:
     inventory: Path
     state_root: Path
     env: dict[str, str]
+    playbook: Path | None = None  # the lab a test module brings up, when it has one
 
     def labctl(self, *args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
         res = subprocess.run([sys.executable, "-m", "labctl.cli", *args], env=self.env, capture_output=True,
@@ -49,6 +50,18 @@ class Lab:
 
     def ssh(self, host: str, command: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return self.labctl("ssh", host, "-i", str(self.inventory), "--", command, check=check, timeout=120)
+
+
+@pytest.fixture
+def hosts(lab: Lab):  # type: ignore[no-untyped-def]
+    """Fabric connections to the module's sandbox lab (each module defines its own `lab` fixture)."""
+    from labctl.executors.remote import Hosts
+    from labctl.model.inventory import load_inventory
+    from labctl.providers import registry
+
+    os.environ["LABCTL_STATE_DIR"] = lab.env["LABCTL_STATE_DIR"]
+    with Hosts(registry.endpoints(load_inventory(str(lab.inventory)))) as h:
+        yield h
 
 
 def make_lab(tmp: Path, name: str, subnet: str, hosts: dict[str, list[str]]) -> Lab:

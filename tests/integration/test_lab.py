@@ -14,9 +14,7 @@ import pytest
 from labctl.executors.images import busybox_rootfs
 from labctl.executors.lab import overlay_vni
 from labctl.executors.remote import Hosts
-from labctl.model.inventory import load_inventory
 from labctl.plan.sandbox import Names
-from labctl.providers import registry
 
 from .conftest import Lab, make_lab
 
@@ -35,13 +33,6 @@ def lab(tmp_path_factory):
     lab.labctl("sandbox", "up", "-i", str(lab.inventory))
     yield lab
     lab.labctl("sandbox", "down", "-i", str(lab.inventory), check=False)
-
-
-@pytest.fixture
-def hosts(lab: Lab):
-    os.environ["LABCTL_STATE_DIR"] = lab.env["LABCTL_STATE_DIR"]
-    with Hosts(registry.endpoints(load_inventory(str(lab.inventory)))) as h:
-        yield h
 
 
 def sh(hosts: Hosts, host: str, cmd: str) -> subprocess.CompletedProcess | object:

@@ -10,8 +10,6 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from labctl.executors.remote import Hosts
-from labctl.model.inventory import load_inventory
-from labctl.providers import registry
 
 from .conftest import Lab, make_lab
 
@@ -30,22 +28,15 @@ def with_isolated_container(text: str) -> str:
 def lab(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("verify")
     lab = make_lab(tmp, LAB, "198.18.81.0/24", {"store": ["store"], "node1": ["docker"], "node2": ["docker"]})
-    lab.playbook = tmp / "lab.yaml"  # type: ignore[attr-defined]
+    lab.playbook = tmp / "lab.yaml"
     with open(SEED, encoding="utf-8") as fh:
-        lab.playbook.write_text(with_isolated_container(fh.read()))  # type: ignore[attr-defined]
+        lab.playbook.write_text(with_isolated_container(fh.read()))
     lab.labctl("sandbox", "down", "-i", str(lab.inventory))
     lab.labctl("sandbox", "up", "-i", str(lab.inventory))
-    lab.labctl("up", "-i", str(lab.inventory), "-p", str(lab.playbook))  # type: ignore[attr-defined]
+    lab.labctl("up", "-i", str(lab.inventory), "-p", str(lab.playbook))
     yield lab
-    lab.labctl("down", "-i", str(lab.inventory), "-p", str(lab.playbook), check=False)  # type: ignore[attr-defined]
+    lab.labctl("down", "-i", str(lab.inventory), "-p", str(lab.playbook), check=False)
     lab.labctl("sandbox", "down", "-i", str(lab.inventory), check=False)
-
-
-@pytest.fixture
-def hosts(lab: Lab):
-    os.environ["LABCTL_STATE_DIR"] = lab.env["LABCTL_STATE_DIR"]
-    with Hosts(registry.endpoints(load_inventory(str(lab.inventory)))) as h:
-        yield h
 
 
 def run(h: Hosts, host: str, cmd: str) -> None:
@@ -54,7 +45,7 @@ def run(h: Hosts, host: str, cmd: str) -> None:
 
 def verify(lab: Lab, tmp_path, *extra: str) -> tuple[int, dict, ET.Element, str]:
     jf, xf = tmp_path / "v.json", tmp_path / "v.xml"
-    res = lab.labctl("verify", "-i", str(lab.inventory), "-p", str(lab.playbook),  # type: ignore[attr-defined]
+    res = lab.labctl("verify", "-i", str(lab.inventory), "-p", str(lab.playbook),
                      "--json", str(jf), "--junit", str(xf), *extra, check=False)
     assert res.returncode in (0, 1), res.stderr
     data = json.loads(jf.read_text())
@@ -65,6 +56,16 @@ def verify(lab: Lab, tmp_path, *extra: str) -> tuple[int, dict, ET.Element, str]
     assert int(suite.get("tests", "-1")) == data["summary"]["total"] == len(data["checks"])
     assert data["summary"]["passed"] + data["summary"]["failed"] == data["summary"]["total"]
     return res.returncode, data, suite, res.stdout
+
+
+def verify_during(lab: Lab, tmp_path, hosts: Hosts, host: str, fault: str, repair: str) -> tuple[int, dict, str]:
+    """verify while a fault is in place on one host; the fault is repaired whatever happens."""
+    run(hosts, host, fault)
+    try:
+        code, data, _, out = verify(lab, tmp_path)
+    finally:
+        run(hosts, host, repair)
+    return code, data, out
 
 
 def failed(data: dict) -> list[dict]:
@@ -94,11 +95,8 @@ def test_sample_keeps_one_pair_per_host_pair(lab: Lab, tmp_path) -> None:
 
 
 def test_udp_4789_dropped_on_one_host(lab: Lab, tmp_path, hosts: Hosts) -> None:
-    run(hosts, "node2", "iptables -I INPUT -p udp --dport 4789 -j DROP")
-    try:
-        code, data, _, _ = verify(lab, tmp_path)
-    finally:
-        run(hosts, "node2", "iptables -D INPUT -p udp --dport 4789 -j DROP")
+    rule = "INPUT -p udp --dport 4789 -j DROP"
+    code, data, _ = verify_during(lab, tmp_path, hosts, "node2", f"iptables -I {rule}", f"iptables -D {rule}")
     assert code == 1
     bad = failed(data)
     cross_ov = [c for c in data["checks"] if c["network"] == "ov" and c["src_host"] != c["dst_host"]
@@ -109,11 +107,7 @@ def test_udp_4789_dropped_on_one_host(lab: Lab, tmp_path, hosts: Hosts) -> None:
 
 
 def test_stopped_container(lab: Lab, tmp_path, hosts: Hosts) -> None:
-    run(hosts, "node2", "docker stop c4")
-    try:
-        code, data, _, _ = verify(lab, tmp_path)
-    finally:
-        run(hosts, "node2", "docker start c4")
+    code, data, _ = verify_during(lab, tmp_path, hosts, "node2", "docker stop c4", "docker start c4")
     assert code == 1
     bad = failed(data)
     involving = [c for c in data["checks"] if "c4" in (c["src"], c["dst"]) and c["expect"] == "reach"]
@@ -122,11 +116,8 @@ def test_stopped_container(lab: Lab, tmp_path, hosts: Hosts) -> None:
 
 
 def test_extra_network_breaks_an_isolation(lab: Lab, tmp_path, hosts: Hosts) -> None:
-    run(hosts, "node1", "docker network connect iso c1")
-    try:
-        code, data, _, out = verify(lab, tmp_path)
-    finally:
-        run(hosts, "node1", "docker network disconnect iso c1")
+    code, data, out = verify_during(lab, tmp_path, hosts, "node1", "docker network connect iso c1",
+                                    "docker network disconnect iso c1")
     assert code == 1
     bad = failed(data)
     assert {c["src"] for c in bad} == {"c1"} and all(c["expect"] == "isolated" for c in bad)
@@ -136,7 +127,7 @@ def test_extra_network_breaks_an_isolation(lab: Lab, tmp_path, hosts: Hosts) -> 
 
 
 def test_store_stopped_before_a_new_container_joins(lab: Lab, tmp_path, hosts: Hosts) -> None:
-    pb = lab.playbook  # type: ignore[attr-defined]
+    pb = lab.playbook
     original = pb.read_text()
     pb.write_text(original.replace("containers:\n", "containers:\n  c6: {host: node2, networks: [ov]}\n", 1))
     run(hosts, "store", "start-stop-daemon --stop --pidfile /run/labctl/etcd.pid --retry 5")

@@ -37,7 +37,8 @@ def test_facts_from_real_output() -> None:
     assert "ov" not in FACTS.foreign_networks and "mv" not in FACTS.foreign_networks  # the lab's own
     assert FACTS.foreign_containers == ("byhand",)
     assert FACTS.images == frozenset({"labctl/busybox:latest"})
-    assert FACTS.daemon_owner == "seed-overlay"
+    assert FACTS.daemon_owner == "seed-overlay" and FACTS.has_backup
+    assert FACTS.daemon_json["cluster-store"] == "etcd://198.18.0.11:2379"
 
 
 def test_same_facts_seen_by_another_lab() -> None:
