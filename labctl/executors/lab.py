@@ -28,6 +28,7 @@ from labctl.plan.lab import (
     plan_detach,
     plan_networks,
 )
+from labctl.plan.overlay import expected_peers, gossip_gaps, neighbour_script, parse_neighbours
 from labctl.plan.preflight import HostFacts, preflight_problems
 from labctl.ui import Progress
 
@@ -174,6 +175,7 @@ def up(inv: Inventory, pb: Playbook, hosts: Hosts, progress: Progress) -> Report
     wait_overlays_visible(pb, hosts, docker_names, progress)
     existing_c = hosts.each(lambda n, c: lab_containers(c, pb.name), docker_names, step="list containers")
     run_steps(hosts, plan_containers(pb, existing_c), progress, report, "containers")
+    wait_overlay_gossip(pb, hosts, progress)
     return report
 
 
@@ -188,43 +190,64 @@ def ensure_store(pb: Playbook, store: StoreRunner, hosts: Hosts, progress: Progr
 
 def configure_daemons(inv: Inventory, pb: Playbook, hosts: Hosts, facts: dict[str, HostFacts],
                       manager: ServiceManager, progress: Progress, report: Report) -> None:
-    """The first docker host alone, then all the others in parallel.
+    """daemon.json written and dockerd stopped on every host that needs it, in parallel; then dockerd started again
+    one host at a time when the lab has a cluster store.
 
-    Each dockerd joins the overlay's gossip (serf, port 7946) at start-up by contacting the peers it finds in the
-    store, once, and never retries. Restarted all at once, every daemon can find every peer not listening yet,
-    and stay alone for good: its containers then fail with "could not resolve peer ... timed out resolving peer
-    by querying the cluster". Seen here with 8 hosts restarted together (one host cut off). With one daemon up
-    first, every later one has a live peer to join, and gossip spreads the rest.
+    Each dockerd joins the overlay's gossip (serf, port 7946) once, at start-up, by contacting one peer it finds in
+    the store, and never joins another. Started together, the new daemons can join each other in separate groups:
+    seen here with 8 hosts, split for good into two serf clusters ("could not resolve peer ... timed out resolving
+    peer by querying the cluster"). Started one after another, each daemon can only find daemons that already run,
+    all in one cluster, so it joins that cluster. Stopping in parallel keeps most of the cost parallel (stopping a
+    dockerd with containers takes longer than starting one).
+
+    The lab's containers on such a host are removed first and created again afterwards: after a restart, dockerd
+    restores an overlay's namespace for containers it had, but that namespace never learns the other hosts'
+    containers again (seen here: 0 of 35 neighbour entries, pings to other hosts lost, for good).
     """
-    def one(n: str, c: Connection) -> None:
-        ensure_daemon(inv, pb, facts[n], c, manager, progress, report)
-
-    names = list(facts)
-    hosts.each(one, names[:1], step="daemon config")
-    hosts.each(one, names[1:], step="daemon config")
-
-
-def ensure_daemon(inv: Inventory, pb: Playbook, facts: HostFacts, conn: Connection, manager: ServiceManager,
-                  progress: Progress, report: Report) -> None:
-    """daemon.json as preflight read it (nothing touches it in between): no second read on the warm path."""
-    name = facts.name
-    current = facts.daemon_json
-    wanted = daemon.desired_keys(inv, pb, name)
-    new = daemon.merge(current, wanted)
-    if new == current:
+    changing = {n: f for n, f in facts.items() if daemon.merge(f.daemon_json, daemon.desired_keys(inv, pb, n))
+                != f.daemon_json}
+    if not changing:
         return
+
+    def prepare(n: str, c: Connection) -> None:
+        write_daemon_json(inv, pb, changing[n], c, progress)
+        removed = remove_lab_containers(c, pb.name)
+        if removed:
+            report.add(n, f"{removed} lab container(s) removed before the restart; they are created again")
+        manager.stop(c, dockerd_service(inv, n))
+
+    def start(n: str, c: Connection) -> None:
+        start_dockerd(inv, n, c, manager)
+        report.add(n, "daemon.json changed, dockerd restarted")
+
+    names = list(changing)
+    hosts.each(prepare, names, step="daemon config")
+    if pb.store is None:
+        hosts.each(start, names, step="dockerd start")
+        return
+    for n in names:
+        progress.step(n, "starting dockerd (one host at a time, so that all join one overlay gossip cluster)")
+        hosts.each(start, [n], step="dockerd start")
+
+
+def write_daemon_json(inv: Inventory, pb: Playbook, facts: HostFacts, conn: Connection, progress: Progress) -> None:
+    """daemon.json as preflight read it (nothing touches it in between): no second read on the warm path."""
+    current = facts.daemon_json
+    wanted = daemon.desired_keys(inv, pb, facts.name)
     if not facts.has_backup:
         write_json(conn, BACKUP_JSON, daemon.backup_of(current, docker0_address(conn), pb.name))
-    write_json(conn, DAEMON_JSON, new)
-    progress.step(name, f"daemon.json: {', '.join(f'{k}={v}' for k, v in wanted.items())}; restarting dockerd")
+    write_json(conn, DAEMON_JSON, daemon.merge(current, wanted))
+    progress.step(facts.name, f"daemon.json: {', '.join(f'{k}={v}' for k, v in wanted.items())}; restarting dockerd")
+
+
+def start_dockerd(inv: Inventory, name: str, conn: Connection, manager: ServiceManager) -> None:
     svc = dockerd_service(inv, name)
-    manager.restart(conn, svc)
+    manager.start(conn, svc)
     try:
         wait_docker(conn)
     except LabctlError as exc:
         raise LabctlError(f"{exc.message}; dockerd log:\n{manager.log_tail(conn, svc)}") from None
     # Engine 20.10's `docker info` does not show the cluster store; overlay visibility (below) proves it.
-    report.add(name, "daemon.json changed, dockerd restarted")
 
 
 def run_steps(hosts: Hosts, steps: list[Step], progress: Progress, report: Report, phase: str) -> None:
@@ -269,6 +292,28 @@ def wait_overlays_visible(pb: Playbook, hosts: Hosts, names: list[str], progress
                           f"{timeout:g}s", hint="the host is not using the cluster store: check `docker info` there")
 
 
+GOSSIP_TIMEOUT = 60
+
+
+def wait_overlay_gossip(pb: Playbook, hosts: Hosts, progress: Progress, timeout: float = GOSSIP_TIMEOUT) -> None:
+    """Until every host has heard of every container on the other hosts, per overlay network (plan.overlay)."""
+    expected = {h: nets for h, nets in expected_peers(pb).items() if any(nets.values())}
+    if not expected:
+        return
+    progress.step("all", "overlay: waiting until every host knows every remote container (gossip)")
+
+    def one(n: str, c: Connection) -> dict[str, int]:
+        return parse_neighbours(str(c.run(neighbour_script(expected[n], timeout), hide=True).stdout))
+
+    gaps = gossip_gaps(expected, hosts.each(one, list(expected), step="overlay gossip"))
+    if gaps:
+        raise LabctlError(
+            f"overlay gossip incomplete after {timeout:g}s:\n" + "\n".join(f"  {g}" for g in gaps),
+            hint="the hosts' dockerds are not in one gossip cluster (serf, TCP and UDP 7946 between the hosts' "
+                 "underlay addresses). Check that 7946 is open, then `labctl down` and `labctl up` (which starts "
+                 "the dockerds one at a time)")
+
+
 # ---------------------------------------------------------------- down
 
 
@@ -279,11 +324,10 @@ def down(inv: Inventory, pb: Playbook, hosts: Hosts, progress: Progress) -> Repo
     label = shlex.quote(f"{LABEL}={pb.name}")
 
     def remove_containers(name: str, conn: Connection) -> None:
-        out = str(conn.run(f"docker ps -aq --filter label={label}", hide=True).stdout).split()
-        if out:
-            conn.run("docker rm -f " + " ".join(shlex.quote(i) for i in out), hide=True)
-            report.add(name, f"{len(out)} container(s) removed")
-            progress.step(name, f"removed {len(out)} container(s)")
+        removed = remove_lab_containers(conn, pb.name)
+        if removed:
+            report.add(name, f"{removed} container(s) removed")
+            progress.step(name, f"removed {removed} container(s)")
 
     def remove_networks(name: str, conn: Connection) -> None:
         out = str(conn.run(f"docker network ls --filter label={label} --format '{{{{.Name}}}}'",
@@ -306,6 +350,14 @@ def down(inv: Inventory, pb: Playbook, hosts: Hosts, progress: Progress) -> Repo
     if pb.store is not None:
         stop_store(pb, StoreRunner(pb, manager), hosts, progress, report)
     return report
+
+
+def remove_lab_containers(conn: Connection, lab: str) -> int:
+    label = shlex.quote(f"{LABEL}={lab}")
+    out = str(conn.run(f"docker ps -aq --filter label={label}", hide=True).stdout).split()
+    if out:
+        conn.run("docker rm -f " + " ".join(shlex.quote(i) for i in out), hide=True)
+    return len(out)
 
 
 def docker0_address(conn: Connection) -> str | None:
@@ -348,9 +400,10 @@ def stop_store(pb: Playbook, store: StoreRunner, hosts: Hosts, progress: Progres
 
 def overlay_vni(conn: Connection, network: str) -> int | None:
     """The VXLAN ID of an overlay network, read from the vxlan device in Docker's namespace for it
-    (/run/docker/netns/1-<first 10 chars of the network ID>); None until a container on this host joins it."""
+    (/run/docker/netns/<epoch>-<first 10 chars of the network ID>); None until a container on this host joins it."""
     script = (f"id=$(docker network inspect -f '{{{{.Id}}}}' {shlex.quote(network)}) && "
-              "nsenter --net=/run/docker/netns/1-$(echo $id | cut -c1-10) ip -d -o link show type vxlan")
+              "nsenter --net=$(ls -d /run/docker/netns/*-$(echo $id | cut -c1-10) | tail -n 1) "
+              "ip -d -o link show type vxlan")
     res = conn.run(script, hide=True, warn=True)
     match = re.search(r"vxlan id (\d+)", str(res.stdout)) if res.ok else None
     return int(match.group(1)) if match else None

@@ -477,6 +477,7 @@ def up(inv: Inventory, progress: Progress, workers: int = 8) -> list[Action]:
         shutil.rmtree(os.path.join(paths.dir, "hosts"), ignore_errors=True)
         state = {}
     ensure_lab_files(inv, paths)
+    widen_neighbour_table(progress)
     state.update({"lab": inv.name, "subnet": str(inv.subnet), "controller": inv.controller_address,
                   "interface": inv.underlay_interface, "inventory": os.path.abspath(inv.source)})
     state.setdefault("hosts", {})
@@ -510,6 +511,60 @@ def up(inv: Inventory, progress: Progress, workers: int = 8) -> list[Action]:
     return actions
 
 
+NEIGH_DIR = "/proc/sys/net/ipv4/neigh/default"
+# All sandbox hosts share this machine's kernel, and with it one IPv4 neighbour (ARP) table across every network
+# namespace, capped at gc_thresh3 entries (1024 by default). Real hosts each have their own. 8 hosts x 5 containers
+# already need about 1,900 entries (each container's neighbours plus each overlay's entries), and past the cap the
+# kernel drops packets ("neighbor table overflow!" in dmesg): 1,231 of 3,120 verify checks failed here at random,
+# also between containers on the same host. The sandbox therefore raises the cap while any sandbox lab exists,
+# and puts the old values back when the last one goes.
+NEIGH_ROOM = {"gc_thresh2": 32768, "gc_thresh3": 65536}
+NEIGH_SAVED = ".neighbour-table.json"
+
+
+def _read_sysctl(name: str) -> int:
+    with open(os.path.join(NEIGH_DIR, name)) as f:
+        return int(f.read().strip())
+
+
+def _write_sysctl(name: str, value: int) -> None:
+    with open(os.path.join(NEIGH_DIR, name), "w") as f:
+        f.write(f"{value}\n")
+
+
+def widen_neighbour_table(progress: Progress) -> None:
+    current = {k: _read_sysctl(k) for k in NEIGH_ROOM}
+    low = {k: v for k, v in NEIGH_ROOM.items() if current[k] < v}
+    if not low:
+        return
+    saved = os.path.join(state_root(), NEIGH_SAVED)
+    if not os.path.exists(saved):
+        os.makedirs(state_root(), exist_ok=True)
+        with open(saved, "w") as f:
+            json.dump(current, f)
+    for k, v in low.items():
+        _write_sysctl(k, v)
+    progress.step("machine", "neighbour table: " + ", ".join(f"{k} {current[k]} -> {v}" for k, v in low.items())
+                  + " (all sandbox hosts share this kernel's table; restored by the last `sandbox down`)")
+
+
+def any_sandbox_lab() -> bool:
+    """Any labctl sandbox switch namespace on the machine, whatever state directory its lab used."""
+    return os.path.isdir("/run/netns") and any(n.startswith("labctl-") for n in os.listdir("/run/netns"))
+
+
+def restore_neighbour_table(progress: Progress) -> None:
+    saved = os.path.join(state_root(), NEIGH_SAVED)
+    if not os.path.exists(saved) or any_sandbox_lab():
+        return
+    with open(saved) as f:
+        old = {k: int(v) for k, v in json.load(f).items() if k in NEIGH_ROOM}
+    for k, v in old.items():
+        _write_sysctl(k, v)
+    os.remove(saved)
+    progress.step("machine", "neighbour table: " + ", ".join(f"{k} {v}" for k, v in old.items()) + " again")
+
+
 def down(lab: str, progress: Progress) -> bool:
     """Remove every trace of the lab. Returns False when there was nothing to remove."""
     paths = paths_for(lab)
@@ -517,8 +572,10 @@ def down(lab: str, progress: Progress) -> bool:
     anything = (os.path.exists(paths.dir) or netns_exists(n.switch_netns) or bool(root_links(n.prefix))
                 or bool(marker_processes(n.marker_prefix)) or bool(cgroup_dirs(n.cgroup_prefix)))
     if not anything:
+        restore_neighbour_table(progress)
         return False
     progress.step(lab, "stopping hosts and removing switch, veths, cgroups")
     remove_lab_objects(lab)
     shutil.rmtree(paths.dir, ignore_errors=True)
+    restore_neighbour_table(progress)
     return True

@@ -1,0 +1,85 @@
+"""Has every host heard of every remote container on each overlay network? (classic overlay gossip)
+
+With a cluster store (Engine 20.10 "classic" overlay), each dockerd learns the other hosts' containers from serf
+events and writes each one as a PERMANENT neighbour entry (container IP -> MAC) on the vxlan device inside the
+network's namespace, /run/docker/netns/<epoch>-<first 10 characters of the network ID>. A host whose entries stay
+short of the number of lab containers on the other hosts is cut off from part of the gossip. Seen here: restarted
+in parallel, 8 dockerds split into two serf clusters ({node1, node5, node8} and the rest) for good; each side's
+containers then failed to reach the other's with "could not resolve peer ... timed out resolving peer by
+querying the cluster". This module says what to expect and reads what the hosts report; no I/O.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+
+from labctl.model.playbook import Playbook
+
+
+def expected_peers(pb: Playbook) -> dict[str, dict[str, int]]:
+    """host -> overlay network -> lab containers on that network on other hosts.
+
+    Only hosts with a container of their own on the network: the network's namespace exists only then."""
+    result: dict[str, dict[str, int]] = {}
+    for net in pb.networks:
+        if net.driver != "overlay":
+            continue
+        per_host: dict[str, int] = {}
+        for c in pb.containers:
+            if c.network_mode is None and any(a.network == net.name for a in c.networks):
+                per_host[c.host] = per_host.get(c.host, 0) + 1
+        total = sum(per_host.values())
+        for host, local in per_host.items():
+            result.setdefault(host, {})[net.name] = total - local
+    return result
+
+
+def neighbour_script(expected: dict[str, int], timeout: float, interval: float = 0.5) -> str:
+    """Poll until each network's permanent neighbours reach the expected count, or `timeout` seconds pass; then
+    print one `NETWORK COUNT` line per network. Bounded: it always stops by itself."""
+    checks = []
+    for name, want in sorted(expected.items()):
+        q = shlex.quote(name)
+        checks.append(
+            f"id=$(docker network inspect -f '{{{{.Id}}}}' {q} 2>/dev/null | cut -c1-10); n=0; "
+            f'ns=$(ls -d /run/docker/netns/*-"$id" 2>/dev/null | tail -n 1); '
+            f'[ -n "$id" ] && [ -n "$ns" ] && '
+            f'n=$(nsenter --net="$ns" ip -4 neigh show nud permanent | grep -c lladdr); '
+            f'out="${{out}}{name} $n\n"; [ "$n" -ge {int(want)} ] || ok=0')
+    body = "; ".join(checks)
+    return (f"end=$(( $(date +%s) + {int(timeout)} )); "
+            f"while :; do ok=1; out=''; {body}; "
+            f'[ $ok = 1 ] && break; [ "$(date +%s)" -ge "$end" ] && break; sleep {interval}; done; '
+            'printf "$out"')
+
+
+def parse_neighbours(out: str) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit():
+            counts[parts[0]] = int(parts[1])
+    return counts
+
+
+@dataclass(frozen=True)
+class GossipGap:
+    host: str
+    network: str
+    seen: int
+    expected: int
+
+    def __str__(self) -> str:
+        return (f"{self.host}: overlay {self.network} knows {self.seen} of the {self.expected} containers on other "
+                "hosts")
+
+
+def gossip_gaps(expected: dict[str, dict[str, int]], seen: dict[str, dict[str, int]]) -> list[GossipGap]:
+    gaps = []
+    for host, nets in sorted(expected.items()):
+        for net, want in sorted(nets.items()):
+            got = seen.get(host, {}).get(net, 0)
+            if got < want:
+                gaps.append(GossipGap(host, net, got, want))
+    return gaps
