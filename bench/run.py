@@ -38,7 +38,7 @@ from labctl.providers import sandbox  # noqa: E402
 
 LAB = "bench"
 SUBNET = "198.18.90.0/24"
-DEFAULT_SIZES = [(h, c) for h in (2, 4, 8) for c in (1, 5, 20)]
+SIZES_16_MIN_GB = 8.0   # 16 hosts x 20 containers used about ... of memory here; below this, 16 is left out
 TARGETS = {"warm_up_seed_s": 3.0, "verify_8x5_s": 15.0, "up_ratio_8": 5.0, "verify_ratio_8": 10.0}
 
 
@@ -56,6 +56,7 @@ class Row:
     verify_ok: bool = False
     down_s: float = 0.0
     peak_rss_mb: float = 0.0
+    lab_mem_gb: float = 0.0     # the machine's MemAvailable before sandbox up minus after the cold up
     base_up_s: float = 0.0
     base_verify_s: float = 0.0
     base_pairs_measured: int = 0
@@ -144,10 +145,12 @@ class Bench:
         row.pairs = n * (n - 1)
         os.environ["LABCTL_STATE_DIR"] = self.env.get("LABCTL_STATE_DIR", "/var/lib/labctl-sandbox")
         self.must("sandbox", "down", "-i", str(self.inventory))
+        free_before = available_gb()
         self.must("sandbox", "up", "-i", str(self.inventory))
         try:
             rss = []
             row.up_cold_s, r, _ = self.must("up", "-i", str(self.inventory), "-p", str(self.playbook))
+            row.lab_mem_gb = free_before - available_gb()
             rss.append(r)
             row.up_warm_s, r, res = self.must("up", "-i", str(self.inventory), "-p", str(self.playbook))
             rss.append(r)
@@ -242,7 +245,7 @@ def machine() -> dict[str, str]:
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
 
 
-HEADER = ("size", "ctrs", "pairs", "checks", "up cold", "up warm", "verify", "checks/s", "down", "peak MB",
+HEADER = ("size", "ctrs", "pairs", "checks", "up cold", "up warm", "verify", "checks/s", "down", "peak MB", "lab GB",
           "base up", "base verify", "up x", "verify x", "up floor", "verify floor")
 
 
@@ -251,6 +254,7 @@ def cells(r: Row) -> tuple[str, ...]:
     return (f"{r.hosts}x{r.per_host}", str(r.containers), str(r.pairs), str(r.checks), f"{r.up_cold_s:.1f}s",
             f"{r.up_warm_s:.1f}s" + ("" if r.warm_no_changes else "!"), f"{r.verify_s:.1f}s" +
             ("" if r.verify_ok else "!"), f"{r.checks_per_s:.0f}", f"{r.down_s:.1f}s", f"{r.peak_rss_mb:.0f}",
+            f"{r.lab_mem_gb:.1f}",
             f"{r.base_up_s:.1f}s", base_v, f"{r.up_ratio:.1f}", f"{r.verify_ratio:.1f}", f"{r.up_floor_s:.1f}s",
             f"{r.verify_floor_s:.2f}s")
 
@@ -278,11 +282,24 @@ def write_results(rows: list[Row], info: dict[str, str]) -> None:
 LEGEND = """Columns: `up cold` = `labctl up` on fresh sandbox hosts with dockerd running and no lab
 (store start, daemon.json, dockerd restarts, network, containers); `up warm` = second `up` (`!` if it reported
 changes); `verify` = full matrix (`!` if any check failed); `checks` = ordered pairs x 2 (by IP and by name);
-`peak MB` = the largest max RSS of the labctl process over up/verify/down; `base up` / `base verify` = the
+`peak MB` = the largest max RSS of the labctl process over up/verify/down; `lab GB` = the machine's available memory
+before `sandbox up` minus after the cold `up` (all hosts, dockerds, containers); `base up` / `base verify` = the
 tutorials' way, one new `ssh` per step / per ordered pair, sequential (`*` = measured on the first N pairs and
 extrapolated linearly); `up x` / `verify x` = baseline / labctl; floors: `up floor` = one dockerd restart +
 (containers per host x one container start), `verify floor` = one SSH round trip + one docker exec + one ping
 RTT, all measured in the same run."""
+
+
+def available_gb() -> float:
+    kb = next((ln.split()[1] for ln in Path("/proc/meminfo").read_text().splitlines()
+               if ln.startswith("MemAvailable")), "0")
+    return int(kb) / 1024 / 1024
+
+
+def default_sizes() -> list[tuple[int, int]]:
+    """2, 4, 8 docker hosts (16 if memory allows) x 1, 5, 20 containers per host."""
+    hosts = (2, 4, 8, 16) if available_gb() >= SIZES_16_MIN_GB else (2, 4, 8)
+    return [(h, c) for h in hosts for c in (1, 5, 20)]
 
 
 def parse_sizes(text: str) -> list[tuple[int, int]]:
@@ -295,8 +312,9 @@ def parse_sizes(text: str) -> list[tuple[int, int]]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=parse_sizes, default=DEFAULT_SIZES, help="e.g. 2x1,4x5,8x20")
-    parser.add_argument("--baseline-max-pairs", type=int, default=200,
+    parser.add_argument("--sizes", type=parse_sizes, default=None,
+                        help="e.g. 2x1,4x5,8x20 (default: 2,4,8 hosts, 16 if memory allows, x 1,5,20 containers)")
+    parser.add_argument("--baseline-max-pairs", type=int, default=100,
                         help="baseline verify: measure at most this many pairs, extrapolate the rest (0: all)")
     parser.add_argument("--no-write", action="store_true", help="print only; leave bench/ files alone")
     parser.add_argument("--lab", default=LAB, help="sandbox lab name (default %(default)s)")
@@ -307,16 +325,17 @@ def main() -> int:
         print("bench needs root (sandbox hosts)", file=sys.stderr)
         return 2
     info = machine()
+    sizes = args.sizes or default_sizes()
     rows = []
     with tempfile.TemporaryDirectory(prefix="labctl-bench-") as tmp:
-        for hosts, per_host in args.sizes:
+        for hosts, per_host in sizes:
             print(f"--- {hosts} docker hosts x {per_host} containers", file=sys.stderr, flush=True)
             rows.append(Bench(Path(tmp), hosts, per_host).run(args.baseline_max_pairs))
             print(table(rows[-1:]), file=sys.stderr, flush=True)
+            if not args.no_write:  # after each size: a long run stopped half-way keeps what it measured
+                write_results(rows, info | {"sizes run": f"{len(rows)} of {len(sizes)}"})
     print(table(rows))
     print("\n" + LEGEND)
-    if not args.no_write:
-        write_results(rows, info)
     return 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import time
 from dataclasses import dataclass, field
 
 from fabric import Connection
@@ -28,8 +29,16 @@ from labctl.plan.lab import (
     plan_detach,
     plan_networks,
 )
-from labctl.plan.overlay import expected_peers, gossip_gaps, neighbour_script, parse_neighbours
-from labctl.plan.preflight import HostFacts, preflight_problems
+from labctl.plan.overlay import (
+    GossipGap,
+    expected_peers,
+    gossip_gaps,
+    neighbour_script,
+    parse_addresses,
+    parse_neighbours,
+    warm_command,
+)
+from labctl.plan.preflight import HostFacts, preflight_problems, underlay_problems
 from labctl.ui import Progress
 
 DAEMON_JSON = "/etc/docker/daemon.json"
@@ -74,6 +83,7 @@ FACT_SCRIPT = "; ".join((
     f"docker ps -a --format '{{{{.Names}}}}\t{{{{.Label \"{LABEL}\"}}}}'",
     "docker image ls --format '{{.Repository}}:{{.Tag}}'",
     f"cat {BACKUP_JSON} 2>/dev/null",
+    "ip -o -4 addr show",
 )).replace("; ", f"; echo {FACT_SEP}; ")
 
 
@@ -85,9 +95,9 @@ def host_facts(conn: Connection, name: str, lab: str) -> HostFacts:
 def parse_facts(out: str, name: str, lab: str) -> HostFacts:
     """FACT_SCRIPT's output (sections split by FACT_SEP lines) as HostFacts; lab: whose objects are not foreign."""
     parts = [p.strip("\n") for p in out.split(FACT_SEP + "\n")]
-    parts += [""] * (10 - len(parts))
-    version, engine_id, hostname, consul, ifaces, daemon_text, nets, ctrs, images, backup = (
-        p.strip() for p in parts[:10])
+    parts += [""] * (11 - len(parts))
+    version, engine_id, hostname, consul, ifaces, daemon_text, nets, ctrs, images, backup, addrs = (
+        p.strip() for p in parts[:11])
     config, config_problem = daemon.parse_config(daemon_text)
     backup_data = daemon.parse_config(backup)[0]
     foreign_nets: dict[str, tuple[str, ...]] = {}
@@ -104,7 +114,18 @@ def parse_facts(out: str, name: str, lab: str) -> HostFacts:
                      consul_backend=consul.isdigit() and int(consul) > 0, interfaces=tuple(ifaces.split()),
                      daemon_json=config, daemon_json_error=config_problem, foreign_networks=foreign_nets,
                      foreign_containers=tuple(foreign_ctrs), images=frozenset(images.split()),
-                     daemon_owner=str(backup_data.get(daemon.OWNER, "")), has_backup=bool(backup.strip()))
+                     daemon_owner=str(backup_data.get(daemon.OWNER, "")), has_backup=bool(backup.strip()),
+                     addresses=parse_ip_addr(addrs))
+
+
+def parse_ip_addr(out: str) -> dict[str, tuple[str, ...]]:
+    """`ip -o -4 addr show` -> interface -> IPv4 addresses (lines: `2: eth1    inet 192.168.56.11/24 ...`)."""
+    result: dict[str, list[str]] = {}
+    for line in out.splitlines():
+        fields = line.split()
+        if len(fields) >= 4 and fields[2] == "inet":
+            result.setdefault(fields[1].split("@")[0], []).append(fields[3].split("/")[0])
+    return {k: tuple(v) for k, v in result.items()}
 
 
 
@@ -154,7 +175,7 @@ def up(inv: Inventory, pb: Playbook, hosts: Hosts, progress: Progress) -> Report
     manager = manager_for(inv.provider)
     progress.step("all", "preflight: engines, IDs, hostnames, interfaces, daemon.json, names and subnets in use")
     facts = hosts.each(lambda n, c: host_facts(c, n, pb.name), docker_names, step="preflight")
-    problems = preflight_problems(pb, facts)
+    problems = preflight_problems(pb, facts) + underlay_problems(inv, facts)
     store = StoreRunner(pb, manager) if pb.store is not None else None
     if store is not None and pb.store is not None:
         problem = store.missing_prerequisite(hosts.conn(pb.store.host))
@@ -293,25 +314,66 @@ def wait_overlays_visible(pb: Playbook, hosts: Hosts, names: list[str], progress
 
 
 GOSSIP_TIMEOUT = 60
+GOSSIP_FIRST_LOOK = 3
+ADDRESS_TEMPLATE = "{{.Name}}{{range $k, $v := .NetworkSettings.Networks}} {{$k}}={{$v.IPAddress}}{{end}}"
 
 
 def wait_overlay_gossip(pb: Playbook, hosts: Hosts, progress: Progress, timeout: float = GOSSIP_TIMEOUT) -> None:
-    """Until every host has heard of every container on the other hosts, per overlay network (plan.overlay)."""
+    """Until every host has heard of every container on the other hosts, per overlay network (plan.overlay).
+
+    A short first look; hosts still missing containers then ping each remote container once
+    (plan.overlay.warm_command) and look again, round after round until `timeout`. dockerd drops a miss now and
+    then when several arrive together, hence rounds. Fails naming the hosts that stay short: their containers could
+    not reach part of the lab."""
     expected = {h: nets for h, nets in expected_peers(pb).items() if any(nets.values())}
     if not expected:
         return
     progress.step("all", "overlay: waiting until every host knows every remote container (gossip)")
-
-    def one(n: str, c: Connection) -> dict[str, int]:
-        return parse_neighbours(str(c.run(neighbour_script(expected[n], timeout), hide=True).stdout))
-
-    gaps = gossip_gaps(expected, hosts.each(one, list(expected), step="overlay gossip"))
+    gaps = gossip_gaps(expected, _neighbours(hosts, expected, GOSSIP_FIRST_LOOK))
+    if not gaps:
+        return
+    found = hosts.each(lambda n, c: lab_addresses(c, pb.name), list(expected), step="overlay addresses")
+    addresses = {name: nets for per_host in found.values() for name, nets in per_host.items()}
+    deadline = time.monotonic() + timeout
+    while gaps and time.monotonic() < deadline:
+        progress.step("all", "overlay: " + "; ".join(f"{g.host} knows {g.seen}/{g.expected} on {g.network}"
+                                                     for g in gaps) + ": one ping to each remote container from there")
+        _warm(pb, hosts, gaps, addresses)
+        still = {g.host: expected[g.host] for g in gaps}
+        gaps = gossip_gaps(still, _neighbours(hosts, still, GOSSIP_FIRST_LOOK))
     if gaps:
         raise LabctlError(
             f"overlay gossip incomplete after {timeout:g}s:\n" + "\n".join(f"  {g}" for g in gaps),
             hint="the hosts' dockerds are not in one gossip cluster (serf, TCP and UDP 7946 between the hosts' "
                  "underlay addresses). Check that 7946 is open, then `labctl down` and `labctl up` (which starts "
                  "the dockerds one at a time)")
+
+
+def _warm(pb: Playbook, hosts: Hosts, gaps: list[GossipGap], addresses: dict[str, dict[str, str]]) -> None:
+    commands: dict[str, list[str]] = {}
+    for g in gaps:
+        cmd = warm_command(pb, g.host, g.network, addresses)
+        commands.setdefault(g.host, []).extend([cmd] if cmd else [])
+
+    def one(n: str, c: Connection) -> None:
+        for cmd in commands[n]:
+            c.run(cmd, hide=True, warn=True)
+
+    hosts.each(one, list(commands), step="overlay warm")
+
+
+def lab_addresses(conn: Connection, lab: str) -> dict[str, dict[str, str]]:
+    label = shlex.quote(f"{LABEL}={lab}")
+    out = conn.run(f"docker ps -q --filter label={label} | xargs -r docker inspect -f {shlex.quote(ADDRESS_TEMPLATE)}",
+                   hide=True).stdout
+    return parse_addresses(str(out))
+
+
+def _neighbours(hosts: Hosts, expected: dict[str, dict[str, int]], timeout: float) -> dict[str, dict[str, int]]:
+    def one(n: str, c: Connection) -> dict[str, int]:
+        return parse_neighbours(str(c.run(neighbour_script(expected[n], timeout), hide=True).stdout))
+
+    return hosts.each(one, list(expected), step="overlay gossip")
 
 
 # ---------------------------------------------------------------- down

@@ -26,7 +26,10 @@ DEFAULT_UNDERLAY_INTERFACE = "eth1"
 DEFAULT_IMAGE = "labctl/busybox:latest"
 FIRST_SANDBOX_HOST_OFFSET = 11  # store = .11, node1 = .12, ... like the tutorials' numbering
 
-TOP_FIELDS = ("name", "provider", "underlay", "ssh", "image", "hosts")
+DEFAULT_VAGRANT_SUBNET = "192.168.56.0/24"   # the Vagrantfile's private network (LABCTL_SUBNET)
+VAGRANT_STORE_OFFSET = 10                      # as the Vagrantfile numbers its VMs: store .10, nodeN .(10+N)
+
+TOP_FIELDS = ("name", "provider", "underlay", "ssh", "image", "hosts", "vagrant")
 HOST_FIELDS = ("roles", "address", "ssh")
 SSH_FIELDS = ("user", "port", "key", "known_hosts")
 
@@ -64,6 +67,7 @@ class Inventory:
     subnet: ipaddress.IPv4Network | None
     image: str
     hosts: tuple[Host, ...]
+    vagrant_dir: str | None = None   # vagrant: the directory of the Vagrantfile (absolute)
 
     def host(self, name: str) -> Host:
         for h in self.hosts:
@@ -124,18 +128,36 @@ def _build(data: object, c: Collector, source: str, others: dict[str, str]) -> I
     subnet = _subnet(c, provider, underlay, name, others)
     default_ssh = _ssh(c, top.get("ssh"), "ssh", SSHSettings())
     hosts = _hosts(c, top.get("hosts"), provider, subnet, default_ssh)
+    vagrant_dir = _vagrant_dir(c, top.get("vagrant"), provider, source)
     if c.problems or provider is None:
         return None
     return Inventory(source=source, name=name or "lab", provider=provider, underlay_interface=iface or "eth1",
-                     subnet=subnet, image=image or DEFAULT_IMAGE, hosts=tuple(hosts))
+                     subnet=subnet, image=image or DEFAULT_IMAGE, hosts=tuple(hosts), vagrant_dir=vagrant_dir)
+
+
+def _vagrant_dir(c: Collector, value: object, provider: str | None, source: str) -> str | None:
+    """vagrant.dir: where the Vagrantfile is, relative to the inventory file (default: its parent directory, as
+    for inventories/vagrant.yaml and the Vagrantfile at the top of the repository)."""
+    if provider != "vagrant":
+        if value is not None:
+            c.add("vagrant", f"only for provider 'vagrant' (this inventory's provider is {provider!r}); remove it")
+        return None
+    raw = c.mapping(value, "vagrant", ("dir",))
+    rel = raw.get("dir", "..")
+    if not isinstance(rel, str) or not rel:
+        c.add("vagrant.dir", "must be a directory path (relative to this file), e.g. '..'")
+        return None
+    return os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(source)), os.path.expanduser(rel)))
 
 
 def _subnet(c: Collector, provider: str | None, underlay: dict, name: str | None,
             others: dict[str, str]) -> ipaddress.IPv4Network | None:
+    if provider == "vagrant":
+        return c.ipv4_network(underlay.get("subnet", DEFAULT_VAGRANT_SUBNET), "underlay.subnet")
     if provider != "sandbox":
         if "subnet" in underlay:
-            c.add("underlay.subnet", f"only for provider 'sandbox' (this inventory's provider is {provider!r}); "
-                                     "remove it: the machines' own addresses are used")
+            c.add("underlay.subnet", f"only for providers 'sandbox' and 'vagrant' (this inventory's provider is "
+                                     f"{provider!r}); remove it: the machines' own addresses are used")
         return None
     subnet = c.ipv4_network(underlay.get("subnet", DEFAULT_SANDBOX_SUBNET), "underlay.subnet")
     if subnet is None:
@@ -189,9 +211,27 @@ def _hosts(c: Collector, value: object, provider: str | None, subnet: ipaddress.
             c.add(join(fld, "ssh"), f"not used by provider {provider!r}: labctl makes (sandbox) or reads (vagrant) "
                                     "the SSH settings; remove it")
         ssh = _ssh(c, raw.get("ssh"), join(fld, "ssh"), default_ssh)
+        if provider == "vagrant" and address is None and subnet is not None:
+            address = _vagrant_address(c, name, fld, subnet)
         hosts.append(Host(name=name, roles=roles, address=address, ssh=ssh))
     _check_host_set(c, hosts, provider, subnet)
     return hosts
+
+
+def _vagrant_address(c: Collector, name: str, fld: str, subnet: ipaddress.IPv4Network) -> str | None:
+    """The private-network address the Vagrantfile gives a VM of this name: store .10, nodeN .(10+N)."""
+    if name == "store":
+        offset = VAGRANT_STORE_OFFSET
+    elif name.startswith("node") and name[4:].isdigit() and int(name[4:]) > 0:
+        offset = VAGRANT_STORE_OFFSET + int(name[4:])
+    else:
+        c.add(join(fld, "address"), f"needed for {name!r}: the Vagrantfile names its VMs 'store' and 'node1'.."
+                                    "'nodeN' and numbers only those; give the VM's private-network address")
+        return None
+    if offset >= subnet.num_addresses - 1:
+        c.add(join(fld, "address"), f"{name!r} would be offset {offset} of underlay.subnet {subnet}, outside it")
+        return None
+    return str(subnet.network_address + offset)
 
 
 def _roles(c: Collector, value: object, fld: str) -> tuple[str, ...]:
@@ -215,16 +255,13 @@ def _address(c: Collector, value: object, fld: str, provider: str | None,
         return None
     if provider == "static":
         return c.string(value, fld, DNS_NAME_RE, "IP address or DNS name")
-    if provider == "vagrant":
-        c.add(fld, "not used by provider 'vagrant': addresses come from `vagrant ssh-config`; remove it")
-        return None
     addr = c.ipv4_address(value, fld)
     if addr is None or subnet is None:
         return None
     if addr not in subnet or addr in (subnet.network_address, subnet.broadcast_address):
         c.add(fld, f"{addr} is not a usable address of underlay.subnet {subnet}")
         return None
-    if addr == subnet.network_address + 1:
+    if provider == "sandbox" and addr == subnet.network_address + 1:
         c.add(fld, f"{addr} is the controller's address on the lab switch; use another one")
         return None
     return str(addr)

@@ -83,3 +83,31 @@ def gossip_gaps(expected: dict[str, dict[str, int]], seen: dict[str, dict[str, i
             if got < want:
                 gaps.append(GossipGap(host, net, got, want))
     return gaps
+
+
+def warm_command(pb: Playbook, host: str, network: str, addresses: dict[str, dict[str, str]]) -> str | None:
+    """One ping from a container of this host to each container of the network on other hosts, all at once.
+
+    Serf events are lost now and then under load (a host then misses a container until serf's next full state
+    exchange, up to 30 s later). A ping to a container the host does not know makes dockerd ask the cluster for
+    it (an L3 miss, then a serf query), which writes the same neighbour entry at once. `addresses`: container ->
+    network -> IP, as `docker inspect` reported them."""
+    local = [c.name for c in pb.containers if c.host == host and c.network_mode is None
+             and any(a.network == network for a in c.networks)]
+    remote = sorted({addresses.get(c.name, {}).get(network, "") for c in pb.containers
+                     if c.host != host and c.network_mode is None} - {""})
+    if not local or not remote:
+        return None
+    pings = " ".join(f"ping -c1 -W1 {shlex.quote(ip)} >/dev/null 2>&1 &" for ip in remote)
+    return f"timeout 10 docker exec {shlex.quote(local[0])} sh -c {shlex.quote(pings + ' wait')}"
+
+
+def parse_addresses(out: str) -> dict[str, dict[str, str]]:
+    """Lines `/NAME net=IP net=IP` (docker inspect, template in executors) -> container -> network -> IP."""
+    result: dict[str, dict[str, str]] = {}
+    for line in out.splitlines():
+        name, *pairs = line.split()
+        if not name.startswith("/"):
+            continue
+        result[name[1:]] = {k: v for k, _, v in (p.partition("=") for p in pairs) if v}
+    return result

@@ -6,6 +6,7 @@ import ipaddress
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from labctl.model.inventory import Inventory
 from labctl.model.playbook import Playbook
 
 
@@ -24,6 +25,7 @@ class HostFacts:
     images: frozenset[str] = frozenset()                # "repository:tag" present on the host
     daemon_owner: str = ""                              # lab whose up changed daemon.json and has not been downed
     has_backup: bool = False                            # labctl's backup of the original values exists
+    addresses: dict[str, tuple[str, ...]] = field(default_factory=dict)  # interface -> IPv4 addresses on it
 
 
 def engine_major(version: str) -> int:
@@ -74,6 +76,37 @@ def preflight_problems(pb: Playbook, facts: dict[str, HostFacts]) -> list[str]:
                             "(labctl merges its keys into it and must be able to read it)")
         problems += _collisions(pb, f)
     return problems
+
+
+NAT_HINT = {"10.0.2.15": "VirtualBox's NAT address, the same on every VM"}
+
+
+def underlay_problems(inv: Inventory, facts: dict[str, HostFacts]) -> list[str]:
+    """The underlay interface must hold the address the inventory gives the host (cluster-advertise announces that
+    interface's address; a VM's NAT or management interface would announce an address the others cannot reach)."""
+    problems = []
+    for f in facts.values():
+        want = inv.host(f.name).address if f.name in {h.name for h in inv.hosts} else None
+        if not f.addresses or not want or not _is_ip(want):
+            continue
+        have = f.addresses.get(inv.underlay_interface, ())
+        if want in have:
+            continue
+        where = [f"{i} has {a}" + (f" ({NAT_HINT[a]})" if a in NAT_HINT else "")
+                 for i, addrs in sorted(f.addresses.items()) for a in addrs if i != "lo"]
+        problems.append(f"[{f.name}] underlay interface {inv.underlay_interface} does not have the inventory's "
+                        f"address {want} ({'; '.join(where) or 'no IPv4 addresses'}): set underlay.interface to the "
+                        "interface of the hosts' shared network (Vagrant: the private network, eth1), or fix the "
+                        "host's address in the inventory")
+    return problems
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _collisions(pb: Playbook, f: HostFacts) -> list[str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from labctl.errors import LabctlError
 from labctl.model.inventory import Inventory
-from labctl.providers import sandbox, static
+from labctl.providers import sandbox, static, vagrant
 from labctl.providers.base import Endpoint
 
 
@@ -13,6 +13,6 @@ def endpoints(inv: Inventory) -> list[Endpoint]:
         return sandbox.endpoints(inv)
     if inv.provider == "static":
         return static.endpoints(inv)
-    raise LabctlError(
-        "provider 'vagrant' cannot resolve endpoints yet: `vagrant ssh-config` parsing is not implemented",
-        hint="use a static inventory with the VMs' private-network addresses meanwhile")
+    if inv.provider == "vagrant":
+        return vagrant.endpoints(inv)
+    raise LabctlError(f"unknown provider {inv.provider!r}")

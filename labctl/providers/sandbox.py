@@ -518,7 +518,7 @@ NEIGH_DIR = "/proc/sys/net/ipv4/neigh/default"
 # kernel drops packets ("neighbor table overflow!" in dmesg): 1,231 of 3,120 verify checks failed here at random,
 # also between containers on the same host. The sandbox therefore raises the cap while any sandbox lab exists,
 # and puts the old values back when the last one goes.
-NEIGH_ROOM = {"gc_thresh2": 32768, "gc_thresh3": 65536}
+NEIGH_ROOM = {"gc_thresh2": 131072, "gc_thresh3": 262144}
 NEIGH_SAVED = ".neighbour-table.json"
 
 

@@ -89,6 +89,25 @@ def test_second_up_changes_nothing(lab: Lab) -> None:
     assert "no changes" in res.stdout, res.stdout
 
 
+OVERLAY_NS = 'ns=$(ls -d /run/docker/netns/*-$(docker network inspect -f "{{.Id}}" ov | cut -c1-10))'
+
+
+def test_up_repairs_a_host_that_missed_remote_containers(lab: Lab, hosts: Hosts) -> None:
+    """As when serf loses events under load: node2 forgets node1's containers (its overlay's neighbour entries,
+    and its containers' ARP caches, as if they had never talked); `up` finds and fixes it."""
+    forget = (f'{OVERLAY_NS}; for ip in $(nsenter --net=$ns ip -4 neigh show nud permanent | cut -d" " -f1); '
+              'do nsenter --net=$ns ip neigh del $ip dev vxlan0; done; for c in c3 c4; do '
+              'nsenter --net=/proc/$(docker inspect -f "{{.State.Pid}}" $c)/ns/net ip neigh flush all; done')
+    count = f"{OVERLAY_NS}; nsenter --net=$ns ip -4 neigh show nud permanent | grep -c lladdr"
+    assert sh(hosts, "node2", count).stdout.strip() == "2"
+    sh(hosts, "node2", forget)
+    assert sh(hosts, "node2", count).stdout.strip() == "0"
+    res = lab.labctl("up", "-i", str(lab.inventory), "-p", SEED)
+    assert "node2 knows 0/2 on ov: one ping to each remote container" in res.stderr, res.stderr
+    assert "no changes" in res.stdout
+    assert sh(hosts, "node2", count).stdout.strip() == "2"
+
+
 def test_another_lab_on_the_same_hosts_is_refused(lab: Lab, tmp_path, hosts: Hosts) -> None:
     other = tmp_path / "other.yaml"
     other.write_text("name: other\nnetworks:\n  b: {driver: bridge, subnet: 10.97.0.0/24, hosts: [node1]}\n")
