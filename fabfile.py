@@ -58,10 +58,20 @@ def _pb(playbook: str | None) -> list[str]:
     return ["--playbook", playbook] if playbook else []
 
 
+@task(help={"inventory": "inventory file", "playbook": "playbook file (default $LABCTL_PLAYBOOK)",
+            "provision": "yes/no: install Docker and the store first (default: yes on VMs and static hosts, "
+                         "no on sandbox)"})
+def up(c, inventory=None, playbook=None, provision=None):  # type: ignore[no-untyped-def]
+    """Bring the playbook's lab up (provision, store, daemon config, networks, containers); idempotent."""
+    off = str(provision).lower() in ("no", "false", "0", "off")
+    flag = [] if provision is None else ["--no-provision" if off else "--provision"]
+    _labctl("up", "--inventory", _inv(inventory), *_pb(playbook), *flag)
+
+
 @task(help={"inventory": "inventory file", "playbook": "playbook file (default $LABCTL_PLAYBOOK)"})
-def up(c, inventory=None, playbook=None):  # type: ignore[no-untyped-def]
-    """Bring the playbook's lab up (store, daemon config, networks, containers); idempotent."""
-    _labctl("up", "--inventory", _inv(inventory), *_pb(playbook))
+def provision(c, inventory=None, playbook=None):  # type: ignore[no-untyped-def]
+    """Install what the playbook needs on the hosts (Docker per store backend, the store); idempotent."""
+    _labctl("provision", "--inventory", _inv(inventory), *_pb(playbook))
 
 
 @task(help={"inventory": "inventory file", "playbook": "playbook file (default $LABCTL_PLAYBOOK)"})

@@ -17,7 +17,7 @@ from rich.table import Table
 
 from labctl import verdict
 from labctl.errors import LabctlError, Problem, ValidationError
-from labctl.executors import dockerhost, lab, status, verify
+from labctl.executors import dockerhost, lab, provision, status, verify
 from labctl.executors.images import archive_from_path, busybox_rootfs
 from labctl.executors.remote import Hosts
 from labctl.executors.services import manager_for
@@ -58,6 +58,15 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=text)
         _inventory_arg(p)
         _playbook_arg(p)
+        if name == "up":
+            p.add_argument("--provision", action=argparse.BooleanOptionalAction, default=None,
+                           help="install Docker and the store first, as `labctl provision` (default: on for "
+                                "vagrant and static inventories, off for sandbox hosts, which share this "
+                                "machine's packages)")
+
+    p = sub.add_parser("provision", help="install what the playbook needs on the hosts: Docker, the store (idempotent)")
+    _inventory_arg(p)
+    _playbook_arg(p)
 
     p = sub.add_parser("verify", help="probe who reaches whom; compare with what the playbook implies")
     _inventory_arg(p)
@@ -243,7 +252,15 @@ def run_lab(verb: str, args: argparse.Namespace, progress: Progress) -> int:
     check_image_archives(pb)
     t0 = time.monotonic()
     with Hosts(registry.endpoints(inv)) as hosts:
-        report = lab.up(inv, pb, hosts, progress) if verb == "up" else lab.down(inv, pb, hosts, progress)
+        if verb == "down":
+            report = lab.down(inv, pb, hosts, progress)
+        else:
+            report = lab.Report()
+            wanted = getattr(args, "provision", None)
+            if verb == "provision" or (wanted if wanted is not None else inv.provider != "sandbox"):
+                provision.provision(inv, pb, hosts, progress, report)
+            if verb == "up":
+                report.changes += lab.up(inv, pb, hosts, progress).changes
     print_report(verb, pb.name, report, time.monotonic() - t0)
     return 0
 
@@ -263,6 +280,10 @@ def cmd_up(args: argparse.Namespace, progress: Progress) -> int:
 
 def cmd_down(args: argparse.Namespace, progress: Progress) -> int:
     return run_lab("down", args, progress)
+
+
+def cmd_provision(args: argparse.Namespace, progress: Progress) -> int:
+    return run_lab("provision", args, progress)
 
 
 def cmd_verify(args: argparse.Namespace, progress: Progress) -> int:
@@ -369,13 +390,15 @@ def print_report(verb: str, name: str, report: lab.Report, seconds: float) -> No
         for line in report.changes:
             print(f"  {line}")
     else:
-        state = "everything was already as the playbook says" if verb == "up" else "nothing of the lab was left"
+        state = {"up": "everything was already as the playbook says", "down": "nothing of the lab was left",
+                 "provision": "every host already has what the playbook needs"}[verb]
         print(f"{verb} {name}: no changes ({seconds:.1f}s): {state}")
 
 
 HANDLERS = {
     ("up", None): cmd_up,
     ("down", None): cmd_down,
+    ("provision", None): cmd_provision,
     ("sandbox", "up"): cmd_sandbox_up,
     ("sandbox", "down"): cmd_sandbox_down,
     ("sandbox", "list"): cmd_sandbox_list,

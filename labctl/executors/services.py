@@ -19,7 +19,7 @@ RUN_DIR = "/run/labctl"
 @dataclass(frozen=True)
 class Service:
     name: str                      # e.g. "dockerd", "etcd"
-    argv: tuple[str, ...] = ()     # supervised processes only: the full command line
+    argv: tuple[str, ...] = ()     # the full command line; empty: a unit the system already has (docker.service)
     unit: str | None = None        # systemd only: the unit name, default name + ".service"
     env: dict[str, str] = field(default_factory=dict)
 
@@ -101,16 +101,33 @@ class Systemd:
     def is_running(self, conn: Connection, svc: Service) -> bool:
         return bool(conn.run(f"systemctl is-active --quiet {self.unit(svc)}", warn=True, hide=True).ok)
 
+    @staticmethod
+    def unit_file(svc: Service) -> str:
+        """A unit for a service labctl defines itself (argv): the store as labctl-etcd / labctl-consul."""
+        env = "".join(f"Environment={shlex.quote(f'{k}={v}')}\n" for k, v in sorted(svc.env.items()))
+        return (f"[Unit]\nDescription=labctl {svc.name}\nAfter=network-online.target\n"
+                f"Wants=network-online.target\n\n[Service]\n{env}ExecStart={shlex.join(svc.argv)}\n"
+                "Restart=on-failure\n\n[Install]\nWantedBy=multi-user.target\n")
+
     def start(self, conn: Connection, svc: Service) -> bool:
-        if self.is_running(conn, svc):
+        changed = False
+        if svc.argv:
+            path = f"/etc/systemd/system/{svc.unit or svc.name}.service"
+            text = self.unit_file(svc)
+            if str(conn.run(f"cat {shlex.quote(path)} 2>/dev/null", hide=True, warn=True).stdout) != text:
+                conn.run(f"cat > {shlex.quote(path)} <<'LABCTL_EOF'\n{text}LABCTL_EOF\nsystemctl daemon-reload",
+                         hide=True)
+                changed = True
+        if self.is_running(conn, svc) and not changed:
             return False
-        conn.run(f"systemctl start {self.unit(svc)}", hide=True)
+        conn.run(f"systemctl enable --quiet {self.unit(svc)} && systemctl restart {self.unit(svc)}", hide=True)
         return True
 
     def stop(self, conn: Connection, svc: Service) -> bool:
         if not self.is_running(conn, svc):
             return False
-        conn.run(f"systemctl stop {self.unit(svc)}", hide=True)
+        conn.run(f"systemctl stop {self.unit(svc)}" + (f" && systemctl disable --quiet {self.unit(svc)}"
+                                                       if svc.argv else ""), hide=True)
         return True
 
     def restart(self, conn: Connection, svc: Service) -> None:

@@ -19,7 +19,8 @@ class StoreRunner:
         self.store = pb.store
         self.plan: StorePlan = plan_store(pb.store, pb.name)
         self.manager = manager
-        self.service = Service(self.plan.backend, argv=self.plan.argv, unit=self.plan.backend)
+        # systemd: labctl's own unit (labctl-etcd), never the distribution's etcd.service with its defaults
+        self.service = Service(self.plan.backend, argv=self.plan.argv, unit=f"labctl-{self.plan.backend}")
 
     def missing_prerequisite(self, conn: Connection) -> str | None:
         """Why the store cannot run on its host (checked in preflight, before any change), or None."""

@@ -51,6 +51,15 @@ def test_broken_playbook_exits_2_and_touches_no_host(lab: Lab, tmp_path, hosts: 
     assert not sh(hosts, "store", "start-stop-daemon --status --pidfile /run/labctl/etcd.pid").ok
 
 
+def test_provision_on_sandbox_hosts_finds_everything_present(lab: Lab) -> None:
+    """The etcd path of provisioning, for real: sandbox hosts share this machine's docker.io and etcd packages."""
+    res = lab.labctl("provision", "-i", str(lab.inventory), "-p", SEED)
+    assert "provision seed-overlay: no changes" in res.stdout, res.stdout
+    for host in ("node1", "node2"):
+        assert re.search(rf"{host}\s+docker: Docker 20\.10\.\d+\+dfsg1 present", res.stderr), res.stderr
+    assert re.search(r"store\s+etcd: etcd and etcdctl present", res.stderr), res.stderr
+
+
 def test_seed_overlay_up_vxlan_and_macvlan(lab: Lab, hosts: Hosts) -> None:
     res = lab.labctl("up", "-i", str(lab.inventory), "-p", SEED)
     assert "network ov: create overlay 172.30.0.0/16" in res.stdout

@@ -73,3 +73,21 @@ def test_consul_image_plan() -> None:
 def test_wait_healthy_is_bounded() -> None:
     plan = plan_store(store_of("store: {backend: etcd}\n"), "lab1")
     assert plan.wait_healthy(7).startswith("timeout 7 sh -c 'until ETCDCTL_API=3 etcdctl")
+
+
+def test_systemd_unit_for_the_store_is_labctls_own() -> None:
+    """On VMs the store runs as labctl-etcd with the plan's command line, never the distribution's etcd.service."""
+    from labctl.executors.services import Systemd
+    from labctl.executors.store import StoreRunner
+
+    pb = parse_playbook("store: {backend: etcd}\nnetworks:\n  ov: {driver: overlay, subnet: 172.30.0.0/16}\n",
+                        "p.yaml", INV)
+    svc = StoreRunner(pb, Systemd()).service
+    assert svc.unit == "labctl-etcd"
+    assert Systemd.unit_file(svc) == (
+        "[Unit]\nDescription=labctl etcd\nAfter=network-online.target\nWants=network-online.target\n\n"
+        "[Service]\nExecStart=/usr/bin/etcd --name store --data-dir /var/lib/labctl/etcd --enable-v2=true "
+        "--listen-client-urls http://198.18.40.11:2379 --advertise-client-urls http://198.18.40.11:2379 "
+        "--listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 "
+        "--initial-cluster store=http://127.0.0.1:2380\nRestart=on-failure\n\n[Install]\n"
+        "WantedBy=multi-user.target\n")

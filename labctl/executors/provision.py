@@ -1,0 +1,58 @@
+"""`labctl provision` (and the first step of `up` on VMs): install what plan.provision says, hosts in parallel."""
+
+from __future__ import annotations
+
+import os
+
+from fabric import Connection
+
+from labctl.executors.lab import PreflightRefused, Report, run_steps
+from labctl.executors.remote import Hosts
+from labctl.model.inventory import Inventory
+from labctl.model.playbook import Playbook
+from labctl.plan.provision import DOCKER_CE_SHA256, ProvisionFacts, plan_provision
+from labctl.ui import Progress
+
+SEP = "--labctl-provision-fact--"
+FACTS_SCRIPT = f"; echo {SEP}; ".join((
+    '. /etc/os-release 2>/dev/null; echo "$ID $VERSION_ID"',
+    "test -d /run/systemd/system && echo systemd",
+    "dockerd --version 2>/dev/null || /usr/local/bin/dockerd --version 2>/dev/null",
+    "test -x /usr/bin/etcd && command -v etcdctl",
+    "/usr/local/bin/consul version 2>/dev/null | head -n 1",
+    "systemctl is-enabled etcd.service 2>/dev/null; systemctl is-active etcd.service 2>/dev/null",
+    "docker info --format '{{.ID}}' 2>/dev/null",
+    "for t in curl unzip iptables; do command -v $t >/dev/null && echo $t; done; "
+    "test -f /etc/ssl/certs/ca-certificates.crt && echo ca-certificates",
+))
+
+
+def parse_provision_facts(out: str, name: str) -> ProvisionFacts:
+    parts = [p.strip() for p in out.split(SEP)]
+    parts += [""] * (8 - len(parts))
+    os_line, init, dockerd, etcd, consul, etcd_unit, engine_id, tools = parts[:8]
+    version = dockerd.split()[2].rstrip(",") if dockerd.startswith("Docker version ") else ""
+    consul_version = consul.split()[1].lstrip("v") if consul.startswith("Consul v") else ""
+    unit_words = etcd_unit.split()
+    return ProvisionFacts(name=name, os=os_line, systemd=init == "systemd", dockerd_version=version,
+                          etcd=bool(etcd), consul_version=consul_version,
+                          distro_etcd_unit="enabled" in unit_words or "active" in unit_words,
+                          engine_id=engine_id, tools=frozenset(tools.split()))
+
+
+def provision_facts(conn: Connection, name: str) -> ProvisionFacts:
+    return parse_provision_facts(str(conn.run(FACTS_SCRIPT, hide=True, warn=True).stdout), name)
+
+
+def provision(inv: Inventory, pb: Playbook, hosts: Hosts, progress: Progress, report: Report) -> None:
+    """Refuses (exit 2) before any change when a host cannot be brought to what the playbook needs."""
+    progress.step("all", "provision: what is installed (Docker, store, tools)")
+    facts = hosts.each(provision_facts, [h.name for h in inv.hosts], step="provision facts")
+    sha = os.environ.get("LABCTL_DOCKER_CE_SHA256") or DOCKER_CE_SHA256
+    plan = plan_provision(inv, pb, facts, sha)
+    if plan.problems:
+        raise PreflightRefused(plan.problems)
+    for s in plan.steps:
+        if s.command is None:
+            progress.step(s.host, f"{s.what}: {s.reason}")
+    run_steps(hosts, plan.changes, progress, report, "provision")

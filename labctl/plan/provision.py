@@ -1,0 +1,186 @@
+"""What a host needs installed for the playbook, as commands, given what is there (`labctl provision`).
+
+Per store backend:
+- etcd: docker hosts get Debian's docker.io (20.10, built with the etcd and ZooKeeper cluster-store backends); the
+  store host gets etcd-server and etcd-client, and the distribution's own etcd.service is disabled (it would hold
+  127.0.0.1:2380, which labctl's etcd uses; labctl runs the store as its own unit, labctl-etcd).
+- consul: docker hosts get upstream Docker CE 20.10.24 static binaries (Debian's docker.io has no Consul backend),
+  pinned by version and SHA-256, with a systemd unit; the store host gets the pinned Consul release binary, or
+  Docker when the playbook runs Consul from an image.
+Cloned boxes that carry the same /etc/docker/key.json have the same engine ID; all but the first get a new one.
+Pure: facts in, steps out (a step without command is a no-op with its reason).
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass, field
+
+from labctl.model.inventory import Inventory
+from labctl.model.playbook import Playbook
+from labctl.plan.lab import Step
+from labctl.plan.preflight import engine_major
+from labctl.plan.store import CONSUL_BIN
+
+DOCKER_CE_VERSION = "20.10.24"
+DOCKER_CE_URL = f"https://download.docker.com/linux/static/stable/x86_64/docker-{DOCKER_CE_VERSION}.tgz"
+# Not pinned in the repository: download.docker.com publishes no checksum for its static archives, and the
+# machine labctl was written on cannot reach it. Set LABCTL_DOCKER_CE_SHA256 to the archive's SHA-256, checked on a
+# trusted machine (`curl -fsSLO URL && sha256sum docker-20.10.24.tgz`); provisioning refuses the Consul path
+# without it rather than install an unchecked binary.
+DOCKER_CE_SHA256: str | None = None
+CONSUL_VERSION = "1.15.4"
+CONSUL_URL = f"https://releases.hashicorp.com/consul/{CONSUL_VERSION}/consul_{CONSUL_VERSION}_linux_amd64.zip"
+# As published in the release's consul_1.15.4_SHA256SUMS (and pinned in HashiCorp's Homebrew formula).
+CONSUL_SHA256 = "f0d683ec9589884873f12a71dfb2fe0a03f0440f9d63bc30676f397919184c9a"
+APT = "DEBIAN_FRONTEND=noninteractive apt-get"
+
+DOCKER_UNIT = f"""[Unit]
+Description=Docker Engine {DOCKER_CE_VERSION} (static binaries, installed by labctl)
+After=network-online.target
+Wants=network-online.target
+
+[Service]
+Type=notify
+ExecStart=/usr/local/bin/dockerd
+ExecReload=/bin/kill -s HUP $MAINPID
+LimitNOFILE=1048576
+Delegate=yes
+KillMode=process
+Restart=on-failure
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+
+@dataclass(frozen=True)
+class ProvisionFacts:
+    name: str
+    os: str = ""                       # "debian 12"
+    systemd: bool = False
+    dockerd_version: str = ""          # "20.10.24+dfsg1" (Debian) or "20.10.24" (upstream); "" when absent
+    etcd: bool = False                 # /usr/bin/etcd and etcdctl present
+    consul_version: str = ""           # "1.15.4"; "" when absent
+    distro_etcd_unit: bool = False     # Debian's etcd.service enabled or active
+    engine_id: str = ""
+    tools: frozenset[str] = field(default_factory=frozenset)   # of curl, unzip, iptables, ca-certificates
+
+
+@dataclass
+class ProvisionPlan:
+    steps: list[Step]
+    problems: list[str]
+
+    @property
+    def changes(self) -> list[Step]:
+        return [s for s in self.steps if s.command is not None]
+
+
+def plan_provision(inv: Inventory, pb: Playbook, facts: dict[str, ProvisionFacts],
+                   docker_ce_sha256: str | None = DOCKER_CE_SHA256) -> ProvisionPlan:
+    plan = ProvisionPlan([], [])
+    backend = pb.store.backend if pb.store is not None else None
+    upstream_docker = backend == "consul"
+    for h in inv.hosts:
+        f = facts.get(h.name)
+        if f is None:
+            continue
+        packages: list[str] = []
+        commands: list[tuple[str, str, str]] = []   # (what, reason, command) after the packages
+        needs_docker = h.is_docker or (h.is_store and pb.store is not None and pb.store.image is not None)
+        if needs_docker and upstream_docker and h.is_docker:
+            _docker_ce(plan, f, packages, commands, docker_ce_sha256)
+        elif needs_docker:
+            _docker_io(plan, f, packages)
+        if h.is_store and backend == "etcd":
+            _etcd(plan, f, packages, commands)
+        if h.is_store and backend == "consul" and pb.store is not None and pb.store.image is None:
+            _consul(plan, f, packages, commands)
+        if packages:
+            plan.steps.append(Step(h.name, f"install {' '.join(packages)}", _apt(packages),
+                                   "from the distribution's packages"))
+        for what, reason, cmd in commands:
+            plan.steps.append(Step(h.name, what, cmd, reason))
+    _engine_ids(plan, inv, facts)
+    return plan
+
+
+def _apt(packages: list[str]) -> str:
+    return f"{APT} update -q && {APT} install -y -q --no-install-recommends {' '.join(sorted(set(packages)))}"
+
+
+def _docker_io(plan: ProvisionPlan, f: ProvisionFacts, packages: list[str]) -> None:
+    if not f.dockerd_version:
+        packages.append("docker.io")
+    elif engine_major(f.dockerd_version) >= 23:
+        plan.problems.append(f"[{f.name}] Docker Engine {f.dockerd_version} is installed: it has no cluster-store "
+                             "(removed in 23.0). Use a fresh VM, or remove it and let labctl install docker.io 20.10")
+    else:
+        plan.steps.append(Step(f.name, "docker", None, f"Docker {f.dockerd_version} present"))
+
+
+def _docker_ce(plan: ProvisionPlan, f: ProvisionFacts, packages: list[str], commands: list[tuple[str, str, str]],
+               sha256: str | None) -> None:
+    if f.dockerd_version == DOCKER_CE_VERSION:
+        plan.steps.append(Step(f.name, "docker", None, f"Docker CE {DOCKER_CE_VERSION} (upstream) present"))
+        return
+    if f.dockerd_version:
+        plan.problems.append(f"[{f.name}] Docker {f.dockerd_version} is installed, and the Consul store needs "
+                             f"upstream Docker CE {DOCKER_CE_VERSION} (Debian's docker.io has no Consul backend): "
+                             "remove it (`apt-get purge docker.io`), or use `store: {backend: etcd}`")
+        return
+    if not sha256:
+        plan.problems.append(f"[{f.name}] the Consul store needs Docker CE {DOCKER_CE_VERSION} static binaries, and "
+                             "their SHA-256 is not pinned here: set LABCTL_DOCKER_CE_SHA256 to the checksum of "
+                             f"{DOCKER_CE_URL}, checked on a trusted machine (or use `store: {{backend: etcd}}`)")
+        return
+    packages += [t for t in ("curl", "ca-certificates", "iptables") if t not in f.tools]
+    archive = f"/tmp/docker-{DOCKER_CE_VERSION}.tgz"
+    fetch = (f"curl -fsSL -o {archive} {shlex.quote(DOCKER_CE_URL)} && "
+             f"echo {shlex.quote(f'{sha256}  {archive}')} | sha256sum -c - && "
+             f"tar -xzf {archive} --strip-components 1 -C /usr/local/bin && rm -f {archive}")
+    unit = (f"cat > /etc/systemd/system/docker.service <<'LABCTL_EOF'\n{DOCKER_UNIT}LABCTL_EOF\n"
+            "systemctl daemon-reload && systemctl enable --now docker.service")
+    commands.append((f"install Docker CE {DOCKER_CE_VERSION}", "static binaries, checked against the pinned "
+                     "SHA-256 (the Consul store needs upstream Docker)", fetch))
+    commands.append(("docker.service", "systemd unit for the static dockerd", unit))
+
+
+def _etcd(plan: ProvisionPlan, f: ProvisionFacts, packages: list[str], commands: list[tuple[str, str, str]]) -> None:
+    if not f.etcd:
+        packages += ["etcd-server", "etcd-client"]
+    else:
+        plan.steps.append(Step(f.name, "etcd", None, "etcd and etcdctl present"))
+    if f.systemd and (f.distro_etcd_unit or not f.etcd):
+        commands.append(("disable etcd.service", "the distribution's etcd would hold 127.0.0.1:2380; labctl runs "
+                         "the store as its own unit (labctl-etcd)", "systemctl disable --now etcd.service"))
+
+
+def _consul(plan: ProvisionPlan, f: ProvisionFacts, packages: list[str],
+            commands: list[tuple[str, str, str]]) -> None:
+    if f.consul_version == CONSUL_VERSION:
+        plan.steps.append(Step(f.name, "consul", None, f"Consul {CONSUL_VERSION} present"))
+        return
+    packages += [t for t in ("curl", "unzip", "ca-certificates") if t not in f.tools]
+    archive = f"/tmp/consul_{CONSUL_VERSION}.zip"
+    commands.append((f"install Consul {CONSUL_VERSION}", "pinned release binary, checked against its SHA-256",
+                     f"curl -fsSL -o {archive} {shlex.quote(CONSUL_URL)} && "
+                     f"echo {shlex.quote(f'{CONSUL_SHA256}  {archive}')} | sha256sum -c - && "
+                     f"unzip -o -q {archive} consul -d {CONSUL_BIN.rsplit('/', 1)[0]} && rm -f {archive}"))
+
+
+def _engine_ids(plan: ProvisionPlan, inv: Inventory, facts: dict[str, ProvisionFacts]) -> None:
+    """Boxes cloned with Docker inside share /etc/docker/key.json, hence the engine ID; the first keeps it."""
+    seen: dict[str, str] = {}
+    for h in inv.docker_hosts:
+        f = facts.get(h.name)
+        if f is None or not f.engine_id:
+            continue
+        if f.engine_id not in seen:
+            seen[f.engine_id] = h.name
+            continue
+        cmd = ("systemctl stop docker.service && rm -f /etc/docker/key.json && systemctl start docker.service"
+               if f.systemd else None)
+        plan.steps.append(Step(h.name, "new engine ID", cmd, f"same engine ID as {seen[f.engine_id]} "
+                               "(cloned box): key.json removed, dockerd makes a new one"))
