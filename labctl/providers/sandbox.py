@@ -519,7 +519,8 @@ NEIGH_DIR = "/proc/sys/net/ipv4/neigh/default"
 # also between containers on the same host. The sandbox therefore raises the cap while any sandbox lab exists,
 # and puts the old values back when the last one goes.
 NEIGH_ROOM = {"gc_thresh2": 131072, "gc_thresh3": 262144}
-NEIGH_SAVED = ".neighbour-table.json"
+# In /run, like the values themselves lost at reboot; one file for the machine, whatever state root a lab uses.
+NEIGH_SAVED = "/run/labctl-sandbox-neighbour-table.json"
 
 
 def _read_sysctl(name: str) -> int:
@@ -537,9 +538,8 @@ def widen_neighbour_table(progress: Progress) -> None:
     low = {k: v for k, v in NEIGH_ROOM.items() if current[k] < v}
     if not low:
         return
-    saved = os.path.join(state_root(), NEIGH_SAVED)
+    saved = NEIGH_SAVED
     if not os.path.exists(saved):
-        os.makedirs(state_root(), exist_ok=True)
         with open(saved, "w") as f:
             json.dump(current, f)
     for k, v in low.items():
@@ -554,7 +554,7 @@ def any_sandbox_lab() -> bool:
 
 
 def restore_neighbour_table(progress: Progress) -> None:
-    saved = os.path.join(state_root(), NEIGH_SAVED)
+    saved = NEIGH_SAVED
     if not os.path.exists(saved) or any_sandbox_lab():
         return
     with open(saved) as f:

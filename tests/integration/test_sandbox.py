@@ -177,10 +177,22 @@ def test_down_leaves_zero_residue(lab: Lab, hosts: Hosts) -> None:
     hosts.close()
     before = residue(lab, LAB)
     assert before["processes"] and before["netns"] and before["interfaces"] and before["cgroups"]
+    thresh = "/proc/sys/net/ipv4/neigh/default/gc_thresh3"
+    with open(thresh) as f:
+        assert int(f.read()) >= 262144, "while a sandbox lab exists, the shared neighbour table has room"
+    saved = "/run/labctl-sandbox-neighbour-table.json"
+    original = None
+    if os.path.exists(saved):
+        with open(saved) as f:
+            original = json.load(f)["gc_thresh3"]
     t0 = time.monotonic()
     res = lab.labctl("sandbox", "down", "-i", str(lab.inventory))
     print(f"\nsandbox down (3 hosts, 1 container): {time.monotonic() - t0:.1f}s")
     assert "removed" in res.stdout
     assert residue(lab, LAB) == {k: [] for k in before}
+    others = [n for n in os.listdir("/run/netns") if n.startswith("labctl-")] if os.path.isdir("/run/netns") else []
+    if original is not None and not others:
+        with open(thresh) as f:
+            assert int(f.read()) == original, "the last sandbox lab gone, the machine's value is back"
     again = lab.labctl("destroy", "-i", str(lab.inventory))
     assert "nothing to remove" in again.stdout
