@@ -86,6 +86,62 @@ class Row:
                 + self.floor.get("ping_rtt_ms", 0) / 1000)
 
 
+def run_labctl(env: dict[str, str], *args: str) -> tuple[float, float, subprocess.CompletedProcess[str]]:
+    """Wall time, peak RSS (MB) of the labctl process itself, and its output."""
+    argv = [sys.executable, "-m", "labctl.cli", "-q", *args]
+    t0 = time.monotonic()
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(argv, env=env, stdout=out, stderr=err, stdin=subprocess.DEVNULL, text=True)
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.monotonic() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        res = subprocess.CompletedProcess(argv, proc.returncode, out.read(), err.read())
+    return seconds, usage.ru_maxrss / 1024, res
+
+
+def must(env: dict[str, str], *args: str) -> tuple[float, float, subprocess.CompletedProcess[str]]:
+    seconds, rss, res = run_labctl(env, *args)
+    if res.returncode != 0:
+        raise SystemExit(f"labctl {' '.join(args)} failed ({res.returncode}):\n{res.stdout}\n{res.stderr}")
+    return seconds, rss, res
+
+
+SEED_SUBNET = "198.18.91.0/24"
+SEED_PLAYBOOK = ROOT / "playbooks" / "seed-overlay.yaml"
+
+
+def measure_seed(work: Path, warm_runs: int = 3) -> dict[str, float]:
+    """The seed lab (store + 2 docker hosts, overlay + macvlan, 4 containers): cold up, warm up (median of
+    `warm_runs`), verify, down, on fresh sandbox hosts of its own (lab `benchseed`)."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    inv = work / "benchseed.yaml"
+    inv.write_text(f"name: benchseed\nprovider: sandbox\nunderlay: {{subnet: {SEED_SUBNET}}}\nhosts:\n"
+                   "  store: {roles: [store]}\n  node1: {roles: [docker]}\n  node2: {roles: [docker]}\n")
+    lab = ("-i", str(inv), "-p", str(SEED_PLAYBOOK))
+    must(env, "sandbox", "down", "-i", str(inv))
+    must(env, "sandbox", "up", "-i", str(inv))
+    try:
+        cold = must(env, "up", *lab)[0]
+        warm = [must(env, "up", *lab)[0] for _ in range(warm_runs)]
+        verify_s, _, res = run_labctl(env, "verify", *lab)
+        down = must(env, "down", *lab)[0]
+    finally:
+        run_labctl(env, "sandbox", "down", "-i", str(inv))
+    return {"up_cold_s": cold, "up_warm_s": statistics.median(warm), "up_warm_max_s": max(warm),
+            "verify_s": verify_s, "verify_ok": float(res.returncode == 0), "down_s": down}
+
+
+def seed_line(seed: dict[str, float]) -> str:
+    if not seed:
+        return "Seed lab: not measured (--no-seed)."
+    return (f"Seed lab (playbooks/seed-overlay.yaml, 3 sandbox hosts): cold `up` {seed['up_cold_s']:.1f}s, warm `up` "
+            f"{seed['up_warm_s']:.1f}s (median of 3, max {seed['up_warm_max_s']:.1f}s; target < 3 s), `verify` "
+            f"{seed['verify_s']:.1f}s ({'all passing' if seed['verify_ok'] else 'MISMATCHES'}), `down` "
+            f"{seed['down_s']:.1f}s.")
+
+
 class Bench:
     def __init__(self, work: Path, hosts: int, per_host: int) -> None:
         self.work = work
@@ -109,24 +165,10 @@ class Bench:
     # -------------------------------------------------------------- helpers
 
     def labctl(self, *args: str) -> tuple[float, float, subprocess.CompletedProcess[str]]:
-        """Wall time, peak RSS (MB) of the labctl process itself, and its output."""
-        argv = [sys.executable, "-m", "labctl.cli", "-q", *args]
-        t0 = time.monotonic()
-        with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-            proc = subprocess.Popen(argv, env=self.env, stdout=out, stderr=err, stdin=subprocess.DEVNULL, text=True)
-            _, status, usage = os.wait4(proc.pid, 0)
-            seconds = time.monotonic() - t0
-            proc.returncode = os.waitstatus_to_exitcode(status)
-            out.seek(0)
-            err.seek(0)
-            res = subprocess.CompletedProcess(argv, proc.returncode, out.read(), err.read())
-        return seconds, usage.ru_maxrss / 1024, res
+        return run_labctl(self.env, *args)
 
     def must(self, *args: str) -> tuple[float, float, subprocess.CompletedProcess[str]]:
-        seconds, rss, res = self.labctl(*args)
-        if res.returncode != 0:
-            raise SystemExit(f"labctl {' '.join(args)} failed ({res.returncode}):\n{res.stdout}\n{res.stderr}")
-        return seconds, rss, res
+        return must(self.env, *args)
 
     def ssh(self, host: str, command: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         """One new OpenSSH connection per command, as a person (or a tutorial's script) does."""
@@ -265,14 +307,14 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-def write_results(rows: list[Row], info: dict[str, str]) -> None:
+def write_results(rows: list[Row], info: dict[str, str], seed: dict[str, float]) -> None:
     (ROOT / "bench" / "results.json").write_text(json.dumps(
-        {"machine": info, "rows": [asdict(r) | {"checks_per_s": r.checks_per_s, "up_ratio": r.up_ratio,
+        {"machine": info, "seed": seed, "rows": [asdict(r) | {"checks_per_s": r.checks_per_s, "up_ratio": r.up_ratio,
                                                   "verify_ratio": r.verify_ratio, "up_floor_s": r.up_floor_s,
                                                   "verify_floor_s": r.verify_floor_s} for r in rows]}, indent=2) + "\n")
     text = ["# Benchmark results", "", "Written by `make bench` (bench/run.py); the analysis below the table is "
             "bench/ANALYSIS.md.", "", "Machine: " + ", ".join(f"{k} {v}" for k, v in info.items()), "",
-            table(rows), "", LEGEND, ""]
+            seed_line(seed), "", table(rows), "", LEGEND, ""]
     analysis = ROOT / "bench" / "ANALYSIS.md"
     if analysis.exists():
         text.append(analysis.read_text())
@@ -317,6 +359,7 @@ def main() -> int:
     parser.add_argument("--baseline-max-pairs", type=int, default=100,
                         help="baseline verify: measure at most this many pairs, extrapolate the rest (0: all)")
     parser.add_argument("--no-write", action="store_true", help="print only; leave bench/ files alone")
+    parser.add_argument("--no-seed", action="store_true", help="skip the seed lab's up/verify/down figures")
     parser.add_argument("--lab", default=LAB, help="sandbox lab name (default %(default)s)")
     parser.add_argument("--subnet", default=SUBNET, help="its underlay subnet (default %(default)s)")
     args = parser.parse_args()
@@ -328,12 +371,15 @@ def main() -> int:
     sizes = args.sizes or default_sizes()
     rows = []
     with tempfile.TemporaryDirectory(prefix="labctl-bench-") as tmp:
+        seed = {} if args.no_seed else measure_seed(Path(tmp))
+        print(seed_line(seed), file=sys.stderr, flush=True)
         for hosts, per_host in sizes:
             print(f"--- {hosts} docker hosts x {per_host} containers", file=sys.stderr, flush=True)
             rows.append(Bench(Path(tmp), hosts, per_host).run(args.baseline_max_pairs))
             print(table(rows[-1:]), file=sys.stderr, flush=True)
             if not args.no_write:  # after each size: a long run stopped half-way keeps what it measured
-                write_results(rows, info | {"sizes run": f"{len(rows)} of {len(sizes)}"})
+                write_results(rows, info | {"sizes run": f"{len(rows)} of {len(sizes)}"}, seed)
+    print(seed_line(seed))
     print(table(rows))
     print("\n" + LEGEND)
     return 0

@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_bench_smallest_size_runs(tmp_path) -> None:
     env = dict(os.environ, LABCTL_STATE_DIR=str(tmp_path / "state"), PYTHONPATH=str(ROOT))
     res = subprocess.run([sys.executable, str(ROOT / "bench" / "run.py"), "--sizes", "2x1", "--no-write",
-                          "--baseline-max-pairs", "2", "--lab", "bsmoke", "--subnet", "198.18.83.0/24"],
+                          "--baseline-max-pairs", "2", "--lab", "bsmoke", "--subnet", "198.18.83.0/24", "--no-seed"],
                          env=env, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
     assert res.returncode == 0, res.stdout + res.stderr
     row = next(line for line in res.stdout.splitlines() if line.startswith("| 2x1 |"))
