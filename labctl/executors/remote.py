@@ -102,13 +102,22 @@ class Hosts:
         names = list(names if names is not None else self.endpoints)
         results: dict[str, T] = {}
         failures: list[HostFailure] = []
-        with ThreadPoolExecutor(max_workers=max(1, min(workers, len(names)))) as pool:
-            futures = {n: pool.submit(fn, n, self.conn(n)) for n in names}
+        pool = ThreadPoolExecutor(max_workers=max(1, min(workers, len(names))))
+        futures = {n: pool.submit(fn, n, self.conn(n)) for n in names}
+        try:
             for n, fut in futures.items():
                 try:
                     results[n] = fut.result()
                 except Exception as exc:  # noqa: BLE001 - every host's failure is reported, none hides others
                     failures.append(failure_from(n, exc))
+        except KeyboardInterrupt:
+            # Ctrl-C: do not wait for the hosts' running commands (a verify round can take minutes). Closing the
+            # connections ends their channels, so the worker threads return at once; what runs remotely is
+            # bounded by its own timeouts.
+            pool.shutdown(wait=False, cancel_futures=True)
+            self.close()
+            raise
+        pool.shutdown(wait=True)
         if failures:
             raise HostsFailed(step or "step", failures, results)
         return results
