@@ -344,6 +344,15 @@ def default_sizes() -> list[tuple[int, int]]:
     return [(h, c) for h in hosts for c in (1, 5, 20)]
 
 
+def rewrite_results() -> int:
+    data = json.loads((ROOT / "bench" / "results.json").read_text())
+    fields = {f for f in Row.__dataclass_fields__}
+    rows = [Row(**{k: v for k, v in r.items() if k in fields}) for r in data["rows"]]
+    write_results(rows, data["machine"], data.get("seed", {}))
+    print(f"bench/RESULTS.md rewritten from bench/results.json ({len(rows)} sizes)")
+    return 0
+
+
 def parse_sizes(text: str) -> list[tuple[int, int]]:
     sizes = []
     for part in text.split(","):
@@ -360,13 +369,28 @@ def main() -> int:
                         help="baseline verify: measure at most this many pairs, extrapolate the rest (0: all)")
     parser.add_argument("--no-write", action="store_true", help="print only; leave bench/ files alone")
     parser.add_argument("--no-seed", action="store_true", help="skip the seed lab's up/verify/down figures")
+    parser.add_argument("--seed-only", action="store_true",
+                        help="measure only the seed lab and store it in bench/results.json (then --rewrite)")
+    parser.add_argument("--rewrite", action="store_true",
+                        help="measure nothing: rebuild bench/RESULTS.md from bench/results.json and bench/ANALYSIS.md")
     parser.add_argument("--lab", default=LAB, help="sandbox lab name (default %(default)s)")
     parser.add_argument("--subnet", default=SUBNET, help="its underlay subnet (default %(default)s)")
     args = parser.parse_args()
+    if args.rewrite:
+        return rewrite_results()
     globals().update(LAB=args.lab, SUBNET=args.subnet)  # one lab per run; the helpers read these
     if os.geteuid() != 0:
         print("bench needs root (sandbox hosts)", file=sys.stderr)
         return 2
+    if args.seed_only:
+        with tempfile.TemporaryDirectory(prefix="labctl-bench-") as tmp:
+            seed = measure_seed(Path(tmp))
+        print(seed_line(seed))
+        path = ROOT / "bench" / "results.json"
+        if not args.no_write and path.exists():
+            path.write_text(json.dumps(json.loads(path.read_text()) | {"seed": seed}, indent=2) + "\n")
+            return rewrite_results()
+        return 0
     info = machine()
     sizes = args.sizes or default_sizes()
     rows = []
