@@ -29,6 +29,11 @@ def connect(ep: Endpoint, timeout: int = 10) -> Connection:
         kwargs["key_filename"] = [os.path.expanduser(ep.key_file)]
     conn = Connection(host=ep.address, user=ep.user, port=ep.port, config=config, connect_timeout=timeout,
                       connect_kwargs=kwargs)
+    if not ep.strict_host_keys:
+        # Vagrant VMs: as Vagrant itself does (StrictHostKeyChecking no, UserKnownHostsFile /dev/null). A VM made
+        # again answers on the same forwarded port with a new key, which ~/.ssh/known_hosts would reject.
+        conn.client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+        return conn
     conn.client.load_system_host_keys()
     if ep.known_hosts:
         path = os.path.expanduser(ep.known_hosts)
@@ -36,8 +41,7 @@ def connect(ep: Endpoint, timeout: int = 10) -> Connection:
             raise LabctlError(f"[{ep.name}] no known_hosts file {path}: the hosts are not up",
                               hint="for a sandbox inventory run `labctl sandbox up` (or `make lab`) first")
         conn.client.load_host_keys(path)
-    if ep.strict_host_keys:
-        conn.client.set_missing_host_key_policy(paramiko.RejectPolicy())
+    conn.client.set_missing_host_key_policy(paramiko.RejectPolicy())
     return conn
 
 
