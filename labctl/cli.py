@@ -316,7 +316,11 @@ def print_verdict(result: verify.Verdict) -> None:
     console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
     style = {"reach": "green", "isolated": "blue", "MISMATCH": "bold red"}
     for title, (srcs, dsts, cells) in verdict.matrices(result.results).items():
-        table = Table(title=f"{title}: rows reach (or not) columns", title_justify="left")
+        heading = f"{title}: rows reach (or not) columns"
+        if len(dsts) > verdict.FOLD_OVER:
+            srcs, dsts, cells = verdict.host_matrix(result.results, title)
+            heading = f"{title}: per host pair (source host -> destination host), checks by outcome"
+        table = Table(title=heading, title_justify="left")
         table.add_column("from \\ to")
         for d in dsts:
             table.add_column(d)
@@ -324,7 +328,7 @@ def print_verdict(result: verify.Verdict) -> None:
             row = [s_]
             for d in dsts:
                 mark = cells.get((s_, d), "")
-                row.append(f"[{style[mark]}]{mark}[/]" if mark else "")
+                row.append(f"[{style[mark.split()[0]]}]{mark}[/]" if mark else "")
             table.add_row(*row)
         console.print(table)
     failed = [r for r in result.results if not r.ok]

@@ -67,6 +67,32 @@ def matrices(results: list[Result]) -> dict[str, tuple[list[str], list[str], dic
     return tables
 
 
+FOLD_OVER = 24   # destinations: a bigger matrix is unreadable per container and is shown per host pair instead
+
+
+def host_matrix(results: list[Result], title: str) -> tuple[list[str], list[str], dict[tuple[str, str], str]]:
+    """One network's matrix folded to host pairs: each cell counts its checks by outcome, mismatches first
+    ("MISMATCH 3/25", else "reach 25" or "reach 20, isolated 5")."""
+    counts: dict[tuple[str, str], dict[str, int]] = {}
+    for r in results:
+        c = r.check
+        if (c.network if c.via in ("ip", "host") else f"{c.network} (by name)") != title:
+            continue
+        per = counts.setdefault((c.src_host, c.dst_host or c.dst), {})
+        mark = MARK[(c.expect, r.ok)]
+        per[mark] = per.get(mark, 0) + 1
+    cells = {}
+    for key, per in counts.items():
+        total = sum(per.values())
+        if per.get("MISMATCH"):
+            cells[key] = f"MISMATCH {per['MISMATCH']}/{total}"
+        else:
+            cells[key] = ", ".join(f"{m} {n}" for m, n in sorted(per.items()))
+    srcs = sorted({k[0] for k in counts}, key=_order)
+    dsts = sorted({k[1] for k in counts}, key=_order)
+    return srcs, dsts, cells
+
+
 def _order(name: str) -> tuple[bool, str]:
     """Containers first, then hosts and addresses; each alphabetically (c2 before c10 is not attempted)."""
     return (":" in name or name[:1].isdigit(), name)

@@ -12,7 +12,7 @@ from labctl.errors import ValidationError
 from labctl.model.inventory import parse_inventory
 from labctl.model.playbook import parse_playbook
 from labctl.plan.verify import Diagnosis, Facts, Result, derive, explain, sample
-from labctl.verdict import matrices, to_json, to_junit
+from labctl.verdict import host_matrix, matrices, to_json, to_junit
 
 ROOT = Path(__file__).parents[2]
 INV = parse_inventory((ROOT / "inventories" / "sandbox.yaml").read_text(), "inventories/sandbox.yaml")
@@ -174,6 +174,15 @@ def test_json_and_junit_agree() -> None:
     tables = matrices(results)
     assert set(tables) == {"ov", "mv", "ov (by name)"}
     assert tables["ov"][2][("c4", "c1")] == "MISMATCH" and tables["ov"][2][("c1", "c4")] == "reach"
+
+
+def test_big_matrices_fold_to_host_pairs_with_counts() -> None:
+    lost = {c.key: "isolated" for c in derive(SEED, SEED_FACTS) if c.src == "c4" and c.expect == "reach"}
+    srcs, dsts, cells = host_matrix(outcome(lost), "ov")
+    assert srcs == ["node1", "node2"] and dsts == ["node1", "node2"]
+    assert cells[("node1", "node2")] == "reach 4", "c1, c2 -> c3, c4"
+    assert cells[("node2", "node1")] == "MISMATCH 2/4", "c4 -> c1, c2 lost; c3 -> c1, c2 fine"
+    assert cells[("node2", "node2")] == "MISMATCH 1/2", "c4 -> c3 lost, c3 -> c4 fine"
 
 
 def test_unreachable_host_and_blind_host_are_named() -> None:
