@@ -220,6 +220,20 @@ def cgroup_dirs(prefix: str, max_depth: int = 4) -> list[str]:
     return found
 
 
+def host_cgroup_dirs(lab: str, host: str) -> list[str]:
+    """Exactly this host's cgroups: labctl-LAB-node1 must not take labctl-LAB-node10 (seen with 16 hosts: node1's
+    teardown waited on node10..node16's live cgroups for minutes)."""
+    name = Names(lab).cgroup(host)
+    return [d for d in cgroup_dirs(name) if os.path.basename(d) == name]
+
+
+def lab_cgroup_dirs(lab: str) -> list[str]:
+    """The lab's cgroups, not those of another lab whose name extends this one's (lab 'a' vs lab 'a-b')."""
+    prefix = Names(lab).cgroup_prefix
+    others = [Names(o).cgroup_prefix for o in existing_labs() if o != lab and Names(o).cgroup_prefix.startswith(prefix)]
+    return [d for d in cgroup_dirs(prefix) if not any(os.path.basename(d).startswith(o) for o in others)]
+
+
 def tcp_open(address: str, port: int = 22, timeout: float = 1.0) -> bool:
     try:
         with socket.create_connection((address, port), timeout=timeout):
@@ -396,7 +410,7 @@ def destroy_host(inv_name: str, host: str, pid: int | None) -> None:
     _wait(lambda: not any(os.path.exists(f"/proc/{p}") and _cmdline(p) for p in pids), 20, 0.05)
     if netns_exists(n.switch_netns):
         local.run(["ip", "-n", n.switch_netns, "link", "del", n.port(host)], check=False)
-    for d in cgroup_dirs(n.cgroup(host)):
+    for d in host_cgroup_dirs(inv_name, host):
         _remove_cgroup(d)
     shutil.rmtree(paths_for(inv_name).host_dir(host), ignore_errors=True)
 
@@ -432,7 +446,7 @@ def remove_lab_objects(lab: str) -> None:
         local.run(["ip", "link", "del", link], check=False)
     if netns_exists(n.switch_netns):
         local.run(["ip", "netns", "del", n.switch_netns])
-    for d in cgroup_dirs(n.cgroup_prefix):
+    for d in lab_cgroup_dirs(lab):
         _remove_cgroup(d)
 
 
@@ -570,7 +584,7 @@ def down(lab: str, progress: Progress) -> bool:
     paths = paths_for(lab)
     n = Names(lab)
     anything = (os.path.exists(paths.dir) or netns_exists(n.switch_netns) or bool(root_links(n.prefix))
-                or bool(marker_processes(n.marker_prefix)) or bool(cgroup_dirs(n.cgroup_prefix)))
+                or bool(marker_processes(n.marker_prefix)) or bool(lab_cgroup_dirs(lab)))
     if not anything:
         restore_neighbour_table(progress)
         return False

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from labctl.model.inventory import parse_inventory
 from labctl.plan.sandbox import HostFacts, Names, SandboxFacts, plan_sandbox
 
@@ -57,3 +59,16 @@ def test_kernel_names_fit_and_differ_between_labs() -> None:
         for name in (n.controller_if, n.controller_peer, n.port("some-long-host-name"), n.host_if_tmp("x")):
             assert len(name) <= 15
     assert a.prefix != b.prefix and a.marker("h") != b.marker("h")
+
+
+def test_cgroups_are_matched_by_exact_host_and_lab(tmp_path, monkeypatch) -> None:
+    """node1's teardown must not wait on node10's live cgroups; lab 'a' must not take lab 'a-b''s."""
+    from labctl.providers import sandbox
+
+    for name in ("labctl-a-node1", "labctl-a-node10", "labctl-a-b-node1"):
+        (tmp_path / "unified" / name / "docker" / "abc").mkdir(parents=True)
+    monkeypatch.setattr(sandbox, "CGROUP_ROOT", str(tmp_path))
+    monkeypatch.setattr(sandbox, "existing_labs", lambda: {"a": "198.18.1.0/24", "a-b": "198.18.2.0/24"})
+    assert [os.path.basename(d) for d in sandbox.host_cgroup_dirs("a", "node1")] == ["labctl-a-node1"]
+    assert sorted(os.path.basename(d) for d in sandbox.lab_cgroup_dirs("a")) == ["labctl-a-node1", "labctl-a-node10"]
+    assert [os.path.basename(d) for d in sandbox.lab_cgroup_dirs("a-b")] == ["labctl-a-b-node1"]
