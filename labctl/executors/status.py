@@ -19,43 +19,55 @@ from labctl.plan.lab import LABEL
 SEP = "--labctl-status--"
 
 
-def _query(label_filter: str) -> str:
+def _query(label_filter: str, extra: str = "") -> str:
     f = shlex.quote(f"label={label_filter}")
     return (f"docker version --format '{{{{.Server.Version}}}}'; echo {SEP}; "
             f"docker network ls -q --filter {f} | xargs -r docker network inspect --format '{{{{json .}}}}'; "
-            f"echo {SEP}; docker ps -aq --filter {f} | xargs -r docker inspect --format '{{{{json .}}}}'")
+            f"echo {SEP}; docker ps -aq --filter {f} | xargs -r docker inspect --format '{{{{json .}}}}'"
+            + (f"; echo {SEP}; {extra}" if extra else ""))
 
 
-def host_status(conn: Connection, label_filter: str) -> dict[str, Any]:
-    out = str(conn.run(_query(label_filter), hide=True).stdout)
-    version, nets, ctrs = (out.split(SEP + "\n") + ["", ""])[:3]
+def host_status(conn: Connection, label_filter: str, vnis: bool = True, extra: str = "") -> dict[str, Any]:
+    """One round trip (plus one per local overlay when `vnis`); `extra`: a command whose output comes back too."""
+    out = str(conn.run(_query(label_filter, extra), hide=True).stdout)
+    version, nets, ctrs, more = (out.split(SEP + "\n") + ["", "", ""])[:4]
     networks = [json.loads(line) for line in nets.splitlines() if line.strip()]
     containers = [json.loads(line) for line in ctrs.splitlines() if line.strip()]
     local_names = {c["Name"].lstrip("/") for c in containers}
-    vnis = {}
-    for n in networks:
+    found = {}
+    for n in networks if vnis else []:
         members = {m.get("Name") for m in (n.get("Containers") or {}).values()}
         if n.get("Driver") == "overlay" and members & local_names:
-            vnis[n["Name"]] = overlay_vni(conn, n["Name"])
-    return {"engine": version.strip(), "networks": networks, "containers": containers, "vnis": vnis}
+            found[n["Name"]] = overlay_vni(conn, n["Name"])
+    return {"engine": version.strip(), "networks": networks, "containers": containers, "vnis": found,
+            "extra": more}
 
 
-def gather(inv: Inventory, pb: Playbook | None, hosts: Hosts) -> dict[str, Any]:
-    """Status of every docker host; a host that cannot be asked is reported with its error, not dropped."""
+def gather(inv: Inventory, pb: Playbook | None, hosts: Hosts, vnis: bool = True, extra: str = "") -> dict[str, Any]:
+    """Status of every docker host and of the store, all at once; a host that cannot be asked is reported with its
+    error, not dropped. verify passes vnis=False (it needs no VNI) and its underlay query as `extra`: one round
+    trip per host for all it needs to know before probing. `extra` outputs come back under "extra"."""
     label_filter = f"{LABEL}={pb.name}" if pb else LABEL
     names = [h.name for h in inv.docker_hosts]
+    store_host = pb.store.host if pb is not None and pb.store is not None else None
     raw: dict[str, dict[str, Any]] = {}
+    store: dict[str, Any] = {}
 
     def one(name: str, conn: Connection) -> None:
-        try:
-            raw[name] = host_status(conn, label_filter)
-        except Exception as exc:  # noqa: BLE001 - status reports every host, reachable or not
-            raw[name] = {"error": str(failure_from(name, exc))}
+        if name in names:
+            try:
+                raw[name] = host_status(conn, label_filter, vnis, extra)
+            except Exception as exc:  # noqa: BLE001 - status reports every host, reachable or not
+                raw[name] = {"error": str(failure_from(name, exc))}
+        if name == store_host and pb is not None:
+            store.update(store_status(inv, pb, hosts))
 
-    hosts.each(one, names, step="status")
+    hosts.each(one, names + ([store_host] if store_host and store_host not in names else []), step="status")
     result = summarize(inv, pb, raw)
-    if pb is not None and pb.store is not None:
-        result["store"] = store_status(inv, pb, hosts)
+    if extra:
+        result["extra"] = {n: r.get("extra", "") for n, r in raw.items() if "error" not in r}
+    if store_host is not None:
+        result["store"] = store
     return result
 
 

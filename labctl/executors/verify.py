@@ -16,7 +16,7 @@ from typing import Any
 from fabric import Connection
 
 from labctl.executors.remote import Hosts
-from labctl.executors.services import RUN_DIR, manager_for
+from labctl.executors.services import manager_for
 from labctl.executors.status import gather as gather_status
 from labctl.executors.store import StoreRunner
 from labctl.model.inventory import Inventory
@@ -49,9 +49,12 @@ class Verdict:
         return all(r.ok for r in self.results)
 
 
-def underlay_facts(conn: Connection, iface: str) -> tuple[str, int]:
-    out = str(conn.run(f"ip -o -4 addr show dev {shlex.quote(iface)}; cat /sys/class/net/{shlex.quote(iface)}/mtu",
-                       hide=True, warn=True).stdout)
+def underlay_query(iface: str) -> str:
+    return f"ip -o -4 addr show dev {shlex.quote(iface)}; cat /sys/class/net/{shlex.quote(iface)}/mtu"
+
+
+def parse_underlay(out: str) -> tuple[str, int]:
+    """The underlay interface's address and MTU, from underlay_query's output."""
     match = re.search(r"inet (\d+\.\d+\.\d+\.\d+)/", out)
     mtu = out.strip().splitlines()[-1] if out.strip() else ""
     return (match.group(1) if match else "", int(mtu) if mtu.isdigit() else 1500)
@@ -124,13 +127,12 @@ def _probe_round(hosts: Hosts, checks: list[Check], indices: list[int], results:
         progress.step(host, f"{what}: {len(per_host[host])} from "
                             f"{len({c.src for _, c in per_host[host]})} container(s)")
         # Sent as a file: for big labs the script outgrows the 128 KiB a single command-line argument may have.
-        path = f"{RUN_DIR}/verify-probes-{os.getpid()}-{threading.get_ident()}.sh"
-        conn.run(f"mkdir -p {RUN_DIR}", hide=True)
+        # /tmp exists on every host; the name is unique per controller process and thread. Run and removal are
+        # one round trip.
+        path = f"/tmp/labctl-verify-probes-{os.getpid()}-{threading.get_ident()}.sh"
         conn.put(io.BytesIO(probe_script(per_host[host], pings_at_once, sources_at_once).encode()), path)
-        try:
-            out = conn.run(f"sh {shlex.quote(path)}", hide=True, warn=True).stdout
-        finally:
-            conn.run(f"rm -f {shlex.quote(path)}", hide=True, warn=True)
+        q = shlex.quote(path)
+        out = conn.run(f"sh {q}; rc=$?; rm -f {q}; exit $rc", hide=True, warn=True).stdout
         return parse_probe_output(str(out))
 
     answers = hosts.each(one, list(per_host), step=what)
@@ -179,12 +181,10 @@ def diagnose(inv: Inventory, pb: Playbook, hosts: Hosts, status: dict[str, Any],
 
 def verify(inv: Inventory, pb: Playbook, hosts: Hosts, progress: Progress, sampled: bool = False) -> Verdict:
     t0 = time.monotonic()
-    names = [h.name for h in inv.docker_hosts]
     progress.step("all", "gathering containers, addresses and underlay addresses")
-    status = gather_status(inv, pb, hosts)
+    status = gather_status(inv, pb, hosts, vnis=False, extra=underlay_query(inv.underlay_interface))
     unreachable = {h["name"]: h["error"] for h in status["hosts"] if h["error"]}
-    underlay = hosts.each(lambda n, c: underlay_facts(c, inv.underlay_interface),
-                          [n for n in names if n not in unreachable], step="underlay addresses")
+    underlay = {n: parse_underlay(out) for n, out in status["extra"].items() if n not in unreachable}
     facts = facts_from(status, underlay)
     checks = derive(pb, facts)
     if sampled:
