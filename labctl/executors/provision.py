@@ -47,7 +47,7 @@ def provision_facts(conn: Connection, name: str) -> ProvisionFacts:
 def provision(inv: Inventory, pb: Playbook, hosts: Hosts, progress: Progress, report: Report) -> None:
     """Refuses (exit 2) before any change when a host cannot be brought to what the playbook needs."""
     progress.step("all", "provision: what is installed (Docker, store, tools)")
-    facts = hosts.each(provision_facts, [h.name for h in inv.hosts], step="provision facts")
+    facts = hosts.each(lambda n, c: provision_facts(c, n), [h.name for h in inv.hosts], step="provision facts")
     sha = os.environ.get("LABCTL_DOCKER_CE_SHA256") or DOCKER_CE_SHA256
     plan = plan_provision(inv, pb, facts, sha)
     if plan.problems:
