@@ -246,7 +246,7 @@ def cmd_image_load(args: argparse.Namespace, progress: Progress) -> int:
 
 
 def run_lab(verb: str, args: argparse.Namespace, progress: Progress) -> int:
-    """`up` or `down`: validate inventory and playbook (exit 2 on bad input), then act on every host."""
+    """`up`, `down` or `provision`: validate inventory and playbook (exit 2 on bad input), then act on the hosts."""
     inv = load(args)
     pb = load_playbook(args.playbook, inv)
     check_image_archives(pb)

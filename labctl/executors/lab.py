@@ -34,6 +34,7 @@ from labctl.plan.overlay import (
     expected_peers,
     gossip_gaps,
     neighbour_script,
+    overlay_ns,
     parse_addresses,
     parse_neighbours,
     warm_command,
@@ -225,13 +226,13 @@ def configure_daemons(inv: Inventory, pb: Playbook, hosts: Hosts, facts: dict[st
     restores an overlay's namespace for containers it had, but that namespace never learns the other hosts'
     containers again (seen here: 0 of 35 neighbour entries, pings to other hosts lost, for good).
     """
-    changing = {n: f for n, f in facts.items() if daemon.merge(f.daemon_json, daemon.desired_keys(inv, pb, n))
-                != f.daemon_json}
+    merged = {n: daemon.merge(f.daemon_json, daemon.desired_keys(inv, pb, n)) for n, f in facts.items()}
+    changing = {n: f for n, f in facts.items() if merged[n] != f.daemon_json}
     if not changing:
         return
 
     def prepare(n: str, c: Connection) -> None:
-        write_daemon_json(inv, pb, changing[n], c, progress)
+        write_daemon_json(inv, pb, changing[n], merged[n], c, progress)
         removed = remove_lab_containers(c, pb.name)
         if removed:
             report.add(n, f"{removed} lab container(s) removed before the restart; they are created again")
@@ -251,13 +252,13 @@ def configure_daemons(inv: Inventory, pb: Playbook, hosts: Hosts, facts: dict[st
         hosts.each(start, [n], step="dockerd start")
 
 
-def write_daemon_json(inv: Inventory, pb: Playbook, facts: HostFacts, conn: Connection, progress: Progress) -> None:
-    """daemon.json as preflight read it (nothing touches it in between): no second read on the warm path."""
-    current = facts.daemon_json
-    wanted = daemon.desired_keys(inv, pb, facts.name)
+def write_daemon_json(inv: Inventory, pb: Playbook, facts: HostFacts, new: dict, conn: Connection,
+                      progress: Progress) -> None:
+    """`new` merged into daemon.json as preflight read it (nothing touches it in between): no second read."""
     if not facts.has_backup:
-        write_json(conn, BACKUP_JSON, daemon.backup_of(current, docker0_address(conn), pb.name))
-    write_json(conn, DAEMON_JSON, daemon.merge(current, wanted))
+        write_json(conn, BACKUP_JSON, daemon.backup_of(facts.daemon_json, docker0_address(conn), pb.name))
+    write_json(conn, DAEMON_JSON, new)
+    wanted = daemon.desired_keys(inv, pb, facts.name)
     progress.step(facts.name, f"daemon.json: {', '.join(f'{k}={v}' for k, v in wanted.items())}; restarting dockerd")
 
 
@@ -463,9 +464,7 @@ def stop_store(pb: Playbook, store: StoreRunner, hosts: Hosts, progress: Progres
 def overlay_vni(conn: Connection, network: str) -> int | None:
     """The VXLAN ID of an overlay network, read from the vxlan device in Docker's namespace for it
     (/run/docker/netns/<epoch>-<first 10 chars of the network ID>); None until a container on this host joins it."""
-    script = (f"id=$(docker network inspect -f '{{{{.Id}}}}' {shlex.quote(network)}) && "
-              "nsenter --net=$(ls -d /run/docker/netns/*-$(echo $id | cut -c1-10) | tail -n 1) "
-              "ip -d -o link show type vxlan")
+    script = f'{overlay_ns(network)}; [ -n "$ns" ] && nsenter --net="$ns" ip -d -o link show type vxlan'
     res = conn.run(script, hide=True, warn=True)
     match = re.search(r"vxlan id (\d+)", str(res.stdout)) if res.ok else None
     return int(match.group(1)) if match else None

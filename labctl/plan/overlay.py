@@ -17,6 +17,13 @@ from dataclasses import dataclass
 from labctl.model.playbook import Playbook
 
 
+def overlay_ns(network: str) -> str:
+    """Shell that sets $ns to Docker's namespace of an overlay network on this host ("" when there is none yet:
+    it exists once a local container joins). Epochs other than 1 appear after dockerd re-creates it."""
+    return (f"id=$(docker network inspect -f '{{{{.Id}}}}' {shlex.quote(network)} 2>/dev/null | cut -c1-10); "
+            'ns=""; [ -n "$id" ] && ns=$(ls -d /run/docker/netns/*-"$id" 2>/dev/null | tail -n 1)')
+
+
 def expected_peers(pb: Playbook) -> dict[str, dict[str, int]]:
     """host -> overlay network -> lab containers on that network on other hosts.
 
@@ -40,12 +47,9 @@ def neighbour_script(expected: dict[str, int], timeout: float, interval: float =
     print one `NETWORK COUNT` line per network. Bounded: it always stops by itself."""
     checks = []
     for name, want in sorted(expected.items()):
-        q = shlex.quote(name)
         checks.append(
-            f"id=$(docker network inspect -f '{{{{.Id}}}}' {q} 2>/dev/null | cut -c1-10); n=0; "
-            f'ns=$(ls -d /run/docker/netns/*-"$id" 2>/dev/null | tail -n 1); '
-            f'[ -n "$id" ] && [ -n "$ns" ] && '
-            f'n=$(nsenter --net="$ns" ip -4 neigh show nud permanent | grep -c lladdr); '
+            f'{overlay_ns(name)}; n=0; '
+            f'[ -n "$ns" ] && n=$(nsenter --net="$ns" ip -4 neigh show nud permanent | grep -c lladdr); '
             f'out="${{out}}{name} $n\n"; [ "$n" -ge {int(want)} ] || ok=0')
     body = "; ".join(checks)
     return (f"end=$(( $(date +%s) + {int(timeout)} )); "

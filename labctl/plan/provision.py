@@ -57,7 +57,7 @@ WantedBy=multi-user.target
 @dataclass(frozen=True)
 class ProvisionFacts:
     name: str
-    os: str = ""                       # "debian 12"
+    os: str = ""                       # "debian 12": ID and VERSION_ID of /etc/os-release (apt or not)
     systemd: bool = False
     dockerd_version: str = ""          # "20.10.24+dfsg1" (Debian) or "20.10.24" (upstream); "" when absent
     etcd: bool = False                 # /usr/bin/etcd and etcdctl present
@@ -97,7 +97,11 @@ def plan_provision(inv: Inventory, pb: Playbook, facts: dict[str, ProvisionFacts
             _etcd(plan, f, packages, commands)
         if h.is_store and backend == "consul" and pb.store is not None and pb.store.image is None:
             _consul(plan, f, packages, commands)
-        if packages:
+        if packages and f.os.split()[:1] not in (["debian"], ["ubuntu"]):
+            plan.problems.append(f"[{h.name}] needs {' '.join(packages)}, and labctl installs packages with apt on "
+                                 f"Debian or Ubuntu only (this host: {f.os or 'unknown'}): install them yourself, or "
+                                 "use the Vagrantfile's Debian 12 box")
+        elif packages:
             plan.steps.append(Step(h.name, f"install {' '.join(packages)}", _apt(packages),
                                    "from the distribution's packages"))
         for what, reason, cmd in commands:

@@ -14,6 +14,7 @@ import pytest
 from labctl.executors.images import busybox_rootfs
 from labctl.executors.lab import overlay_vni
 from labctl.executors.remote import Hosts
+from labctl.plan.overlay import overlay_ns
 from labctl.plan.sandbox import Names
 
 from .conftest import Lab, make_lab
@@ -98,7 +99,7 @@ def test_second_up_changes_nothing(lab: Lab) -> None:
     assert "no changes" in res.stdout, res.stdout
 
 
-OVERLAY_NS = 'ns=$(ls -d /run/docker/netns/*-$(docker network inspect -f "{{.Id}}" ov | cut -c1-10))'
+OVERLAY_NS = overlay_ns("ov")
 
 
 def test_up_repairs_a_host_that_missed_remote_containers(lab: Lab, hosts: Hosts) -> None:

@@ -109,6 +109,14 @@ def test_refusals_before_any_change() -> None:
     assert any("Debian's docker.io has no Consul backend" in p for p in plan_for("consul", facts).problems)
 
 
+def test_hosts_without_apt_are_refused_not_half_provisioned() -> None:
+    facts = dict(FRESH, node2=ProvisionFacts("node2", "fedora 40", True))
+    plan = plan_for("etcd", facts)
+    assert any(p.startswith("[node2] needs docker.io, and labctl installs packages with apt on Debian or Ubuntu "
+                            "only (this host: fedora 40)") for p in plan.problems)
+    assert all(s.host != "node2" for s in plan.changes)
+
+
 def test_facts_parsed_from_a_real_run_give_a_no_op_plan_for_etcd() -> None:
     with open(os.path.join(DATA, "provision-facts-sandbox.txt")) as f:
         out = "".join(line for line in f if not line.startswith("#"))
