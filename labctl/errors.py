@@ -31,7 +31,8 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
-        return f"{self.source}: {self.field}: {self.message}"
+        message = self.message if len(self.message) <= 600 else self.message[:580] + " ... (cut)"
+        return f"{self.source}: {self.field}: {message}"
 
 
 class ValidationError(LabctlError):

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from labctl.errors import Problem
+from labctl.model.yamlsrc import shorten
 
 HOST_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$|^[a-z]$")
 LAB_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,14}[a-z0-9]$|^[a-z]$")
@@ -31,7 +32,7 @@ class Collector:
         self.problems: list[Problem] = []
 
     def add(self, field: str, message: str) -> None:
-        self.problems.append(Problem(self.source, field, message))
+        self.problems.append(Problem(self.source, shorten(field, 120), message))
 
     def mapping(self, value: Any, field: str, allowed: Iterable[str], required: Iterable[str] = ()) -> dict:
         """Check that value is a mapping with only allowed keys; returns {} when it is not a mapping."""
@@ -54,20 +55,20 @@ class Collector:
             self.add(field, f"must be a non-empty string, got {type_name(value)}")
             return None
         if pattern is not None and not pattern.match(value):
-            self.add(field, f"{value!r} is not a valid {what or 'value'}; must match {pattern.pattern}")
+            self.add(field, f"{short(value)} is not a valid {what or 'value'}; must match {pattern.pattern}")
             return None
         return value
 
     def choice(self, value: Any, field: str, choices: Iterable[str]) -> str | None:
         choices = list(choices)
         if value not in choices:
-            self.add(field, f"{value!r} is not allowed; allowed: {', '.join(choices)}")
+            self.add(field, f"{short(value)} is not allowed; allowed: {', '.join(choices)}")
             return None
         return str(value)
 
     def integer(self, value: Any, field: str, low: int, high: int) -> int | None:
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            self.add(field, f"must be an integer from {low} to {high}, got {value!r}")
+            self.add(field, f"must be an integer from {low} to {high}, got {short(value)}")
             return None
         return value
 
@@ -78,10 +79,10 @@ class Collector:
             hint = ""
             with contextlib.suppress(ValueError):
                 hint = f" (did you mean {ipaddress.ip_network(str(value), strict=False)}?)"
-            self.add(field, f"{value!r} is not a valid IPv4 CIDR: {exc}{hint}")
+            self.add(field, f"{short(value)} is not a valid IPv4 CIDR: {exc}{hint}")
             return None
         if not isinstance(net, ipaddress.IPv4Network):
-            self.add(field, f"{value!r}: only IPv4 is supported")
+            self.add(field, f"{short(value)}: only IPv4 is supported")
             return None
         return net
 
@@ -89,12 +90,17 @@ class Collector:
         try:
             addr = ipaddress.ip_address(str(value))
         except ValueError:
-            self.add(field, f"{value!r} is not a valid IPv4 address")
+            self.add(field, f"{short(value)} is not a valid IPv4 address")
             return None
         if not isinstance(addr, ipaddress.IPv4Address):
-            self.add(field, f"{value!r}: only IPv4 is supported")
+            self.add(field, f"{short(value)}: only IPv4 is supported")
             return None
         return addr
+
+
+def short(value: Any, limit: int = 60) -> str:
+    """repr() for messages, cut to `limit` characters: a huge value must not become a huge message."""
+    return shorten(repr(value), limit)
 
 
 def join(field: str, key: str) -> str:

@@ -16,6 +16,7 @@ from labctl.model.checks import (
     USER_RE,
     Collector,
     join,
+    short,
 )
 from labctl.model.yamlsrc import parse_yaml, read_source
 
@@ -140,7 +141,7 @@ def _vagrant_dir(c: Collector, value: object, provider: str | None, source: str)
     for inventories/vagrant.yaml and the Vagrantfile at the top of the repository)."""
     if provider != "vagrant":
         if value is not None:
-            c.add("vagrant", f"only for provider 'vagrant' (this inventory's provider is {provider!r}); remove it")
+            c.add("vagrant", f"only for provider 'vagrant' (this inventory's provider is {short(provider)}); remove it")
         return None
     raw = c.mapping(value, "vagrant", ("dir",))
     rel = raw.get("dir", "..")
@@ -157,7 +158,7 @@ def _subnet(c: Collector, provider: str | None, underlay: dict, name: str | None
     if provider != "sandbox":
         if "subnet" in underlay:
             c.add("underlay.subnet", f"only for providers 'sandbox' and 'vagrant' (this inventory's provider is "
-                                     f"{provider!r}); remove it: the machines' own addresses are used")
+                                     f"{short(provider)}); remove it: the machines' own addresses are used")
         return None
     subnet = c.ipv4_network(underlay.get("subnet", DEFAULT_SANDBOX_SUBNET), "underlay.subnet")
     if subnet is None:
@@ -176,7 +177,8 @@ def _subnet(c: Collector, provider: str | None, underlay: dict, name: str | None
         except ValueError:
             continue
         if overlaps:
-            c.add("underlay.subnet", f"{subnet} overlaps sandbox lab {other!r} ({other_subnet}) that exists on this "
+            c.add("underlay.subnet", f"{subnet} overlaps sandbox lab {short(other)} ({other_subnet}) that exists on "
+                                     "this "
                                      f"machine; choose another subnet or run `labctl sandbox down` for that lab")
     return subnet
 
@@ -201,14 +203,15 @@ def _hosts(c: Collector, value: object, provider: str | None, subnet: ipaddress.
     for name, spec in value.items():
         fld = f"hosts.{name}"
         if not isinstance(name, str) or not HOST_NAME_RE.match(name):
-            c.add(fld, f"{name!r} is not a valid host name; use lowercase letters, digits and '-', "
+            c.add(fld, f"{short(name)} is not a valid host name; use lowercase letters, digits and '-', "
                        "starting with a letter (it becomes the hostname)")
             continue
         raw = c.mapping(spec, fld, HOST_FIELDS, required=("roles",))
         roles = _roles(c, raw.get("roles"), join(fld, "roles")) if "roles" in raw else ()
         address = _address(c, raw.get("address"), join(fld, "address"), provider, subnet)
         if provider in ("sandbox", "vagrant") and "ssh" in raw:
-            c.add(join(fld, "ssh"), f"not used by provider {provider!r}: labctl makes (sandbox) or reads (vagrant) "
+            c.add(join(fld, "ssh"), f"not used by provider {short(provider)}: labctl makes (sandbox) or reads "
+                                    "(vagrant) "
                                     "the SSH settings; remove it")
         ssh = _ssh(c, raw.get("ssh"), join(fld, "ssh"), default_ssh)
         if provider == "vagrant" and address is None and subnet is not None:
@@ -225,11 +228,11 @@ def _vagrant_address(c: Collector, name: str, fld: str, subnet: ipaddress.IPv4Ne
     elif name.startswith("node") and name[4:].isdigit() and int(name[4:]) > 0:
         offset = VAGRANT_STORE_OFFSET + int(name[4:])
     else:
-        c.add(join(fld, "address"), f"needed for {name!r}: the Vagrantfile names its VMs 'store' and 'node1'.."
+        c.add(join(fld, "address"), f"needed for {short(name)}: the Vagrantfile names its VMs 'store' and 'node1'.."
                                     "'nodeN' and numbers only those; give the VM's private-network address")
         return None
     if offset >= subnet.num_addresses - 1:
-        c.add(join(fld, "address"), f"{name!r} would be offset {offset} of underlay.subnet {subnet}, outside it")
+        c.add(join(fld, "address"), f"{short(name)} would be offset {offset} of underlay.subnet {subnet}, outside it")
         return None
     return str(subnet.network_address + offset)
 
@@ -241,7 +244,7 @@ def _roles(c: Collector, value: object, fld: str) -> tuple[str, ...]:
     roles = []
     for i, role in enumerate(value):
         if role not in ROLES:
-            c.add(f"{fld}[{i}]", f"unknown role {role!r}; allowed: {', '.join(ROLES)}")
+            c.add(f"{fld}[{i}]", f"unknown role {short(role)}; allowed: {', '.join(ROLES)}")
         elif role not in roles:
             roles.append(role)
     return tuple(roles)
@@ -280,7 +283,7 @@ def _check_host_set(c: Collector, hosts: list[Host], provider: str | None,
             continue
         key = f"{h.address}:{h.ssh.port}" if provider == "static" else h.address
         if key in seen:
-            c.add(f"hosts.{h.name}.address", f"{h.address} is also the address of host {seen[key]!r}")
+            c.add(f"hosts.{h.name}.address", f"{h.address} is also the address of host {short(seen[key])}")
         else:
             seen[key] = h.name
     if provider == "sandbox" and subnet is not None:

@@ -15,11 +15,12 @@ import re
 from dataclasses import dataclass, field
 
 from labctl.errors import Problem, ValidationError
-from labctl.model.checks import IFACE_RE, IMAGE_RE, Collector, join
+from labctl.model.checks import DNS_NAME_RE, IFACE_RE, IMAGE_RE, Collector, join, short
 from labctl.model.inventory import Inventory, sandbox_addresses
 from labctl.model.yamlsrc import parse_yaml, read_source
 
 BACKENDS = ("etcd", "consul")
+STORE_DATA_ROOT = "/var/lib/labctl"
 STORE_PORTS = {"etcd": 2379, "consul": 8500}
 DRIVERS = ("bridge", "macvlan", "overlay")
 LOCAL_DRIVERS = ("bridge", "macvlan")
@@ -144,7 +145,7 @@ def parse_playbook(text: str, source: str, inv: Inventory) -> Playbook:
     top = c.mapping(data, "", TOP_FIELDS)
     name = top.get("name", inv.name)
     if not isinstance(name, str) or not DOCKER_NAME_RE.match(name):
-        c.add("name", f"{name!r} is not a valid lab name (letters, digits, '_', '.', '-')")
+        c.add("name", f"{short(name)} is not a valid lab name (letters, digits, '_', '.', '-')")
     host_addr = _host_addresses(inv)
     networks = _networks(c, top.get("networks"), inv)
     store = _store(c, top.get("store"), inv, host_addr, any(n.driver == "overlay" for n in networks))
@@ -181,32 +182,44 @@ def _expectations(c: Collector, value: object, inv: Inventory, containers: list[
         if "from" not in raw or "expect" not in raw:
             continue
         src, verdict = raw.get("from"), raw.get("expect")
+        if not isinstance(src, str) or not isinstance(verdict, str):
+            c.add(fld, "`from` is a container name and `expect` is reach or isolated (plain words, not lists)")
+            continue
         targets = [k for k in EXPECT_TARGETS if k in raw]
         ok = True
         if src not in names:
-            c.add(f"{fld}.from", f"no container {src!r} in this playbook")
+            c.add(f"{fld}.from", f"no container {short(src)} in this playbook")
             ok = False
         if verdict not in ("reach", "isolated"):
-            c.add(f"{fld}.expect", f"{verdict!r} is not allowed; allowed: reach, isolated")
+            c.add(f"{fld}.expect", f"{short(verdict)} is not allowed; allowed: reach, isolated")
             ok = False
         if len(targets) != 1:
             c.add(fld, "give exactly one of to (container), to_host, to_address, to_name")
             continue
         key = targets[0]
+        if not isinstance(raw[key], str | int) or isinstance(raw[key], bool):
+            c.add(f"{fld}.{key}", f"must be a single name or address, got {short(raw[key])}")
+            continue
         target = str(raw[key])
         kind = EXPECT_TARGETS[key]
         if kind == "container" and target not in names:
-            c.add(f"{fld}.to", f"no container {target!r} in this playbook")
+            c.add(f"{fld}.to", f"no container {short(target)} in this playbook")
             ok = False
         elif kind == "host" and target not in {h.name for h in inv.docker_hosts}:
-            c.add(f"{fld}.to_host", f"{target!r} is not a docker host of the inventory")
+            c.add(f"{fld}.to_host", f"{short(target)} is not a docker host of the inventory")
+            ok = False
+        elif kind == "name" and not DNS_NAME_RE.match(target):
+            c.add(f"{fld}.to_name", f"{short(target)} is not a DNS name (letters, digits, '-', dots between labels)")
             ok = False
         elif kind == "address" and not _is_ip(target):
-            c.add(f"{fld}.to_address", f"{target!r} is not an IPv4 address")
+            c.add(f"{fld}.to_address", f"{short(target)} is not an IPv4 address")
             ok = False
         network = raw.get("network")
-        if network is not None and network not in {n.name for n in networks} | {"bridge"}:
-            c.add(f"{fld}.network", f"no network {network!r} in this playbook")
+        if network is not None and not isinstance(network, str):
+            c.add(f"{fld}.network", f"must be a network name, got {short(network)}")
+            ok = False
+        elif network is not None and network not in {n.name for n in networks} | {"bridge"}:
+            c.add(f"{fld}.network", f"no network {short(network)} in this playbook")
             ok = False
         if ok:
             result.append(Expectation(str(src), kind, target, None if network is None else str(network),
@@ -232,7 +245,7 @@ def _images(c: Collector, value: object, source: str) -> tuple[tuple[str, str], 
     base = posixpath.dirname(source)
     for ref, path in value.items():
         if not isinstance(ref, str) or not IMAGE_RE.match(ref):
-            c.add(f"images.{ref}", f"{ref!r} is not a valid image reference")
+            c.add(f"images.{ref}", f"{short(ref)} is not a valid image reference")
         elif not isinstance(path, str) or not path.strip():
             c.add(f"images.{ref}", "give the path of a `docker save` tar, a root filesystem tar or a directory")
         else:
@@ -270,14 +283,16 @@ def _store(c: Collector, value: object, inv: Inventory, host_addr: dict[str, ipa
         c.add("store", f"the inventory {inv.source} has no host with role 'store'; give one host `roles: [store]`")
     port = c.integer(raw.get("port", STORE_PORTS.get(backend or "", 2379)), "store.port", 1, 65535)
     data_dir = raw.get("data_dir", f"/var/lib/labctl/{backend or 'store'}")
-    if not isinstance(data_dir, str) or not re.match(r"^/[A-Za-z0-9_./-]+$", data_dir) or ".." in data_dir:
-        c.add("store.data_dir", f"{data_dir!r} must be an absolute path of letters, digits, '_', '.', '-', '/'")
+    if (not isinstance(data_dir, str) or not re.match(r"^/[A-Za-z0-9_./-]+$", data_dir) or ".." in data_dir
+            or not data_dir.startswith(STORE_DATA_ROOT + "/") or data_dir.rstrip("/") == STORE_DATA_ROOT):
+        c.add("store.data_dir", f"{short(data_dir)} must be a directory under {STORE_DATA_ROOT}/ (letters, digits, "
+                                "'_', '.', '-', '/'): `down` wipes it, so it may not point anywhere else")
     image = raw.get("image")
     if image is not None:
         if backend != "consul":
             c.add("store.image", "only for backend 'consul' (etcd runs from the distribution's package)")
         elif not isinstance(image, str) or not IMAGE_RE.match(image):
-            c.add("store.image", f"{image!r} is not a valid image reference")
+            c.add("store.image", f"{short(image)} is not a valid image reference")
     if backend is None or host is None or port is None:
         return None
     addr = host_addr.get(host.name)
@@ -300,17 +315,18 @@ def _bips(c: Collector, value: object, inv: Inventory, host_addr: dict[str, ipad
         for h in inv.docker_hosts:
             addr = host_addr.get(h.name)
             if addr is None:
-                c.add("docker0.bip", f"cannot derive docker0 for host {h.name!r}: its address is not an IP "
+                c.add("docker0.bip", f"cannot derive docker0 for host {short(h.name)}: its address is not an IP "
                                      "known before connecting; give explicit bips per host or `bip: off`")
                 continue
-            result[h.name] = bip.format(octet=int(addr) & 0xFF)
+            # not str.format: a pattern such as "{0}" or "{octet.x}" would raise instead of being refused
+            result[h.name] = bip.replace("{octet}", str(int(addr) & 0xFF))
     elif isinstance(bip, dict):
         for h in inv.docker_hosts:
             if h.name in bip:
                 result[h.name] = str(bip[h.name])
         for name in bip:
             if name not in {h.name for h in inv.docker_hosts}:
-                c.add(f"docker0.bip.{name}", f"no docker host {name!r} in the inventory")
+                c.add(f"docker0.bip.{name}", f"no docker host {short(name)} in the inventory")
     else:
         c.add("docker0.bip", "must be auto, off, a pattern with {octet} (e.g. 172.17.{octet}.1/24) or a mapping "
                              "host -> address/prefix")
@@ -319,7 +335,7 @@ def _bips(c: Collector, value: object, inv: Inventory, host_addr: dict[str, ipad
         try:
             iface = ipaddress.IPv4Interface(value_)
         except ValueError:
-            c.add(f"docker0.bip.{host}", f"{value_!r} is not an address/prefix such as 172.17.11.1/24")
+            c.add(f"docker0.bip.{host}", f"{short(value_)} is not an address/prefix such as 172.17.11.1/24")
             del result[host]
             continue
         if iface.ip in (iface.network.network_address, iface.network.broadcast_address):
@@ -342,10 +358,10 @@ def _networks(c: Collector, value: object, inv: Inventory) -> list[Network]:
     for name, spec in value.items():
         fld = f"networks.{name}"
         if not isinstance(name, str) or not DOCKER_NAME_RE.match(name):
-            c.add(fld, f"{name!r} is not a name Docker accepts (letters, digits, '_', '.', '-')")
+            c.add(fld, f"{short(name)} is not a name Docker accepts (letters, digits, '_', '.', '-')")
             continue
         if name in ("bridge", "host", "none", "default"):
-            c.add(fld, f"{name!r} is one of Docker's predefined networks; choose another name")
+            c.add(fld, f"{short(name)} is one of Docker's predefined networks; choose another name")
             continue
         raw = c.mapping(spec, fld, NETWORK_FIELDS, required=("driver", "subnet"))
         net = _network(c, fld, name, raw, inv, docker_hosts)
@@ -380,6 +396,7 @@ def _network(c: Collector, fld: str, name: str, raw: dict, inv: Inventory, docke
         parent = None
     mtu = c.integer(raw["mtu"], join(fld, "mtu"), 576, 9216) if "mtu" in raw else None
     options = _options(c, join(fld, "options"), raw.get("options"))
+    _check_known_options(c, join(fld, "options"), options, driver)
     if driver is None or subnet is None:
         return None
     return Network(name=name, driver=driver, subnet=subnet, gateway=gateway, ip_range=ip_range, hosts=hosts,
@@ -399,7 +416,7 @@ def _network_hosts(c: Collector, fld: str, raw: dict, driver: str | None, docker
         return ()
     for h in value:
         if h not in docker_hosts:
-            c.add(join(fld, "hosts"), f"{h!r} is not a docker host of the inventory; docker hosts: "
+            c.add(join(fld, "hosts"), f"{short(h)} is not a docker host of the inventory; docker hosts: "
                                       f"{', '.join(docker_hosts)}")
     return tuple(h for h in value if h in docker_hosts)
 
@@ -419,6 +436,43 @@ def _options(c: Collector, fld: str, value: object) -> tuple[tuple[str, str], ..
     return tuple(result)
 
 
+BOOL_WORDS = ("1", "t", "T", "TRUE", "true", "True", "0", "f", "F", "FALSE", "false", "False")  # Go's ParseBool
+MACVLAN_MODES = ("bridge", "private", "vepa", "passthru")
+
+
+def _check_known_options(c: Collector, fld: str, options: tuple[tuple[str, str], ...], driver: str | None) -> None:
+    """The values of driver options labctl knows, checked as Docker would check them, so that Docker never refuses
+    a network after the old one was removed (seen: mtu '1400x' took four containers and the overlay with it)."""
+    for key, value in options:
+        where = join(fld, key)
+        if key == "com.docker.network.driver.mtu":
+            if not value.isdigit() or not 576 <= int(value) <= 9216:
+                c.add(where, f"{short(value)} is not an MTU from 576 to 9216 (or use the network's `mtu` field)")
+        elif key in ("com.docker.network.bridge.enable_icc", "com.docker.network.bridge.enable_ip_masquerade"):
+            if value not in BOOL_WORDS:
+                c.add(where, f"{short(value)} is not true or false")
+        elif key == "com.docker.network.bridge.host_binding_ipv4":
+            if not _is_ip(value):
+                c.add(where, f"{short(value)} is not an IPv4 address")
+        elif key == "com.docker.network.bridge.name":
+            c.add(where, "use the network's `bridge_name` field instead")
+        elif key == "parent":
+            c.add(where, "use the network's `parent` field instead")
+        elif key == "macvlan_mode":
+            if driver != "macvlan":
+                c.add(where, "only for driver 'macvlan'")
+            elif value not in MACVLAN_MODES:
+                c.add(where, f"{short(value)} is not allowed; allowed: {', '.join(MACVLAN_MODES)}")
+        elif key == "com.docker.network.driver.overlay.vxlanid_list":
+            ids = value.split(",")
+            if driver != "overlay":
+                c.add(where, "only for driver 'overlay'")
+            elif not all(i.isdigit() and 1 <= int(i) <= 16777215 for i in ids):
+                c.add(where, f"{short(value)} is not a list of VXLAN IDs from 1 to 16777215")
+        if key.startswith("com.docker.network.bridge.") and driver not in (None, "bridge"):
+            c.add(where, "only for driver 'bridge'")
+
+
 def _check_overlaps(c: Collector, networks: list[Network], bips: dict[str, str], inv: Inventory) -> None:
     for i, a in enumerate(networks):
         for b in networks[i + 1:]:
@@ -426,7 +480,7 @@ def _check_overlaps(c: Collector, networks: list[Network], bips: dict[str, str],
                 continue
             if a.is_local and b.is_local and not set(a.hosts) & set(b.hosts):
                 continue  # per-host networks on different hosts never meet
-            c.add(f"networks.{b.name}.subnet", f"{b.subnet} overlaps network {a.name!r} ({a.subnet}): Docker "
+            c.add(f"networks.{b.name}.subnet", f"{b.subnet} overlaps network {short(a.name)} ({a.subnet}): Docker "
                                                "would refuse it with 'Pool overlaps with other one on this address "
                                                "space'")
     bip_nets = {h: ipaddress.IPv4Interface(v).network for h, v in bips.items() if _is_iface(v)}
@@ -473,17 +527,17 @@ def _containers(c: Collector, value: object, inv: Inventory, networks: dict[str,
     for name, spec in value.items():
         fld = f"containers.{name}"
         if not isinstance(name, str) or not CONTAINER_NAME_RE.match(name):
-            c.add(fld, f"{name!r} is not a container name Docker accepts (2 to 63 characters: a letter or digit, "
+            c.add(fld, f"{short(name)} is not a container name Docker accepts (2 to 63 characters: a letter or digit, "
                        "then letters, digits, '_', '.', '-')")
             continue
         raw = c.mapping(spec, fld, CONTAINER_FIELDS, required=("host",))
         host = raw.get("host")
         if "host" in raw and host not in docker_hosts:
-            c.add(join(fld, "host"), f"{host!r} is not a docker host of the inventory; docker hosts: "
+            c.add(join(fld, "host"), f"{short(host)} is not a docker host of the inventory; docker hosts: "
                                      f"{', '.join(docker_hosts)}")
         image = raw.get("image", inv.image)
         if not isinstance(image, str) or not IMAGE_RE.match(image):
-            c.add(join(fld, "image"), f"{image!r} is not a valid image reference")
+            c.add(join(fld, "image"), f"{short(image)} is not a valid image reference")
         command = _command(c, join(fld, "command"), raw.get("command"))
         attachments = _attachments(c, fld, raw.get("networks"), networks, str(host))
         mode = raw.get("network_mode")
@@ -491,14 +545,18 @@ def _containers(c: Collector, value: object, inv: Inventory, networks: dict[str,
             if attachments:
                 c.add(join(fld, "network_mode"), "cannot be combined with `networks`: choose one")
             if not isinstance(mode, str) or not (mode in MODES or mode.startswith("container:")):
-                c.add(join(fld, "network_mode"), f"{mode!r} is not allowed; allowed: {', '.join(MODES)}, "
+                c.add(join(fld, "network_mode"), f"{short(mode)} is not allowed; allowed: {', '.join(MODES)}, "
                                                  "container:<name>")
         ports = _ports(c, join(fld, "ports"), raw.get("ports"), mode)
+        if not isinstance(host, str):
+            host = str(host)
         result.append(Container(name=name, host=str(host), image=str(image), command=command,
                                 networks=tuple(attachments), network_mode=mode if isinstance(mode, str) else None,
                                 ports=ports))
     _check_container_refs(c, result)
     _check_static_ips(c, result, networks)
+    _check_published_ports(c, result)
+    _check_aliases(c, result)
     return result
 
 
@@ -517,6 +575,10 @@ def _attachments(c: Collector, fld: str, value: object, networks: dict[str, Netw
     if value is None:
         return []
     if isinstance(value, list):
+        if not all(isinstance(n, str) for n in value):
+            c.add(join(fld, "networks"), "a list of networks holds names only (`[ov, mv]`); for addresses or "
+                                         "aliases use a mapping: `{ov: {ip: 172.30.0.5}}`")
+            return []
         value = {n: None for n in value}
     if not isinstance(value, dict):
         c.add(join(fld, "networks"), "must be a mapping network -> {ip, aliases} or a list of network names")
@@ -531,10 +593,10 @@ def _attachments(c: Collector, fld: str, value: object, networks: dict[str, Netw
             continue
         net = networks.get(net_name)
         if net is None:
-            c.add(afld, f"no network {net_name!r} in this playbook; networks: {', '.join(networks) or '(none)'}")
+            c.add(afld, f"no network {short(net_name)} in this playbook; networks: {', '.join(networks) or '(none)'}")
             continue
         if net.is_local and host not in net.hosts:
-            c.add(afld, f"network {net_name!r} ({net.driver}) does not exist on host {host!r}; its hosts: "
+            c.add(afld, f"network {short(net_name)} ({net.driver}) does not exist on host {short(host)}; its hosts: "
                         f"{', '.join(net.hosts)}")
         raw = c.mapping(spec, afld, ATTACH_FIELDS)
         ip = None
@@ -554,15 +616,82 @@ def _attachments(c: Collector, fld: str, value: object, networks: dict[str, Netw
     return result
 
 
+@dataclass(frozen=True)
+class PortMapping:
+    host_ip: str | None      # None: every address of the host
+    host_port: int | None    # None: Docker picks a free one
+    container_port: int
+    proto: str
+
+
+def parse_port(text: str) -> PortMapping | str:
+    """`[IP:][HOSTPORT:]PORT[/PROTO]` as Docker's --publish takes it, or why Docker would refuse it."""
+    if not PORT_RE.match(text):
+        return "not of the form [IP:][HOSTPORT:]PORT[/tcp|udp|sctp]"
+    rest, _, proto = text.partition("/")
+    parts = rest.split(":")
+    ip = parts[0] if len(parts) == 3 else None
+    if ip is not None and not _is_ip(ip):
+        return f"{ip} is not an IPv4 address"
+    numbers = [int(p) for p in parts[-2:] if p.isdigit()] if len(parts) > 1 else [int(parts[0])]
+    bad = [n for n in numbers if not 1 <= n <= 65535]
+    if bad:
+        return f"port {bad[0]} is outside 1-65535"
+    host_port = numbers[0] if len(numbers) == 2 else None
+    return PortMapping(ip, host_port, numbers[-1], proto or "tcp")
+
+
 def _ports(c: Collector, fld: str, value: object, mode: object) -> tuple[str, ...]:
     if value is None:
         return ()
-    if not isinstance(value, list) or not all(isinstance(p, str | int) and PORT_RE.match(str(p)) for p in value):
+    if not isinstance(value, list) or not all(isinstance(p, str | int) and not isinstance(p, bool) for p in value):
         c.add(fld, "must be a list such as ['8080:80', '53/udp', '127.0.0.1:8000:80']")
         return ()
+    for i, p in enumerate(value):
+        parsed = parse_port(str(p))
+        if isinstance(parsed, str):
+            c.add(f"{fld}[{i}]", f"{short(str(p))}: {parsed} (Docker would refuse it); e.g. '8080:80', '53/udp', "
+                                 "'127.0.0.1:8000:80'")
+    if any(isinstance(parse_port(str(p)), str) for p in value):
+        return ()
     if mode in ("host", "none") or (isinstance(mode, str) and mode.startswith("container:")):
-        c.add(fld, f"published ports have no effect with network_mode {mode!r}; remove them")
+        c.add(fld, f"published ports have no effect with network_mode {short(mode)}; remove them")
     return tuple(str(p) for p in value)
+
+
+def _check_published_ports(c: Collector, containers: list[Container]) -> None:
+    """One host port (and protocol) per host address: a second container publishing it fails in `docker run` with
+    'port is already allocated', after the first part of the lab changed."""
+    taken: dict[tuple[str, int, str], list[tuple[str | None, str]]] = {}
+    for x in containers:
+        for p in x.ports:
+            m = parse_port(p)
+            if isinstance(m, str) or m.host_port is None:
+                continue
+            key = (x.host, m.host_port, m.proto)
+            for ip, other in taken.get(key, []):
+                if ip is None or m.host_ip is None or ip == m.host_ip or "0.0.0.0" in (ip, m.host_ip):
+                    where = "" if other != x.name else " twice"
+                    c.add(f"containers.{x.name}.ports", f"host port {m.host_port}/{m.proto} on {x.host} is also "
+                                                        f"published by {short(other)}{where}: Docker would say 'port "
+                                                        "is already allocated'; choose another host port")
+                    break
+            taken.setdefault(key, []).append((m.host_ip, x.name))
+
+
+def _check_aliases(c: Collector, containers: list[Container]) -> None:
+    """An alias equal to another container's name on the same network makes that name resolve to two containers."""
+    members: dict[str, set[str]] = {}
+    for x in containers:
+        for a in x.networks:
+            members.setdefault(a.network, set()).add(x.name)
+    for x in containers:
+        for a in x.networks:
+            for alias in a.aliases:
+                if alias != x.name and alias in members.get(a.network, set()):
+                    c.add(f"containers.{x.name}.networks.{a.network}.aliases",
+                          f"{short(alias)} is the name of another container on {a.network}: the name would resolve "
+                          "to both; choose another alias")
 
 
 def _check_container_refs(c: Collector, containers: list[Container]) -> None:
@@ -573,14 +702,15 @@ def _check_container_refs(c: Collector, containers: list[Container]) -> None:
             other = by_name.get(target)
             fld = f"containers.{x.name}.network_mode"
             if other is None:
-                c.add(fld, f"no container {target!r} in this playbook")
+                c.add(fld, f"no container {short(target)} in this playbook")
             elif other.name == x.name:
                 c.add(fld, "a container cannot share its own network stack")
             elif other.host != x.host:
-                c.add(fld, f"{target!r} runs on {other.host}, {x.name!r} on {x.host}: a shared network stack needs "
+                c.add(fld, f"{short(target)} runs on {other.host}, {short(x.name)} on {x.host}: a shared network stack "
+                           "needs "
                            "both on the same host")
             elif other.network_mode and other.network_mode.startswith("container:"):
-                c.add(fld, f"{target!r} itself shares another container's stack; point at that one instead")
+                c.add(fld, f"{short(target)} itself shares another container's stack; point at that one instead")
 
 
 def _check_static_ips(c: Collector, containers: list[Container], networks: dict[str, Network]) -> None:
@@ -596,7 +726,7 @@ def _check_static_ips(c: Collector, containers: list[Container], networks: dict[
             key = (a.network, scope, a.ip)
             if key in seen:
                 c.add(f"containers.{x.name}.networks.{a.network}.ip",
-                      f"{a.ip} is also given to {seen[key]!r} on {a.network}")
+                      f"{a.ip} is also given to {short(seen[key])} on {a.network}")
             else:
                 seen[key] = x.name
 

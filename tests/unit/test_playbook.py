@@ -97,14 +97,42 @@ BAD = {
     "ports with host mode": ("containers:\n  cc: {host: node1, network_mode: host, ports: ['80:80']}\n",
                              "published ports have no effect with network_mode 'host'"),
     "bad port": ("containers:\n  cc: {host: node1, ports: ['eighty']}\n",
-                 "containers.cc.ports: must be a list such as"),
+                 "containers.cc.ports[0]: 'eighty': not of the form [IP:][HOSTPORT:]PORT"),
+    "port out of range": ("containers:\n  cc: {host: node1, ports: ['99999:80']}\n",
+                          "containers.cc.ports[0]: '99999:80': port 99999 is outside 1-65535"),
+    "port with a bad address": ("containers:\n  cc: {host: node1, ports: ['300.1.1.1:80:80']}\n",
+                                "300.1.1.1 is not an IPv4 address"),
+    "host port published twice": ("containers:\n  cc: {host: node1, ports: ['8080:80']}\n"
+                                  "  cd: {host: node1, ports: ['0.0.0.0:8080:81']}\n",
+                                  "containers.cd.ports: host port 8080/tcp on node1 is also published by 'cc'"),
+    "bad mtu option": ("networks:\n  b: {driver: bridge, subnet: 172.28.0.0/24, options: "
+                       "{com.docker.network.driver.mtu: '1400x'}}\n",
+                       "networks.b.options.com.docker.network.driver.mtu: '1400x' is not an MTU"),
+    "bad macvlan mode": ("networks:\n  m: {driver: macvlan, subnet: 172.28.0.0/24, options: {macvlan_mode: fast}}\n",
+                         "networks.m.options.macvlan_mode: 'fast' is not allowed"),
+    "bridge option on overlay": (STORE + "networks:\n  ov: {driver: overlay, subnet: 172.30.0.0/16, options: "
+                                 "{com.docker.network.bridge.enable_icc: 'true'}}\n", "only for driver 'bridge'"),
+    "alias is another container's name": (
+        "networks:\n  b: {driver: bridge, subnet: 172.28.0.0/24}\n"
+        "containers:\n  cc: {host: node1, networks: {b: {aliases: [cd]}}}\n  cd: {host: node1, networks: [b]}\n",
+        "containers.cc.networks.b.aliases: 'cd' is the name of another container on b"),
+    "to_name not a name": ("containers:\n  cc: {host: node1}\nexpect:\n  - {from: cc, to_name: 'a b;x', "
+                           "expect: reach}\n", "expect[0].to_name: 'a b;x' is not a DNS name"),
+    "mapping in a networks list": ("networks:\n  b: {driver: bridge, subnet: 172.28.0.0/24}\n"
+                                   "containers:\n  cc: {host: node1, networks: [{b: {}}]}\n",
+                                   "a list of networks holds names only"),
+    "list as expect source": ("containers:\n  cc: {host: node1}\nexpect:\n  - {from: [cc], to: cc, "
+                              "expect: reach}\n", "`from` is a container name"),
+    "format field in bip": ("docker0: {bip: '{0}.{octet}.1/24'}\n", "docker0.bip.node1: '{0}.12.1/24' is not"),
+    "data_dir outside labctl": ("store: {backend: etcd, data_dir: /etc}\n" + OV,
+                                "store.data_dir: '/etc' must be a directory under /var/lib/labctl/"),
     "overlapping bips": ("docker0: {bip: {node1: 172.17.5.1/24, node2: 172.17.5.2/24}}\n",
                          "docker0.bip.node2: 172.17.5.2/24 overlaps docker0 of node1"),
     "unknown top-level field": ("netwroks: {}\n", "netwroks: unknown field; allowed: name, store, docker0"),
     "image on etcd store": ("store: {backend: etcd, image: hashicorp/consul:1.15}\n",
                             "store.image: only for backend 'consul'"),
     "shell in data_dir": ("store: {backend: etcd, data_dir: '/var/lib/x; rm -rf /'}\n" + OV,
-                          "store.data_dir: '/var/lib/x; rm -rf /' must be an absolute path"),
+                          "store.data_dir: '/var/lib/x; rm -rf /' must be a directory under"),
 }
 
 

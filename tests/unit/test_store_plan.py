@@ -42,12 +42,12 @@ def test_etcd_plan() -> None:
 
 
 def test_consul_binary_plan() -> None:
-    plan = plan_store(store_of("store: {backend: consul, data_dir: /srv/consul}\n"), "lab1")
+    plan = plan_store(store_of("store: {backend: consul, data_dir: /var/lib/labctl/consul-data}\n"), "lab1")
     assert plan.kind == "service"
     assert plan.argv == (
         "/usr/local/bin/consul", "agent", "-server", "-bootstrap-expect=1", "-node", "store",
         "-bind", "198.18.40.11", "-client", "198.18.40.11", "-http-port", "8500", "-ui=false",
-        "-data-dir", "/srv/consul")
+        "-data-dir", "/var/lib/labctl/consul-data")
     assert plan.health == ("/usr/local/bin/consul operator raft list-peers -http-addr=http://198.18.40.11:8500 "
                            "| grep -q leader")
     assert plan.wipe == "/usr/local/bin/consul kv delete -http-addr=http://198.18.40.11:8500 -recurse docker/"
