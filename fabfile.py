@@ -60,24 +60,30 @@ def _pb(playbook: str | None) -> list[str]:
 
 @task(help={"inventory": "inventory file", "playbook": "playbook file (default $LABCTL_PLAYBOOK)",
             "provision": "yes/no: install Docker and the store first (default: yes on VMs and static hosts, "
-                         "no on sandbox)"})
-def up(c, inventory=None, playbook=None, provision=None):  # type: ignore[no-untyped-def]
+                         "no on sandbox)", "wait": "seconds to wait for another run's host locks (default: refuse)"})
+def up(c, inventory=None, playbook=None, provision=None, wait=None):  # type: ignore[no-untyped-def]
     """Bring the playbook's lab up (provision, store, daemon config, networks, containers); idempotent."""
     off = str(provision).lower() in ("no", "false", "0", "off")
     flag = [] if provision is None else ["--no-provision" if off else "--provision"]
-    _labctl("up", "--inventory", _inv(inventory), *_pb(playbook), *flag)
+    _labctl("up", "--inventory", _inv(inventory), *_pb(playbook), *flag, *_wait(wait))
 
 
-@task(help={"inventory": "inventory file", "playbook": "playbook file (default $LABCTL_PLAYBOOK)"})
-def provision(c, inventory=None, playbook=None):  # type: ignore[no-untyped-def]
+def _wait(wait: str | None) -> list[str]:
+    return ["--wait", str(wait)] if wait is not None else []
+
+
+@task(help={"inventory": "inventory file", "playbook": "playbook file (default $LABCTL_PLAYBOOK)",
+            "wait": "seconds to wait for another run's host locks (default: refuse)"})
+def provision(c, inventory=None, playbook=None, wait=None):  # type: ignore[no-untyped-def]
     """Install what the playbook needs on the hosts (Docker per store backend, the store); idempotent."""
-    _labctl("provision", "--inventory", _inv(inventory), *_pb(playbook))
+    _labctl("provision", "--inventory", _inv(inventory), *_pb(playbook), *_wait(wait))
 
 
-@task(help={"inventory": "inventory file", "playbook": "playbook file (default $LABCTL_PLAYBOOK)"})
-def down(c, inventory=None, playbook=None):  # type: ignore[no-untyped-def]
+@task(help={"inventory": "inventory file", "playbook": "playbook file (default $LABCTL_PLAYBOOK)",
+            "wait": "seconds to wait for another run's host locks (default: refuse)"})
+def down(c, inventory=None, playbook=None, wait=None):  # type: ignore[no-untyped-def]
     """Remove the lab: containers, networks, store keys, daemon config changes, the store labctl started."""
-    _labctl("down", "--inventory", _inv(inventory), *_pb(playbook))
+    _labctl("down", "--inventory", _inv(inventory), *_pb(playbook), *_wait(wait))
 
 
 @task(help={"inventory": "inventory file", "playbook": "playbook file (default $LABCTL_PLAYBOOK)",

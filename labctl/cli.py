@@ -13,11 +13,13 @@ import time
 from collections.abc import Sequence
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from labctl import verdict
 from labctl.errors import LabctlError, Problem, ValidationError
 from labctl.executors import dockerhost, lab, provision, status, verify
+from labctl.executors.hostlock import HostLocks, holder_for
 from labctl.executors.images import archive_from_path, busybox_rootfs
 from labctl.executors.remote import Hosts
 from labctl.executors.services import manager_for
@@ -32,6 +34,11 @@ DEFAULT_INVENTORY = "inventories/sandbox.yaml"
 def _inventory_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--inventory", "-i", default=os.environ.get("LABCTL_INVENTORY", DEFAULT_INVENTORY),
                    help="inventory file (default: $LABCTL_INVENTORY or %(default)s)")
+
+
+def _wait_arg(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--wait", type=int, default=0, metavar="SECONDS",
+                   help=f"when another labctl run holds {what}, wait up to SECONDS for it (default: refuse, exit 2)")
 
 
 def _playbook_arg(p: argparse.ArgumentParser) -> None:
@@ -50,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
                        ("down", "remove the lab's hosts and every trace of them")):
         p = sbsub.add_parser(name, help=text)
         _inventory_arg(p)
+        _wait_arg(p, "the lab's sandbox state")
     p = sbsub.add_parser("list", help="sandbox labs that exist on this machine")
     p.add_argument("--json", action="store_true")
 
@@ -58,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=text)
         _inventory_arg(p)
         _playbook_arg(p)
+        _wait_arg(p, "the hosts")
         if name == "up":
             p.add_argument("--provision", action=argparse.BooleanOptionalAction, default=None,
                            help="install Docker and the store first, as `labctl provision` (default: on for "
@@ -67,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("provision", help="install what the playbook needs on the hosts: Docker, the store (idempotent)")
     _inventory_arg(p)
     _playbook_arg(p)
+    _wait_arg(p, "the hosts")
 
     p = sub.add_parser("verify", help="probe who reaches whom; compare with what the playbook implies")
     _inventory_arg(p)
@@ -84,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("destroy", help="alias of `sandbox down` for sandbox inventories")
     _inventory_arg(p)
+    _wait_arg(p, "the lab's sandbox state")
 
     p = sub.add_parser("validate", help="check an inventory (and a playbook) without touching any host")
     _inventory_arg(p)
@@ -123,6 +134,11 @@ def cmd_sandbox_up(args: argparse.Namespace, progress: Progress) -> int:
     inv = load(args, other_labs=True)
     require_sandbox(inv, "labctl sandbox up")
     t0 = time.monotonic()
+    with sandbox.state_lock(inv.name, "sandbox up", args.wait, progress):
+        return _sandbox_up(inv, t0, progress)
+
+
+def _sandbox_up(inv: Inventory, t0: float, progress: Progress) -> int:
     actions = sandbox.up(inv, progress)
     created = [a.target for a in actions if a.kind == "create-host"]
     endpoints = registry.endpoints(inv)
@@ -156,7 +172,7 @@ def print_hosts(inv: Inventory, engine_ids: dict[str, str] | None = None) -> Non
         row = [ep.name, ep.address, ",".join(ep.roles), f"{ep.user}@{ep.address}:{ep.port}"]
         if engine_ids is not None:
             row.append(engine_ids.get(ep.name, "-"))
-        table.add_row(*row)
+        table.add_row(*[escape(x) for x in row])
     Console(highlight=False).print(table)
 
 
@@ -165,7 +181,8 @@ def cmd_sandbox_down(args: argparse.Namespace, progress: Progress) -> int:
     require_sandbox(inv, f"labctl {args.command}")
     sandbox.check_prerequisites(inv)
     t0 = time.monotonic()
-    removed = sandbox.down(inv.name, progress)
+    with sandbox.state_lock(inv.name, "sandbox down", args.wait, progress):
+        removed = sandbox.down(inv.name, progress)
     what = "removed" if removed else "nothing to remove"
     print(f"sandbox {inv.name}: {what} ({time.monotonic() - t0:.1f}s)")
     return 0
@@ -251,7 +268,8 @@ def run_lab(verb: str, args: argparse.Namespace, progress: Progress) -> int:
     pb = load_playbook(args.playbook, inv)
     check_image_archives(pb)
     t0 = time.monotonic()
-    with Hosts(registry.endpoints(inv)) as hosts:
+    with Hosts(registry.endpoints(inv)) as hosts, \
+            HostLocks(hosts, [h.name for h in inv.hosts], holder_for(pb.name, verb), args.wait, progress):
         if verb == "down":
             report = lab.down(inv, pb, hosts, progress)
         else:
@@ -262,7 +280,7 @@ def run_lab(verb: str, args: argparse.Namespace, progress: Progress) -> int:
             if verb == "up":
                 report.changes += lab.up(inv, pb, hosts, progress).changes
     print_report(verb, pb.name, report, time.monotonic() - t0)
-    return 0
+    return 1 if report.skipped else 0
 
 
 def check_image_archives(pb: Playbook) -> None:
@@ -323,24 +341,25 @@ def print_verdict(result: verify.Verdict) -> None:
         table = Table(title=heading, title_justify="left")
         table.add_column("from \\ to")
         for d in dsts:
-            table.add_column(d)
+            table.add_column(escape(d))
         for s_ in srcs:
-            row = [s_]
+            row = [escape(s_)]
             for d in dsts:
                 mark = cells.get((s_, d), "")
-                row.append(f"[{style[mark.split()[0]]}]{mark}[/]" if mark else "")
+                row.append(f"[{style[mark.split()[0]]}]{escape(mark)}[/]" if mark else "")
             table.add_row(*row)
         console.print(table)
     failed = [r for r in result.results if not r.ok]
     for r in failed:
         c = r.check
-        console.print(f"[bold red]MISMATCH[/] {c.src} ({c.src_host}) -> {c.dst} ({c.dst_host or '-'}) on {c.network} "
-                      f"via {c.via} {c.address or '(no address)'}: expected {c.expect}, observed {r.observed}\n"
-                      f"    expected because: {c.reason}\n    likely cause: {r.cause}", soft_wrap=True)
+        text = (f"{c.src} ({c.src_host}) -> {c.dst} ({c.dst_host or '-'}) on {c.network} via {c.via} "
+                f"{c.address or '(no address)'}: expected {c.expect}, observed {r.observed}\n"
+                f"    expected because: {c.reason}\n    likely cause: {r.cause}")
+        console.print(f"[bold red]MISMATCH[/] {escape(text)}", soft_wrap=True)
     summary = verdict.verdict(result.results)
     kinds = sorted({r.check.expect for r in result.results})
     state = "OK" if result.ok else "FAILED"
-    console.print(f"verify {result.lab}: {state}: {summary['passed']}/{summary['total']} checks as expected "
+    console.print(f"verify {escape(result.lab)}: {state}: {summary['passed']}/{summary['total']} checks as expected "
                   f"({', '.join(kinds) or 'none'}), {summary['failed']} mismatched, {result.duration_s:.1f}s"
                   + (" (sampled)" if result.sampled else ""), soft_wrap=True)
 
@@ -354,41 +373,50 @@ def cmd_status(args: argparse.Namespace, progress: Progress) -> int:
         print(json.dumps(result, indent=2))
     else:
         print_status(result)
-    return 1 if any(h["error"] for h in result["hosts"]) else 0
+    return 1 if any(h["error"] or h.get("state") for h in result["hosts"]) else 0
 
 
 def print_status(result: dict) -> None:
     console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
-    hosts = Table(title=f"lab {result['lab'] or '(every labctl lab)'}: hosts", title_justify="left")
+    hosts = Table(title=escape(f"lab {result['lab'] or '(every labctl lab)'}: hosts"), title_justify="left")
     for col in ("host", "roles", "engine", "state"):
         hosts.add_column(col)
     for h in result["hosts"]:
-        hosts.add_row(h["name"], ",".join(h["roles"]), h["engine"] or "-", h["error"] or "ok")
+        hosts.add_row(*map(escape, (h["name"], ",".join(h["roles"]), h["engine"] or "-",
+                                    h["error"] or h.get("state") or "ok")))
     nets = Table(title="networks", title_justify="left")
     for col in ("network", "driver", "scope", "subnet", "gateway", "VNI", "hosts"):
         nets.add_column(col)
     for n in result["networks"]:
-        nets.add_row(n["name"], n["driver"] or "", n["scope"] or "", n["subnet"] or "", n["gateway"] or "",
-                     str(n["vni"]) if n["vni"] is not None else "-", ",".join(n["hosts"]))
+        nets.add_row(*map(escape, (n["name"], n["driver"] or "", n["scope"] or "", n["subnet"] or "",
+                                   n["gateway"] or "", str(n["vni"]) if n["vni"] is not None else "-",
+                                   ",".join(n["hosts"]))))
     ctrs = Table(title="containers", title_justify="left")
     for col in ("container", "host", "state", "addresses"):
         ctrs.add_column(col)
     for c in result["containers"]:
         addrs = ", ".join(f"{k}={v}" for k, v in c["addresses"].items() if v) or c["network_mode"] or "-"
-        ctrs.add_row(c["name"], c["host"], c["state"] or "", addrs)
+        ctrs.add_row(*map(escape, (c["name"], c["host"], c["state"] or "", addrs)))
     for table in (hosts, nets, ctrs):
         console.print(table)
     store = result.get("store")
     if store:
         state = store["error"] or ("running" if store["running"] else "not running")
-        console.print(f"store: {store['url']} on {store['host']}: {state}")
+        console.print(escape(f"store: {store['url']} on {store['host']}: {state}"))
     for line in result.get("missing", []):
-        console.print(f"missing: {line}")
-    if result.get("missing") == []:
-        console.print("everything in the playbook exists and runs")
+        console.print(f"missing: {escape(line)}")
+    for line in result.get("extra", []):
+        console.print(f"extra: {escape(line)}")
+    if result.get("missing") == [] and not result.get("extra"):
+        console.print("everything in the playbook exists and runs, and nothing else of the lab")
 
 
 def print_report(verb: str, name: str, report: lab.Report, seconds: float) -> None:
+    for line in report.skipped:
+        print(f"{verb} {name}: SKIPPED {line}")
+    if report.skipped:
+        print(f"{verb} {name}: incomplete: {len(report.skipped)} part(s) could not be touched (see above); run "
+              f"`labctl {verb}` again once they are reachable")
     if report.changes:
         print(f"{verb} {name}: {len(report.changes)} change(s) in {seconds:.1f}s")
         for line in report.changes:

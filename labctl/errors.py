@@ -70,7 +70,8 @@ class HostFailure:
         tail = "\n".join("      " + line for line in self.stderr_tail.splitlines()) or "      (no stderr)"
         code = "?" if self.exit_code is None else str(self.exit_code)
         what = f" for {self.entry}" if self.entry else ""
-        text = f"[{self.host}] `{self.command}`{what} failed (exit {code}):\n{tail}"
+        command = self.command if len(self.command) <= 300 else self.command[:280] + " ... (cut)"
+        text = f"[{self.host}] `{command}`{what} failed (exit {code}):\n{tail}"
         if self.hint:
             text += f"\n    hint: {self.hint}"
         return text
@@ -91,6 +92,7 @@ class HostsFailed(LabctlError):
         self.step = step
         self.failures = failures
         self.results = results or {}
+        self.notes: list[str] = []   # what was done about it (a rollback's restored objects)
         names = ", ".join(f.host for f in failures)
         super().__init__(f"{step}: failed on {names}")
 
@@ -100,4 +102,7 @@ class HostsFailed(LabctlError):
         ok = sorted(set(self.results) - {f.host for f in self.failures})
         if ok:
             lines.append(f"  succeeded on: {', '.join(ok)}")
+        if self.notes:
+            lines.append("  rollback (the lab as it was before this run):")
+            lines += [f"    {n}" for n in self.notes]
         return "\n".join(lines)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from fabric import Connection
 
-from labctl.errors import HostFailure, LabctlError, StepFailed
+from labctl.errors import HostFailure, HostsFailed, LabctlError, StepFailed
 from labctl.executors.dockerhost import sandbox_dockerd, wait_docker
 from labctl.executors.labimages import ensure_images
 from labctl.executors.local import tail
@@ -23,12 +23,17 @@ from labctl.plan import daemon
 from labctl.plan.docker_errors import explain
 from labctl.plan.lab import (
     LABEL,
+    RECIPE_LABEL,
     SPEC_LABEL,
+    Existing,
     Step,
     plan_containers,
     plan_detach,
+    plan_drift,
     plan_networks,
+    plan_restore,
 )
+from labctl.plan.lock import PRIVATE_DIR
 from labctl.plan.overlay import (
     GossipGap,
     expected_peers,
@@ -43,7 +48,10 @@ from labctl.plan.preflight import HostFacts, preflight_problems, underlay_proble
 from labctl.ui import Progress
 
 DAEMON_JSON = "/etc/docker/daemon.json"
-BACKUP_JSON = "/var/lib/labctl/daemon.json.labctl-backup"
+BACKUP_JSON = f"{PRIVATE_DIR}/daemon.json.labctl-backup"
+# Written before daemon.json changes and dockerd is stopped, removed once dockerd answers again: a run killed in
+# between leaves it, and the next `up` or `down` finishes the restart (see recover_engines).
+JOURNAL = f"{PRIVATE_DIR}/dockerd-restart.pending"
 
 
 class PreflightRefused(LabctlError):
@@ -59,6 +67,7 @@ class PreflightRefused(LabctlError):
 @dataclass
 class Report:
     changes: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)   # hosts `down` could not touch, with the reason
 
     def add(self, host: str, what: str) -> None:
         self.changes.append(f"{host}: {what}")
@@ -132,21 +141,30 @@ def parse_ip_addr(out: str) -> dict[str, tuple[str, ...]]:
 
 
 
-def lab_networks(conn: Connection, lab: str) -> dict[str, str]:
+NETWORK_FORMAT = f'{{{{.Name}}}}\t{{{{index .Labels "{SPEC_LABEL}"}}}}\t{{{{index .Labels "{RECIPE_LABEL}"}}}}'
+CONTAINER_FORMAT = (f'{{{{.Name}}}}\t{{{{index .Config.Labels "{SPEC_LABEL}"}}}}\t{{{{.State.Running}}}}\t'
+                    f'{{{{index .Config.Labels "{RECIPE_LABEL}"}}}}')
+
+
+def lab_networks(conn: Connection, lab: str) -> dict[str, Existing]:
     out = conn.run(f"docker network ls -q --filter label={shlex.quote(LABEL + '=' + lab)} | "
-                   "xargs -r docker network inspect --format "
-                   f"'{{{{.Name}}}} {{{{index .Labels \"{SPEC_LABEL}\"}}}}'", hide=True).stdout
-    return dict(line.split(" ", 1) for line in str(out).splitlines() if " " in line)
-
-
-def lab_containers(conn: Connection, lab: str) -> dict[str, tuple[str, bool]]:
-    out = conn.run(f"docker ps -aq --filter label={shlex.quote(LABEL + '=' + lab)} | xargs -r docker inspect "
-                   f"--format '{{{{.Name}}}} {{{{index .Config.Labels \"{SPEC_LABEL}\"}}}} {{{{.State.Running}}}}'",
-                   hide=True).stdout
+                   f"xargs -r docker network inspect --format {shlex.quote(NETWORK_FORMAT)}", hide=True).stdout
     result = {}
     for line in str(out).splitlines():
-        name, spec, running = line.split()
-        result[name.lstrip("/")] = (spec, running == "true")
+        name, spec, recipe = (line.split("\t") + ["", ""])[:3]
+        if name:
+            result[name] = Existing(spec, recipe)
+    return result
+
+
+def lab_containers(conn: Connection, lab: str) -> dict[str, Existing]:
+    out = conn.run(f"docker ps -aq --filter label={shlex.quote(LABEL + '=' + lab)} | "
+                   f"xargs -r docker inspect --format {shlex.quote(CONTAINER_FORMAT)}", hide=True).stdout
+    result = {}
+    for line in str(out).splitlines():
+        name, spec, running, recipe = (line.split("\t") + ["", "", ""])[:4]
+        if name:
+            result[name.lstrip("/")] = Existing(spec, recipe, running == "true")
     return result
 
 
@@ -161,10 +179,27 @@ def read_json(conn: Connection, path: str) -> dict | None:
     return data
 
 
-def write_json(conn: Connection, path: str, data: dict) -> None:
+def write_json(conn: Connection, path: str, data: dict, mode: str = "600") -> None:
+    """Atomically, through a temporary file with a unique name in the same directory (two runs, or a killed one,
+    never share or half-write it)."""
     payload = json.dumps(data, indent=2, sort_keys=True) + "\n"
-    conn.run(f"mkdir -p {shlex.quote(path.rsplit('/', 1)[0])} && cat > {shlex.quote(path)}.tmp <<'LABCTL_EOF'\n"
-             f"{payload}LABCTL_EOF\nmv {shlex.quote(path)}.tmp {shlex.quote(path)}", hide=True)
+    folder, base = path.rsplit("/", 1)
+    conn.run(f"mkdir -p {shlex.quote(folder)} && tmp=$(mktemp {shlex.quote(f'{folder}/.{base}.XXXXXX')}) && "
+             f"cat > \"$tmp\" <<'LABCTL_EOF' && chmod {mode} \"$tmp\" && mv \"$tmp\" {shlex.quote(path)}\n"
+             f"{payload}LABCTL_EOF", hide=True)
+
+
+def private_dir(conn: Connection) -> None:
+    conn.run(f"umask 077; mkdir -p {PRIVATE_DIR} && chmod 700 {PRIVATE_DIR}", hide=True)
+
+
+def write_journal(conn: Connection, lab: str, why: str) -> None:
+    private_dir(conn)
+    write_json(conn, JOURNAL, {"lab": lab, "why": why, "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+
+
+def clear_journal(conn: Connection) -> None:
+    conn.run(f"rm -f {JOURNAL}", hide=True)
 
 
 # ---------------------------------------------------------------- up
@@ -174,10 +209,11 @@ def up(inv: Inventory, pb: Playbook, hosts: Hosts, progress: Progress) -> Report
     report = Report()
     docker_names = [h.name for h in inv.docker_hosts]
     manager = manager_for(inv.provider)
+    store = StoreRunner(pb, manager) if pb.store is not None else None
+    recover_engines(inv, pb, hosts, docker_names, manager, store, progress, report)
     progress.step("all", "preflight: engines, IDs, hostnames, interfaces, daemon.json, names and subnets in use")
     facts = hosts.each(lambda n, c: host_facts(c, n, pb.name), docker_names, step="preflight")
     problems = preflight_problems(pb, facts) + underlay_problems(inv, facts)
-    store = StoreRunner(pb, manager) if pb.store is not None else None
     if store is not None and pb.store is not None:
         problem = store.missing_prerequisite(hosts.conn(pb.store.host))
         problems += [problem] if problem else []
@@ -191,14 +227,111 @@ def up(inv: Inventory, pb: Playbook, hosts: Hosts, progress: Progress) -> Report
         ensure_store(pb, store, hosts, progress, report)
         check_store_reachable(pb, hosts, docker_names)
     configure_daemons(inv, pb, hosts, facts, manager, progress, report)
-    existing = hosts.each(lambda n, c: lab_networks(c, pb.name), docker_names, step="list networks")
-    run_steps(hosts, plan_detach(pb, inv, existing), progress, report, "detach from changed networks")
-    run_steps(hosts, plan_networks(pb, inv, existing), progress, report, "networks")
-    wait_overlays_visible(pb, hosts, docker_names, progress)
-    existing_c = hosts.each(lambda n, c: lab_containers(c, pb.name), docker_names, step="list containers")
-    run_steps(hosts, plan_containers(pb, existing_c), progress, report, "containers")
+    nets = hosts.each(lambda n, c: lab_networks(c, pb.name), docker_names, step="list networks")
+    ctrs = hosts.each(lambda n, c: lab_containers(c, pb.name), docker_names, step="list containers")
+    try:
+        drift_ctrs, drift_nets = plan_drift(pb, nets, ctrs)
+        run_steps(hosts, drift_ctrs, progress, report, "drift: containers")
+        run_steps(hosts, drift_nets, progress, report, "drift: networks")
+        run_steps(hosts, plan_detach(pb, inv, nets), progress, report, "detach from changed networks")
+        run_steps(hosts, plan_networks(pb, inv, nets), progress, report, "networks")
+        wait_overlays_visible(pb, hosts, docker_names, progress)
+        now = hosts.each(lambda n, c: lab_containers(c, pb.name), docker_names, step="list containers")
+        run_steps(hosts, plan_containers(pb, now), progress, report, "containers")
+    except HostsFailed as exc:
+        exc.notes += rollback(pb, hosts, docker_names, nets, ctrs, progress)
+        raise
     wait_overlay_gossip(pb, hosts, progress)
     return report
+
+
+def rollback(pb: Playbook, hosts: Hosts, names: list[str], before_nets: dict[str, dict[str, Existing]],
+             before_ctrs: dict[str, dict[str, Existing]], progress: Progress) -> list[str]:
+    """Docker refused a change part-way: bring back the lab's networks and containers as they were before this run
+    changed them (from the specs recorded in their labels), so that a lab that worked still works. Best effort:
+    returns lines that say what came back and what did not."""
+    progress.step("all", "Docker refused a change: restoring the lab's networks and containers as they were")
+    after_nets = hosts.each(lambda n, c: lab_networks(c, pb.name), names, step="list networks")
+    after_ctrs = hosts.each(lambda n, c: lab_containers(c, pb.name), names, step="list containers")
+    steps, lost = plan_restore(pb, before_nets, before_ctrs, after_nets, after_ctrs)
+    notes = [f"not restored: {what}" for what in lost]
+    for phase in ("network", "container"):
+        mine = [s for s in steps if s.what.startswith(phase)]
+        try:
+            run_steps(hosts, mine, progress, Report(), f"restore {phase}s")
+            notes += [f"restored: {s.what} on {s.host}" for s in mine]
+        except HostsFailed as exc:
+            failed = {f.host for f in exc.failures}
+            notes += [f"restored: {s.what} on {s.host}" for s in mine if s.host not in failed]
+            notes += [f"NOT restored on {f.host}: {f.stderr_tail.splitlines()[-1] if f.stderr_tail else ''}"
+                      for f in exc.failures]
+    if not steps and not lost:
+        notes.append("nothing of the lab had changed before the refusal")
+    return notes
+
+
+def recover_engines(inv: Inventory, pb: Playbook, hosts: Hosts, names: list[str], manager: ServiceManager,
+                    store: StoreRunner | None, progress: Progress, report: Report,
+                    strict: bool = True) -> dict[str, str]:
+    """Whatever an earlier run left, each docker host ends with dockerd running on its current daemon.json.
+
+    A host needs this when its journal says a restart was begun (the run died between writing daemon.json and
+    starting dockerd again) or when dockerd does not answer. Its lab containers are removed and created again later:
+    a restarted dockerd never relearns the overlay's remote containers for the containers it had. With a cluster
+    store, the store runs first and the dockerds start one at a time (one gossip cluster, as in configure_daemons).
+    strict=False (`down`): hosts that cannot be brought back are returned (host -> why) instead of failing."""
+    states = _engine_states(hosts, names, strict)
+    skipped = {n: why for n, why in states.items() if why.startswith("unreachable")}
+    todo = {n: why for n, why in states.items() if why and n not in skipped}
+    if not todo:
+        return skipped
+    if store is not None and pb.store is not None:
+        problem = store.missing_prerequisite(hosts.conn(pb.store.host))
+        if problem and strict:
+            raise PreflightRefused([problem])
+        if not problem:
+            ensure_store(pb, store, hosts, progress, report)
+
+    def fix(n: str, c: Connection) -> None:
+        progress.step(n, f"{todo[n]}: restarting dockerd (the lab's containers here are created again)")
+        if not todo[n].startswith("dockerd is not running"):
+            remove_lab_containers(c, pb.name)
+        manager.stop(c, dockerd_service(inv, n))
+        start_dockerd(inv, n, c, manager)
+        remove_lab_containers(c, pb.name)
+        clear_journal(c)
+        report.add(n, f"{todo[n]}: dockerd restarted")
+
+    groups = [[n] for n in todo] if pb.store is not None else [list(todo)]
+    for group in groups:
+        try:
+            hosts.each(fix, group, step="dockerd recovery")
+        except HostsFailed as exc:
+            if strict:
+                raise
+            skipped.update({f.host: f"dockerd could not be started: {f.stderr_tail[-200:]}" for f in exc.failures})
+    return skipped
+
+
+def _engine_states(hosts: Hosts, names: list[str], strict: bool) -> dict[str, str]:
+    """host -> why dockerd needs a restart ("" when it does not); "unreachable: ..." when the host cannot be asked."""
+    cmd = (f"cat {JOURNAL} 2>/dev/null; echo; echo {FACT_SEP}; "
+           "timeout 20 docker version --format '{{.Server.Version}}' >/dev/null 2>&1 && echo answering")
+
+    def one(n: str, c: Connection) -> str:
+        journal, _, answer = str(c.run(cmd, hide=True, warn=True).stdout).partition(FACT_SEP)
+        if journal.strip():
+            began = daemon.parse_config(journal)[0]
+            return (f"an interrupted run of lab {str(began.get('lab', '?'))[:64]!r} left a dockerd restart "
+                    f"unfinished ({str(began.get('why', ''))[:80]})")
+        return "" if "answering" in answer else "dockerd is not running"
+
+    try:
+        return hosts.each(one, names, step="engine state")
+    except HostsFailed as exc:
+        if strict:
+            raise
+        return {**exc.results, **{f.host: f"unreachable: {f.stderr_tail[-200:]}" for f in exc.failures}}
 
 
 def ensure_store(pb: Playbook, store: StoreRunner, hosts: Hosts, progress: Progress, report: Report) -> None:
@@ -232,6 +365,7 @@ def configure_daemons(inv: Inventory, pb: Playbook, hosts: Hosts, facts: dict[st
         return
 
     def prepare(n: str, c: Connection) -> None:
+        write_journal(c, pb.name, "daemon.json changed by up")
         write_daemon_json(inv, pb, changing[n], merged[n], c, progress)
         removed = remove_lab_containers(c, pb.name)
         if removed:
@@ -240,6 +374,7 @@ def configure_daemons(inv: Inventory, pb: Playbook, hosts: Hosts, facts: dict[st
 
     def start(n: str, c: Connection) -> None:
         start_dockerd(inv, n, c, manager)
+        clear_journal(c)
         report.add(n, "daemon.json changed, dockerd restarted")
 
     names = list(changing)
@@ -257,7 +392,7 @@ def write_daemon_json(inv: Inventory, pb: Playbook, facts: HostFacts, new: dict,
     """`new` merged into daemon.json as preflight read it (nothing touches it in between): no second read."""
     if not facts.has_backup:
         write_json(conn, BACKUP_JSON, daemon.backup_of(facts.daemon_json, docker0_address(conn), pb.name))
-    write_json(conn, DAEMON_JSON, new)
+    write_json(conn, DAEMON_JSON, new, mode="644")
     wanted = daemon.desired_keys(inv, pb, facts.name)
     progress.step(facts.name, f"daemon.json: {', '.join(f'{k}={v}' for k, v in wanted.items())}; restarting dockerd")
 
@@ -285,6 +420,8 @@ def run_steps(hosts: Hosts, steps: list[Step], progress: Progress, report: Repor
             progress.step(host, f"{s.what}: {s.reason}")
             res = conn.run(s.command, hide=True, warn=True)
             if not res.ok:
+                if s.cleanup:
+                    conn.run(s.cleanup, hide=True, warn=True)
                 raise step_failure(host, s, res.exited, str(res.stderr or res.stdout))
             report.add(host, f"{s.what}: {s.reason}")
 
@@ -381,9 +518,17 @@ def _neighbours(hosts: Hosts, expected: dict[str, dict[str, int]], timeout: floa
 
 
 def down(inv: Inventory, pb: Playbook, hosts: Hosts, progress: Progress) -> Report:
+    """Everything of the lab goes, whatever state an earlier run left: a stopped dockerd or store is started first
+    (what cannot be started or reached is skipped, named in the report, and down exits non-zero)."""
     report = Report()
-    docker_names = [h.name for h in inv.docker_hosts]
     manager = manager_for(inv.provider)
+    store = StoreRunner(pb, manager) if pb.store is not None else None
+    skipped = recover_engines(inv, pb, hosts, [h.name for h in inv.docker_hosts], manager, store, progress, report,
+                              strict=False)
+    report.skipped += [f"{n}: {why}" for n, why in skipped.items()]
+    docker_names = [h.name for h in inv.docker_hosts if h.name not in skipped]
+    if store is not None and pb.store is not None:
+        store_running_for_down(pb, store, hosts, progress, report)
     label = shlex.quote(f"{LABEL}={pb.name}")
 
     def remove_containers(name: str, conn: Connection) -> None:
@@ -410,9 +555,30 @@ def down(inv: Inventory, pb: Playbook, hosts: Hosts, progress: Progress) -> Repo
         remove_networks(name, hosts.conn(name))
     hosts.each(lambda n, c: restore_daemon(inv, pb.name, n, c, manager, progress, report), docker_names,
                step="restore daemon config")
-    if pb.store is not None:
-        stop_store(pb, StoreRunner(pb, manager), hosts, progress, report)
+    if store is not None and pb.store is not None and pb.store.host not in skipped:
+        stop_store(pb, store, hosts, progress, report)
     return report
+
+
+def store_running_for_down(pb: Playbook, store: StoreRunner, hosts: Hosts, progress: Progress,
+                           report: Report) -> None:
+    """Removing an overlay network goes through the store: a stopped store is started for the teardown (and stopped
+    again at its end); one that cannot run is skipped with a warning, and the overlay's removal may then fail."""
+    assert pb.store is not None
+    try:
+        conn = hosts.conn(pb.store.host)
+        if store.is_running(conn):
+            return
+        problem = store.missing_prerequisite(conn)
+        if problem is None:
+            progress.step(pb.store.host, f"{pb.store.backend} is not running: started for the teardown")
+            ensure_store(pb, store, hosts, progress, report)
+            return
+        why = problem
+    except Exception as exc:  # noqa: BLE001 - down goes on with what it can reach
+        why = f"cannot be reached: {str(exc)[:200]}"
+    report.skipped.append(f"{pb.store.host}: the {pb.store.backend} store {why}; its keys were not wiped")
+    progress.step(pb.store.host, f"store skipped: {why}")
 
 
 def remove_lab_containers(conn: Connection, lab: str) -> int:
@@ -435,9 +601,11 @@ def restore_daemon(inv: Inventory, lab_name: str, name: str, conn: Connection, m
         return  # labctl did not change this config, or another lab did (its own down restores it)
     current = read_json(conn, DAEMON_JSON) or {}
     sequence = daemon.restore_sequence(current, backup, docker0_address(conn))
+    if sequence:
+        write_journal(conn, lab_name, "daemon.json restored by down")
     for config in sequence:
         if config:
-            write_json(conn, DAEMON_JSON, config)
+            write_json(conn, DAEMON_JSON, config, mode="644")
         else:
             conn.run(f"rm -f {DAEMON_JSON}", hide=True)
         note = f" (bip {config['bip']} first: docker0 gets its old address back)" if config is not sequence[-1] \
@@ -445,6 +613,7 @@ def restore_daemon(inv: Inventory, lab_name: str, name: str, conn: Connection, m
         progress.step(name, f"daemon.json restored{note}; restarting dockerd")
         manager.restart(conn, dockerd_service(inv, name))
         wait_docker(conn)
+    clear_journal(conn)
     if sequence:
         report.add(name, "daemon.json restored, dockerd restarted" +
                    (", docker0 address restored" if len(sequence) > 1 else ""))

@@ -8,7 +8,7 @@ from typing import Any
 
 from fabric import Connection
 
-from labctl.executors.lab import overlay_vni
+from labctl.executors.lab import JOURNAL, overlay_vni
 from labctl.executors.remote import Hosts, failure_from
 from labctl.executors.services import manager_for
 from labctl.executors.store import StoreRunner
@@ -21,7 +21,8 @@ SEP = "--labctl-status--"
 
 def _query(label_filter: str, extra: str = "") -> str:
     f = shlex.quote(f"label={label_filter}")
-    return (f"docker version --format '{{{{.Server.Version}}}}'; echo {SEP}; "
+    return (f"test -e {JOURNAL} && echo journal; docker version --format '{{{{.Server.Version}}}}' 2>/dev/null; "
+            f"echo {SEP}; "
             f"docker network ls -q --filter {f} | xargs -r docker network inspect --format '{{{{json .}}}}'; "
             f"echo {SEP}; docker ps -aq --filter {f} | xargs -r docker inspect --format '{{{{json .}}}}'"
             + (f"; echo {SEP}; {extra}" if extra else ""))
@@ -39,7 +40,9 @@ def host_status(conn: Connection, label_filter: str, vnis: bool = True, extra: s
         members = {m.get("Name") for m in (n.get("Containers") or {}).values()}
         if n.get("Driver") == "overlay" and members & local_names:
             found[n["Name"]] = overlay_vni(conn, n["Name"])
-    return {"engine": version.strip(), "networks": networks, "containers": containers, "vnis": found,
+    pending = version.startswith("journal")
+    version = version.removeprefix("journal").strip()
+    return {"engine": version, "pending": pending, "networks": networks, "containers": containers, "vnis": found,
             "extra": more}
 
 
@@ -89,7 +92,7 @@ def summarize(inv: Inventory, pb: Playbook | None, raw: dict[str, dict[str, Any]
     for h in inv.docker_hosts:
         data = raw.get(h.name, {})
         host_rows.append({"name": h.name, "roles": list(h.roles), "engine": data.get("engine"),
-                          "error": data.get("error")})
+                          "error": data.get("error"), "state": engine_state(data)})
         for n in data.get("networks", []):
             cfg = (n.get("IPAM", {}).get("Config") or [{}])[0]
             entry = networks.setdefault(n["Name"], {
@@ -113,6 +116,34 @@ def summarize(inv: Inventory, pb: Playbook | None, raw: dict[str, dict[str, Any]
                               "containers": sorted(containers, key=lambda c: (c["host"], c["name"]))}
     if pb is not None:
         result["missing"] = missing(pb, result)
+        result["extra"] = extra(pb, result)
+    return result
+
+
+def engine_state(data: dict[str, Any]) -> str | None:
+    """Why the host's dockerd is not usable, or None when it is (or the host could not be asked: see error)."""
+    if data.get("error"):
+        return None
+    if data.get("pending"):
+        return ("dockerd restart pending: a run was interrupted while restarting it; `labctl up` or `labctl down` "
+                "finishes it")
+    if not data.get("engine"):
+        return "dockerd not running"
+    return None
+
+
+def extra(pb: Playbook, status: dict[str, Any]) -> list[str]:
+    """The lab's objects that the playbook no longer has: what `up` removes."""
+    wanted_ctrs = {(c.host, c.name) for c in pb.containers}
+    result = []
+    for n in status["networks"]:
+        net = next((x for x in pb.networks if x.name == n["name"]), None)
+        hosts = [h for h in n["hosts"] if net is None or (net.driver != "overlay" and h not in net.hosts)]
+        if n["lab"] == pb.name and hosts:
+            result.append(f"networks.{n['name']}: on {', '.join(hosts)}, not in the playbook (`up` removes it)")
+    for c in status["containers"]:
+        if c["lab"] == pb.name and (c["host"], c["name"]) not in wanted_ctrs:
+            result.append(f"containers.{c['name']}: on {c['host']}, not in the playbook (`up` removes it)")
     return result
 
 

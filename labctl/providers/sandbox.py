@@ -12,6 +12,7 @@ leftovers of a crashed run can be found and removed by name and PID, never by pa
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import ipaddress
 import json
 import os
@@ -19,8 +20,9 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -152,10 +154,54 @@ def read_state(paths: LabPaths) -> dict | None:
 
 
 def write_state(paths: LabPaths, state: dict) -> None:
-    tmp = paths.state + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(state, fh, indent=2, sort_keys=True)
-    os.replace(tmp, paths.state)
+    """Atomically, through a temporary file with a unique name (a killed run never leaves a half-written state)."""
+    fd, tmp = tempfile.mkstemp(prefix=".lab.json.", dir=os.path.dirname(paths.state))
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(state, fh, indent=2, sort_keys=True)
+        os.replace(tmp, paths.state)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise
+
+
+class SandboxLocked(LabctlError):
+    """Another labctl on this machine is building or removing the same sandbox lab. Exit 2: nothing was changed."""
+
+    exit_code = 2
+
+
+@contextlib.contextmanager
+def state_lock(lab: str, command: str, wait: int, progress: Progress) -> Iterator[None]:
+    """flock on <state root>/.<lab>.lock for the whole `sandbox up`/`down`: the kernel drops it when the process
+    dies, so a killed run never blocks the next. The file names its holder, for the refusal message."""
+    root = state_root()
+    os.makedirs(root, mode=0o700, exist_ok=True)
+    path = os.path.join(root, f".{lab}.lock")
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        deadline = time.monotonic() + max(0, wait)
+        announced = False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                holder = os.pread(fd, 500, 0).decode(errors="replace").strip() or "another labctl run"
+                if time.monotonic() >= deadline:
+                    raise SandboxLocked(f"sandbox lab {lab} is locked by {holder}; nothing was changed",
+                                        hint="let that run finish, or pass --wait SECONDS") from None
+                if not announced:
+                    progress.step(lab, f"waiting up to {wait}s for the sandbox lock held by {holder}")
+                    announced = True
+                time.sleep(0.2)
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"`labctl {command}` (pid {os.getpid()} on {socket.gethostname()}, since {now})".encode(), 0)
+        yield
+    finally:
+        os.close(fd)   # releases the flock
 
 
 def _cmdline(pid: int) -> list[str]:
