@@ -109,17 +109,22 @@ def must(env: dict[str, str], *args: str) -> tuple[float, float, subprocess.Comp
 
 
 SEED_SUBNET = "198.18.91.0/24"
-SEED_PLAYBOOK = ROOT / "playbooks" / "seed-overlay.yaml"
+SEED_PLAYBOOKS = {"kvstore": ROOT / "playbooks" / "seed-overlay.yaml",        # cluster store (etcd)
+                  "swarm": ROOT / "playbooks" / "seed-overlay-swarm.yaml"}    # swarm mode, no dockerd restart
 
 
-def measure_seed(work: Path, warm_runs: int = 3) -> dict[str, float]:
-    """The seed lab (store + 2 docker hosts, overlay + macvlan, 4 containers): cold up, warm up (median of
-    `warm_runs`), verify, down, on fresh sandbox hosts of its own (lab `benchseed`)."""
+def measure_seeds(work: Path) -> dict[str, dict[str, float]]:
+    return {plane: measure_seed(work, plane) for plane in SEED_PLAYBOOKS}
+
+
+def measure_seed(work: Path, plane: str = "kvstore", warm_runs: int = 3) -> dict[str, float]:
+    """The seed lab (2 docker hosts, overlay + macvlan, 4 containers) on one control plane: cold up, warm up
+    (median of `warm_runs`), verify, down, on fresh sandbox hosts of its own (lab `benchseed`)."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     inv = work / "benchseed.yaml"
     inv.write_text(f"name: benchseed\nprovider: sandbox\nunderlay: {{subnet: {SEED_SUBNET}}}\nhosts:\n"
                    "  store: {roles: [store]}\n  node1: {roles: [docker]}\n  node2: {roles: [docker]}\n")
-    lab = ("-i", str(inv), "-p", str(SEED_PLAYBOOK))
+    lab = ("-i", str(inv), "-p", str(SEED_PLAYBOOKS[plane]))
     must(env, "sandbox", "down", "-i", str(inv))
     must(env, "sandbox", "up", "-i", str(inv))
     try:
@@ -133,13 +138,18 @@ def measure_seed(work: Path, warm_runs: int = 3) -> dict[str, float]:
             "verify_s": verify_s, "verify_ok": float(res.returncode == 0), "down_s": down}
 
 
-def seed_line(seed: dict[str, float]) -> str:
-    if not seed:
+def seed_line(seeds: dict) -> str:
+    if not seeds:
         return "Seed lab: not measured (--no-seed)."
-    return (f"Seed lab (playbooks/seed-overlay.yaml, 3 sandbox hosts): cold `up` {seed['up_cold_s']:.1f}s, warm `up` "
-            f"{seed['up_warm_s']:.1f}s (median of 3, max {seed['up_warm_max_s']:.1f}s; target < 3 s), `verify` "
-            f"{seed['verify_s']:.1f}s ({'all passing' if seed['verify_ok'] else 'MISMATCHES'}), `down` "
-            f"{seed['down_s']:.1f}s.")
+    if "up_cold_s" in seeds:  # results.json of an older run: the cluster-store lab only
+        seeds = {"kvstore": seeds}
+    lines = []
+    for plane, seed in seeds.items():
+        lines.append(f"Seed lab on {plane} ({SEED_PLAYBOOKS[plane].relative_to(ROOT)}, sandbox hosts): cold `up` "
+                     f"{seed['up_cold_s']:.1f}s, warm `up` {seed['up_warm_s']:.1f}s (median of 3, max "
+                     f"{seed['up_warm_max_s']:.1f}s; target < 3 s), `verify` {seed['verify_s']:.1f}s "
+                     f"({'all passing' if seed['verify_ok'] else 'MISMATCHES'}), `down` {seed['down_s']:.1f}s.")
+    return "\n\n".join(lines)
 
 
 class Bench:
@@ -307,7 +317,7 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-def write_results(rows: list[Row], info: dict[str, str], seed: dict[str, float]) -> None:
+def write_results(rows: list[Row], info: dict[str, str], seed: dict) -> None:
     (ROOT / "bench" / "results.json").write_text(json.dumps(
         {"machine": info, "seed": seed, "rows": [asdict(r) | {"checks_per_s": r.checks_per_s, "up_ratio": r.up_ratio,
                                                   "verify_ratio": r.verify_ratio, "up_floor_s": r.up_floor_s,
@@ -384,7 +394,7 @@ def main() -> int:
         return 2
     if args.seed_only:
         with tempfile.TemporaryDirectory(prefix="labctl-bench-") as tmp:
-            seed = measure_seed(Path(tmp))
+            seed = measure_seeds(Path(tmp))
         print(seed_line(seed))
         path = ROOT / "bench" / "results.json"
         if not args.no_write and path.exists():
@@ -395,7 +405,7 @@ def main() -> int:
     sizes = args.sizes or default_sizes()
     rows = []
     with tempfile.TemporaryDirectory(prefix="labctl-bench-") as tmp:
-        seed = {} if args.no_seed else measure_seed(Path(tmp))
+        seed = {} if args.no_seed else measure_seeds(Path(tmp))
         print(seed_line(seed), file=sys.stderr, flush=True)
         for hosts, per_host in sizes:
             print(f"--- {hosts} docker hosts x {per_host} containers", file=sys.stderr, flush=True)

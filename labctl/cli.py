@@ -25,6 +25,7 @@ from labctl.executors.remote import Hosts
 from labctl.executors.services import manager_for
 from labctl.model.inventory import Inventory, load_inventory
 from labctl.model.playbook import Playbook, load_playbook
+from labctl.plan.controlplane import needs_decision
 from labctl.providers import registry, sandbox
 from labctl.ui import Progress
 
@@ -200,6 +201,14 @@ def cmd_sandbox_list(args: argparse.Namespace, progress: Progress) -> int:
     return 0
 
 
+CONTROL_RULES = {
+    "auto": "auto: kvstore (the playbook's store) when every docker host's engine can use it, else swarm; "
+            "decided by `up` from the engines, which `validate` does not ask",
+    "kvstore": "kvstore (cluster store; Docker Engine 20.10 or older on every docker host)",
+    "swarm": "swarm (swarm mode; Docker Engine 17.06 or later, current engines included)",
+}
+
+
 def cmd_validate(args: argparse.Namespace, progress: Progress) -> int:
     inv = load(args)
     print(f"{inv.source}: ok ({inv.provider}, {len(inv.hosts)} hosts, {len(inv.docker_hosts)} docker)")
@@ -208,6 +217,8 @@ def cmd_validate(args: argparse.Namespace, progress: Progress) -> int:
         check_image_archives(pb)
         print(f"{pb.source}: ok ({len(pb.networks)} networks, {len(pb.containers)} containers, "
               f"store: {pb.store.url if pb.store else 'none'})")
+        if needs_decision(pb):
+            print(f"  overlay control plane: {CONTROL_RULES[pb.control]}")
         for net in pb.networks:
             for host, rng in net.host_ranges:
                 print(f"  {net.name} ({net.driver}) on {host}: dynamic addresses from {rng}")
@@ -399,6 +410,12 @@ def print_status(result: dict) -> None:
         ctrs.add_row(*map(escape, (c["name"], c["host"], c["state"] or "", addrs)))
     for table in (hosts, nets, ctrs):
         console.print(table)
+    control = result.get("control")
+    if control:
+        members = ", ".join(f"{h} {v['swarm']}" + (f" (VTEP {v['vtep']})" if v["vtep"] else "")
+                            for h, v in control["hosts"].items())
+        console.print(escape(f"overlay control plane: {control['plane'] or 'none yet'} (requested: "
+                             f"{control['requested']}); swarm: {members or '-'}"))
     store = result.get("store")
     if store:
         state = store["error"] or ("running" if store["running"] else "not running")

@@ -8,6 +8,7 @@ import time
 from typing import IO
 
 from rich.console import Console
+from rich.markup import escape
 
 
 class Progress:
@@ -24,14 +25,6 @@ class Progress:
         if self.quiet:
             return
         with self._lock:
-            self.console.print(f"[dim]{self.elapsed():6.1f}s[/dim] [bold cyan]{host:<10}[/bold cyan] {message}",
-                               markup=True)
-
-    def info(self, message: str) -> None:
-        if not self.quiet:
-            with self._lock:
-                self.console.print(message, markup=False)
-
-    def warn(self, message: str) -> None:
-        with self._lock:
-            self.console.print(f"[yellow]warning:[/yellow] {message}", markup=True)
+            # host names and messages carry user text (names, Docker's errors): escaped, never read as markup
+            self.console.print(f"[dim]{self.elapsed():6.1f}s[/dim] [bold cyan]{escape(f'{host:<10}')}[/bold cyan] "
+                               f"{escape(message)}", markup=True)

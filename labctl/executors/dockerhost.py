@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 from fabric import Connection
 
 from labctl.errors import LabctlError
@@ -27,11 +25,6 @@ def wait_docker(conn: Connection, timeout: int = DOCKER_READY_TIMEOUT) -> None:
     cmd = f"timeout {int(timeout)} sh -c 'until docker info >/dev/null 2>&1; do sleep 0.1; done'"
     if not conn.run(cmd, warn=True, hide=True).ok:
         raise LabctlError(f"docker did not answer within {timeout}s")
-
-
-def docker_info(conn: Connection) -> dict:
-    res = conn.run("docker info --format '{{json .}}'", hide=True)
-    return dict(json.loads(str(res.stdout)))
 
 
 def ensure_engine(conn: Connection, host: str, svc: Service, manager: ServiceManager, progress: Progress) -> bool:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from fabric import Connection
 
 from labctl.errors import HostFailure, HostsFailed, LabctlError, StepFailed
+from labctl.executors import swarm as swarm_exec
 from labctl.executors.dockerhost import sandbox_dockerd, wait_docker
 from labctl.executors.labimages import ensure_images
 from labctl.executors.local import tail
@@ -19,7 +20,9 @@ from labctl.executors.services import Service, ServiceManager, manager_for
 from labctl.executors.store import StoreRunner, check_store_reachable
 from labctl.model.inventory import Inventory
 from labctl.model.playbook import Playbook
-from labctl.plan import daemon
+from labctl.plan import controlplane, daemon
+from labctl.plan import swarm as swarm_plan
+from labctl.plan.controlplane import Engine
 from labctl.plan.docker_errors import explain
 from labctl.plan.lab import (
     LABEL,
@@ -45,6 +48,7 @@ from labctl.plan.overlay import (
     warm_command,
 )
 from labctl.plan.preflight import HostFacts, preflight_problems, underlay_problems
+from labctl.plan.swarm import SwarmFacts
 from labctl.ui import Progress
 
 DAEMON_JSON = "/etc/docker/daemon.json"
@@ -213,7 +217,21 @@ def up(inv: Inventory, pb: Playbook, hosts: Hosts, progress: Progress) -> Report
     recover_engines(inv, pb, hosts, docker_names, manager, store, progress, report)
     progress.step("all", "preflight: engines, IDs, hostnames, interfaces, daemon.json, names and subnets in use")
     facts = hosts.each(lambda n, c: host_facts(c, n, pb.name), docker_names, step="preflight")
-    problems = preflight_problems(pb, facts) + underlay_problems(inv, facts)
+    problems: list[str] = []
+    swarm_facts: dict[str, SwarmFacts] = {}
+    if controlplane.needs_decision(pb):
+        decision = controlplane.decide(pb.control, pb.store.backend if pb.store else None,
+                                       [Engine(n, f.engine_version, f.consul_backend) for n, f in facts.items()])
+        progress.step("all", f"overlay control plane: {decision.control} ({decision.why})")
+        problems += decision.problems
+        pb = controlplane.effective(pb, decision.control)
+        if decision.control == "swarm":
+            store = None
+            swarm_facts = swarm_exec.gather(hosts, docker_names)
+            problems += swarm_plan.problems(pb, swarm_facts, docker_names[0])
+            problems += [f"[{n}] /etc/docker/daemon.json has live-restore: swarm mode refuses to run with it; "
+                         "remove it there" for n, f in facts.items() if f.daemon_json.get("live-restore") is True]
+    problems += preflight_problems(pb, facts) + underlay_problems(inv, facts)
     if store is not None and pb.store is not None:
         problem = store.missing_prerequisite(hosts.conn(pb.store.host))
         problems += [problem] if problem else []
@@ -227,6 +245,9 @@ def up(inv: Inventory, pb: Playbook, hosts: Hosts, progress: Progress) -> Report
         ensure_store(pb, store, hosts, progress, report)
         check_store_reachable(pb, hosts, docker_names)
     configure_daemons(inv, pb, hosts, facts, manager, progress, report)
+    if pb.control == "swarm":
+        addresses = {n: underlay_address(inv, f) for n, f in facts.items()}
+        report.changes += swarm_exec.ensure(pb.name, hosts, docker_names, addresses, swarm_facts, progress)
     nets = hosts.each(lambda n, c: lab_networks(c, pb.name), docker_names, step="list networks")
     ctrs = hosts.each(lambda n, c: lab_containers(c, pb.name), docker_names, step="list containers")
     try:
@@ -235,7 +256,8 @@ def up(inv: Inventory, pb: Playbook, hosts: Hosts, progress: Progress) -> Report
         run_steps(hosts, drift_nets, progress, report, "drift: networks")
         run_steps(hosts, plan_detach(pb, inv, nets), progress, report, "detach from changed networks")
         run_steps(hosts, plan_networks(pb, inv, nets), progress, report, "networks")
-        wait_overlays_visible(pb, hosts, docker_names, progress)
+        if pb.control != "swarm":  # a swarm worker lists an attachable overlay only once a container joins it
+            wait_overlays_visible(pb, hosts, docker_names, progress)
         now = hosts.each(lambda n, c: lab_containers(c, pb.name), docker_names, step="list containers")
         run_steps(hosts, plan_containers(pb, now), progress, report, "containers")
     except HostsFailed as exc:
@@ -243,6 +265,13 @@ def up(inv: Inventory, pb: Playbook, hosts: Hosts, progress: Progress) -> Report
         raise
     wait_overlay_gossip(pb, hosts, progress)
     return report
+
+
+def underlay_address(inv: Inventory, f: HostFacts) -> str:
+    addrs = f.addresses.get(inv.underlay_interface, ())
+    if not addrs:  # underlay_problems refused this in preflight already
+        raise LabctlError(f"[{f.name}] no IPv4 address on {inv.underlay_interface}")
+    return addrs[0]
 
 
 def rollback(pb: Playbook, hosts: Hosts, names: list[str], before_nets: dict[str, dict[str, Existing]],
@@ -294,7 +323,7 @@ def recover_engines(inv: Inventory, pb: Playbook, hosts: Hosts, names: list[str]
 
     def fix(n: str, c: Connection) -> None:
         progress.step(n, f"{todo[n]}: restarting dockerd (the lab's containers here are created again)")
-        if not todo[n].startswith("dockerd is not running"):
+        if docker_answers(c):  # a journal alone does not say whether the killed run had stopped dockerd yet
             remove_lab_containers(c, pb.name)
         manager.stop(c, dockerd_service(inv, n))
         start_dockerd(inv, n, c, manager)
@@ -311,6 +340,10 @@ def recover_engines(inv: Inventory, pb: Playbook, hosts: Hosts, names: list[str]
                 raise
             skipped.update({f.host: f"dockerd could not be started: {f.stderr_tail[-200:]}" for f in exc.failures})
     return skipped
+
+
+def docker_answers(conn: Connection) -> bool:
+    return bool(conn.run("timeout 20 docker version --format '{{.Server.Version}}'", hide=True, warn=True).ok)
 
 
 def _engine_states(hosts: Hosts, names: list[str], strict: bool) -> dict[str, str]:
@@ -553,6 +586,7 @@ def down(inv: Inventory, pb: Playbook, hosts: Hosts, progress: Progress) -> Repo
     hosts.each(remove_containers, docker_names, step="remove containers")
     for name in docker_names:  # sequential: overlay removal must not race between hosts
         remove_networks(name, hosts.conn(name))
+    report.changes += swarm_exec.leave(pb.name, hosts, docker_names, progress)
     hosts.each(lambda n, c: restore_daemon(inv, pb.name, n, c, manager, progress, report), docker_names,
                step="restore daemon config")
     if store is not None and pb.store is not None and pb.store.host not in skipped:
@@ -562,12 +596,13 @@ def down(inv: Inventory, pb: Playbook, hosts: Hosts, progress: Progress) -> Repo
 
 def store_running_for_down(pb: Playbook, store: StoreRunner, hosts: Hosts, progress: Progress,
                            report: Report) -> None:
-    """Removing an overlay network goes through the store: a stopped store is started for the teardown (and stopped
-    again at its end); one that cannot run is skipped with a warning, and the overlay's removal may then fail."""
+    """Removing an overlay network goes through the store: a stopped store that still holds data is started for the
+    teardown (and stopped again at its end); one that cannot run is skipped with a warning, and the overlay's removal
+    may then fail. A stopped store without data (an earlier down removed it) is left alone: nothing to wipe."""
     assert pb.store is not None
     try:
         conn = hosts.conn(pb.store.host)
-        if store.is_running(conn):
+        if store.is_running(conn) or not store.has_data(conn):
             return
         problem = store.missing_prerequisite(conn)
         if problem is None:
@@ -628,6 +663,8 @@ def stop_store(pb: Playbook, store: StoreRunner, hosts: Hosts, progress: Progres
     if store.stop(conn):
         progress.step(pb.store.host, f"{pb.store.backend} stopped")
         report.add(pb.store.host, f"{pb.store.backend} stopped")
+    if store.remove_data(conn):
+        report.add(pb.store.host, f"store data {pb.store.data_dir} removed")
 
 
 def overlay_vni(conn: Connection, network: str) -> int | None:

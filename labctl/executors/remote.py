@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-import shlex
+import secrets
+import stat
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
@@ -15,6 +16,7 @@ from invoke.exceptions import UnexpectedExit
 
 from labctl.errors import HostFailure, HostsFailed, LabctlError, StepFailed
 from labctl.executors.local import tail
+from labctl.plan.lock import PRIVATE_DIR
 from labctl.providers.base import Endpoint
 
 T = TypeVar("T")
@@ -90,30 +92,23 @@ class Hosts:
         try:
             results = group.run(command, hide=True)
         except GroupException as exc:
-            failures, ok = [], {}
-            for c, res in exc.result.items():
-                host = by_conn[id(c)]
-                if isinstance(res, BaseException):
-                    failures.append(failure_from(host, res, command))
-                else:
-                    ok[host] = res.stdout
-            raise HostsFailed(step or command, failures, ok) from None
-        return {by_conn[id(c)]: r.stdout for c, r in results.items()}
+            results = exc.result
+        outcomes = {by_conn[id(c)]: r if isinstance(r, BaseException) else str(r.stdout) for c, r in results.items()}
+        return settle(outcomes, step or command, command)
 
     def each(self, fn: Callable[[str, Connection], T], names: Iterable[str] | None = None,
              step: str = "", workers: int = 16) -> dict[str, T]:
         """Run fn(host, connection) for every host in parallel; all failures reported, successes kept."""
         names = list(names if names is not None else self.endpoints)
-        results: dict[str, T] = {}
-        failures: list[HostFailure] = []
+        outcomes: dict[str, T | BaseException] = {}
         pool = ThreadPoolExecutor(max_workers=max(1, min(workers, len(names))))
         futures = {n: pool.submit(fn, n, self.conn(n)) for n in names}
         try:
             for n, fut in futures.items():
                 try:
-                    results[n] = fut.result()
+                    outcomes[n] = fut.result()
                 except Exception as exc:  # noqa: BLE001 - every host's failure is reported, none hides others
-                    failures.append(failure_from(n, exc))
+                    outcomes[n] = exc
         except KeyboardInterrupt:
             # Ctrl-C: do not wait for the hosts' running commands (a verify round can take minutes). Closing the
             # connections ends their channels, so the worker threads return at once; what runs remotely is
@@ -122,10 +117,31 @@ class Hosts:
             self.close()
             raise
         pool.shutdown(wait=True)
-        if failures:
-            raise HostsFailed(step or "step", failures, results)
-        return results
+        return settle(outcomes, step or "step")
 
 
-def q(value: str) -> str:
-    return shlex.quote(value)
+def settle(outcomes: dict[str, T | BaseException], step: str, command: str = "") -> dict[str, T]:
+    """The hosts' results, or HostsFailed naming every failed host (with the successes kept in it)."""
+    ok: dict[str, T] = {h: r for h, r in outcomes.items() if not isinstance(r, BaseException)}
+    failures = [failure_from(h, r, command) for h, r in outcomes.items() if isinstance(r, BaseException)]
+    if failures:
+        raise HostsFailed(step, failures, ok)
+    return ok
+
+
+def put_private(conn: Connection, data: bytes, stem: str, suffix: str = "") -> str:
+    """Upload data as a new file in the host's root-only labctl directory, under a name no one can predict
+    (not a fixed /tmp path another user could prepare as a symlink); returns its path. The caller removes it."""
+    sftp = conn.sftp()
+    try:
+        mode = sftp.stat(PRIVATE_DIR).st_mode
+    except FileNotFoundError:
+        sftp.mkdir(PRIVATE_DIR, 0o700)
+        mode = None
+    if mode is not None and stat.S_IMODE(mode) != 0o700:
+        sftp.chmod(PRIVATE_DIR, 0o700)
+    path = f"{PRIVATE_DIR}/{stem}-{secrets.token_hex(8)}{suffix}"
+    with sftp.open(path, "wx") as fh:
+        fh.chmod(0o600)
+        fh.write(data)
+    return path

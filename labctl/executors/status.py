@@ -8,12 +8,14 @@ from typing import Any
 
 from fabric import Connection
 
+from labctl.executors import swarm as swarm_exec
 from labctl.executors.lab import JOURNAL, overlay_vni
 from labctl.executors.remote import Hosts, failure_from
 from labctl.executors.services import manager_for
 from labctl.executors.store import StoreRunner
 from labctl.model.inventory import Inventory
 from labctl.model.playbook import Playbook
+from labctl.plan.controlplane import needs_decision
 from labctl.plan.lab import LABEL
 
 SEP = "--labctl-status--"
@@ -67,11 +69,28 @@ def gather(inv: Inventory, pb: Playbook | None, hosts: Hosts, vnis: bool = True,
 
     hosts.each(one, names + ([store_host] if store_host and store_host not in names else []), step="status")
     result = summarize(inv, pb, raw)
+    if pb is not None and needs_decision(pb):
+        result["control"] = control_status(pb, hosts, [n for n in names if "error" not in raw.get(n, {})])
     if extra:
         result["extra"] = {n: r.get("extra", "") for n, r in raw.items() if "error" not in r}
     if store_host is not None:
         result["store"] = store
     return result
+
+
+def control_status(pb: Playbook, hosts: Hosts, names: list[str]) -> dict[str, Any]:
+    """The overlay's control plane as the hosts show it: swarm where labctl made a swarm for this lab, else the
+    cluster store when the playbook has one; per host its swarm role and the VTEP address (swarm's NodeAddr)."""
+    facts = swarm_exec.gather(hosts, names) if names else {}
+    roles = swarm_exec.describe(facts)
+    if any(f.marker_lab == pb.name for f in facts.values()):
+        plane = "swarm"
+    elif pb.store is not None and pb.control != "swarm":
+        plane = "kvstore"
+    else:
+        plane = None
+    return {"plane": plane, "requested": pb.control,
+            "hosts": {n: {"swarm": roles[n], "vtep": f.address or None} for n, f in facts.items()}}
 
 
 def store_status(inv: Inventory, pb: Playbook, hosts: Hosts) -> dict[str, Any]:

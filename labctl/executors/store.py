@@ -61,6 +61,18 @@ class StoreRunner:
             raise LabctlError(f"[{self.store.host}] {self.plan.backend} not healthy within {HEALTH_TIMEOUT}s "
                               f"(`{self.plan.health}`); its log:\n{self.log_tail(conn)}")
 
+    def has_data(self, conn: Connection) -> bool:
+        """Whether the data directory holds anything (the keys of a store that is stopped may still be in it)."""
+        d = shlex.quote(self.store.data_dir)
+        return bool(conn.run(f'[ -d {d} ] && [ -n "$(ls -A {d})" ]', hide=True, warn=True).ok)
+
+    def remove_data(self, conn: Connection) -> bool:
+        """The data directory goes with the lab (it is confined under /var/lib/labctl/ by the playbook's validation)."""
+        if not conn.run(f"test -e {shlex.quote(self.store.data_dir)}", hide=True, warn=True).ok:
+            return False
+        conn.run(f"rm -rf -- {shlex.quote(self.store.data_dir)}", hide=True)
+        return True
+
     def wipe(self, conn: Connection) -> bool:
         """Remove the keys Docker wrote; False when there were none (or the store does not answer)."""
         return bool(conn.run(self.plan.wipe, hide=True, warn=True).ok)

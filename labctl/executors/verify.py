@@ -4,24 +4,24 @@ PINGS_AT_ONCE per source and SOURCES_AT_ONCE sources per host at a time, the who
 
 from __future__ import annotations
 
-import io
-import os
 import re
 import shlex
-import threading
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from fabric import Connection
 
-from labctl.executors.remote import Hosts
+from labctl.executors import swarm as swarm_exec
+from labctl.executors.remote import Hosts, put_private
 from labctl.executors.services import manager_for
 from labctl.executors.status import gather as gather_status
 from labctl.executors.store import StoreRunner
 from labctl.model.inventory import Inventory
 from labctl.model.playbook import Playbook
+from labctl.plan.controlplane import effective
 from labctl.plan.store import reachability_probe
+from labctl.plan.swarm import blocked_ports
 from labctl.plan.verify import Check, Diagnosis, Facts, Result, derive, explain, sample
 from labctl.ui import Progress
 
@@ -127,10 +127,9 @@ def _probe_round(hosts: Hosts, checks: list[Check], indices: list[int], results:
         progress.step(host, f"{what}: {len(per_host[host])} from "
                             f"{len({c.src for _, c in per_host[host]})} container(s)")
         # Sent as a file: for big labs the script outgrows the 128 KiB a single command-line argument may have.
-        # /tmp exists on every host; the name is unique per controller process and thread. Run and removal are
-        # one round trip.
-        path = f"/tmp/labctl-verify-probes-{os.getpid()}-{threading.get_ident()}.sh"
-        conn.put(io.BytesIO(probe_script(per_host[host], pings_at_once, sources_at_once).encode()), path)
+        # Run and removal are one round trip.
+        path = put_private(conn, probe_script(per_host[host], pings_at_once, sources_at_once).encode(),
+                           "verify-probes", ".sh")
         q = shlex.quote(path)
         out = conn.run(f"sh {q}; rc=$?; rm -f {q}; exit $rc", hide=True, warn=True).stdout
         return parse_probe_output(str(out))
@@ -163,6 +162,15 @@ def diagnose(inv: Inventory, pb: Playbook, hosts: Hosts, status: dict[str, Any],
         return missing, [r.strip() for r in rules if r.strip()], store_open
 
     per_host = hosts.each(host_diag, names, step="diagnosis")
+    swarm_out: dict[str, str] = {}
+    swarm_drops: dict[str, list[str]] = {}
+    if pb.control == "swarm":
+        for n, f in swarm_exec.gather(hosts, names).items():
+            if f.state != "active":
+                swarm_out[n] = f.state or "dockerd not answering"
+            rules = [r for r in f.blocked if blocked_ports(r)]
+            if rules:
+                swarm_drops[n] = rules
     store_ok, detail = None, ""
     if pb.store is not None:
         runner = StoreRunner(pb, manager_for(inv.provider))
@@ -176,13 +184,18 @@ def diagnose(inv: Inventory, pb: Playbook, hosts: Hosts, status: dict[str, Any],
                      vxlan_drops={h: r for h, (_, r, _) in per_host.items() if r},
                      underlay_mtu={h: u[1] for h, u in underlay.items()},
                      actual_networks=actual, provider=inv.provider, unreachable_hosts=unreachable,
-                     store_unreachable_from=[h for h, (_, _, ok) in per_host.items() if store_ok and not ok])
+                     store_unreachable_from=[h for h, (_, _, ok) in per_host.items() if store_ok and not ok],
+                     control="swarm" if pb.control == "swarm" else "kvstore", swarm_out=swarm_out,
+                     swarm_drops=swarm_drops)
 
 
 def verify(inv: Inventory, pb: Playbook, hosts: Hosts, progress: Progress, sampled: bool = False) -> Verdict:
     t0 = time.monotonic()
     progress.step("all", "gathering containers, addresses and underlay addresses")
     status = gather_status(inv, pb, hosts, vnis=False, extra=underlay_query(inv.underlay_interface))
+    plane = (status.get("control") or {}).get("plane")
+    if plane:  # the playbook as the hosts run it (auto with a store may run on swarm: then no store to diagnose)
+        pb = effective(pb, plane)
     unreachable = {h["name"]: h["error"] for h in status["hosts"] if h["error"]}
     underlay = {n: parse_underlay(out) for n, out in status["extra"].items() if n not in unreachable}
     facts = facts_from(status, underlay)

@@ -34,7 +34,9 @@ PORT_RE = re.compile(r"^((\d{1,3}\.){3}\d{1,3}:)?(\d{1,5}:)?\d{1,5}(/(tcp|udp|sc
 DEFAULT_BIP_PATTERN = "172.17.{octet}.1/24"
 DOCKER_DEFAULT_POOL = ipaddress.ip_network("172.17.0.0/16")
 
-TOP_FIELDS = ("name", "store", "docker0", "networks", "containers", "images", "expect")
+TOP_FIELDS = ("name", "overlay", "store", "docker0", "networks", "containers", "images", "expect")
+OVERLAY_FIELDS = ("control",)
+CONTROLS = ("auto", "kvstore", "swarm")   # labctl.plan.controlplane decides `auto` from the hosts' engines
 STORE_FIELDS = ("backend", "data_dir", "port", "image")
 DOCKER0_FIELDS = ("bip",)
 NETWORK_FIELDS = ("driver", "subnet", "gateway", "ip_range", "bridge_name", "parent", "mtu", "hosts", "options")
@@ -69,6 +71,7 @@ class Network:
     mtu: int | None = None
     options: tuple[tuple[str, str], ...] = ()
     host_ranges: tuple[tuple[str, str], ...] = ()  # macvlan: computed disjoint ip_range per host
+    attachable: bool = False                     # overlay under swarm: standalone containers may join it
 
     @property
     def is_local(self) -> bool:
@@ -121,9 +124,7 @@ class Playbook:
     containers: tuple[Container, ...]
     expect: tuple[Expectation, ...] = field(default_factory=tuple)
     images: tuple[tuple[str, str], ...] = ()  # image ref -> archive on the controller (path relative to the file)
-
-    def image_archive(self, ref: str) -> str | None:
-        return dict(self.images).get(ref)
+    control: str = "auto"                     # overlay control plane: auto | kvstore | swarm
 
     def network(self, name: str) -> Network:
         return next(n for n in self.networks if n.name == name)
@@ -148,7 +149,12 @@ def parse_playbook(text: str, source: str, inv: Inventory) -> Playbook:
         c.add("name", f"{short(name)} is not a valid lab name (letters, digits, '_', '.', '-')")
     host_addr = _host_addresses(inv)
     networks = _networks(c, top.get("networks"), inv)
-    store = _store(c, top.get("store"), inv, host_addr, any(n.driver == "overlay" for n in networks))
+    control = _control(c, top.get("overlay"))
+    store = _store(c, top.get("store"), inv, host_addr, control == "kvstore" and any(n.driver == "overlay"
+                                                                                     for n in networks))
+    if control == "swarm" and store is not None:
+        c.add("store", "not used with `overlay: {control: swarm}` (swarm mode is its own control plane): remove "
+                       "`store:`, or use control auto or kvstore")
     bips = _bips(c, top.get("docker0"), inv, host_addr)
     _check_overlaps(c, networks, bips, inv)
     containers = _containers(c, top.get("containers"), inv, {n.name: n for n in networks})
@@ -158,7 +164,14 @@ def parse_playbook(text: str, source: str, inv: Inventory) -> Playbook:
     if c.problems:
         raise ValidationError(c.problems)
     return Playbook(source=source, name=str(name), store=store, bips=bips, networks=tuple(networks),
-                    containers=tuple(containers), expect=tuple(expect), images=images)
+                    containers=tuple(containers), expect=tuple(expect), images=images, control=control)
+
+
+def _control(c: Collector, value: object) -> str:
+    raw = c.mapping(value, "overlay", OVERLAY_FIELDS)
+    if "control" not in raw:
+        return "auto"
+    return c.choice(raw.get("control"), "overlay.control", CONTROLS) or "auto"
 
 
 EXPECT_TARGETS = {"to": "container", "to_host": "host", "to_address": "address", "to_name": "name"}
@@ -274,7 +287,8 @@ def _store(c: Collector, value: object, inv: Inventory, host_addr: dict[str, ipa
            needed: bool) -> Store | None:
     if value is None:
         if needed:
-            c.add("store", "overlay networks need a cluster store: add `store: {backend: etcd}` (or consul)")
+            c.add("store", "overlay networks with `control: kvstore` need a cluster store: add `store: {backend: "
+                           "etcd}` (or consul), or use `overlay: {control: swarm}` (or auto)")
         return None
     raw = c.mapping(value, "store", STORE_FIELDS, required=("backend",))
     backend = c.choice(raw.get("backend"), "store.backend", BACKENDS) if "backend" in raw else None

@@ -43,9 +43,12 @@ def spec_hash(obj: object) -> str:
 
 
 def network_spec(net: Network, host: str) -> dict:
-    return {"driver": net.driver, "subnet": str(net.subnet), "gateway": str(net.gateway or ""),
+    spec = {"driver": net.driver, "subnet": str(net.subnet), "gateway": str(net.gateway or ""),
             "ip_range": net.range_for(host) or "", "bridge": net.bridge_name or "", "parent": net.parent or "",
             "mtu": net.mtu or 0, "options": list(net.options)}
+    if net.attachable:  # only then: the specs (and hashes) of cluster-store overlays stay as they were
+        spec["attachable"] = True
+    return spec
 
 
 def recipe(spec: dict) -> str:
@@ -57,6 +60,8 @@ def network_create(pb: Playbook, net: Network, host: str) -> str:
     argv = ["docker", "network", "create", "--driver", net.driver, "--subnet", str(net.subnet),
             "--label", f"{LABEL}={pb.name}", "--label", f"{SPEC_LABEL}={spec_hash(spec)}",
             "--label", f"{RECIPE_LABEL}={recipe({'name': net.name, **spec})}"]
+    if net.attachable:
+        argv.append("--attachable")
     if net.gateway:
         argv += ["--gateway", str(net.gateway)]
     rng = net.range_for(host)
@@ -253,7 +258,7 @@ def network_from_recipe(text: str) -> Network | None:
                        gateway=ipaddress.IPv4Address(r["gateway"]) if r["gateway"] else None,
                        ip_range=ipaddress.IPv4Network(r["ip_range"]) if r["ip_range"] else None, hosts=(),
                        bridge_name=r["bridge"] or None, parent=r["parent"] or None, mtu=int(r["mtu"]) or None,
-                       options=tuple((str(k), str(v)) for k, v in r["options"]))
+                       options=tuple((str(k), str(v)) for k, v in r["options"]), attachable=bool(r.get("attachable")))
     except (ValueError, TypeError, KeyError):
         return None
 

@@ -58,7 +58,10 @@ def lock_script(holder: Holder, wait: int) -> str:
         f"mkdir -p {LOCK_DIR} && chmod 700 {PRIVATE_DIR} {LOCK_DIR} || exit 4",
         f"exec 9>>{LOCK_FILE}",
         "if ! flock -n 9; then",
-        f'  echo "BUSY $({record})"',
+        # the holder writes its record just after taking the lock: give it a moment before saying "no record"
+        f'  r="$({record})"; i=0',
+        f'  while [ -z "$r" ] && [ $i -lt 20 ]; do sleep 0.1; r="$({record})"; i=$((i+1)); done',
+        '  echo "BUSY $r"',
         f"  {give_up}",
         "fi",
         f'echo "LOCKED $({record})"',

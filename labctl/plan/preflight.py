@@ -37,14 +37,7 @@ def engine_major(version: str) -> int:
 
 def preflight_problems(pb: Playbook, facts: dict[str, HostFacts]) -> list[str]:
     problems: list[str] = []
-    for f in facts.values():
-        if pb.store is not None and engine_major(f.engine_version) >= 23:
-            problems.append(f"[{f.name}] Docker Engine {f.engine_version} has no cluster-store (removed in 23.0): "
-                            "the classic overlay needs Engine <= 20.10; use swarm mode or Engine 20.10 on this host")
-        if pb.store is not None and pb.store.backend == "consul" and not f.consul_backend:
-            problems.append(f"[{f.name}] dockerd {f.engine_version} is built without the Consul backend (Debian's "
-                            "docker.io has etcd and zookeeper only): use `store: {backend: etcd}`, or install "
-                            "upstream Docker CE 20.10.24 binaries")
+    # Whether the engines can carry the overlay (cluster store or swarm) is plan.controlplane's decision.
     by_id: dict[str, list[str]] = defaultdict(list)
     by_name: dict[str, list[str]] = defaultdict(list)
     for f in facts.values():

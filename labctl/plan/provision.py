@@ -13,13 +13,15 @@ Pure: facts in, steps out (a step without command is a no-op with its reason).
 
 from __future__ import annotations
 
+import re
 import shlex
 from dataclasses import dataclass, field
 
 from labctl.model.inventory import Inventory
 from labctl.model.playbook import Playbook
+from labctl.plan.controlplane import kvstore_refusal
 from labctl.plan.lab import Step
-from labctl.plan.preflight import engine_major
+from labctl.plan.lock import PRIVATE_DIR
 from labctl.plan.store import CONSUL_BIN
 
 DOCKER_CE_VERSION = "20.10.24"
@@ -92,7 +94,7 @@ def plan_provision(inv: Inventory, pb: Playbook, facts: dict[str, ProvisionFacts
         if needs_docker and upstream_docker and h.is_docker:
             _docker_ce(plan, f, packages, commands, docker_ce_sha256)
         elif needs_docker:
-            _docker_io(plan, f, packages)
+            _docker_io(plan, f, packages, pb.control)
         if h.is_store and backend == "etcd":
             _etcd(plan, f, packages, commands)
         if h.is_store and backend == "consul" and pb.store is not None and pb.store.image is None:
@@ -114,12 +116,16 @@ def _apt(packages: list[str]) -> str:
     return f"{APT} update -q && {APT} install -y -q --no-install-recommends {' '.join(sorted(set(packages)))}"
 
 
-def _docker_io(plan: ProvisionPlan, f: ProvisionFacts, packages: list[str]) -> None:
+def _docker_io(plan: ProvisionPlan, f: ProvisionFacts, packages: list[str], control: str) -> None:
     if not f.dockerd_version:
         packages.append("docker.io")
-    elif engine_major(f.dockerd_version) >= 23:
+    elif control == "kvstore" and kvstore_refusal(f.dockerd_version, "etcd", False):
         plan.problems.append(f"[{f.name}] Docker Engine {f.dockerd_version} is installed: it has no cluster-store "
-                             "(removed in 23.0). Use a fresh VM, or remove it and let labctl install docker.io 20.10")
+                             "(removed in 23.0). Use `overlay: {control: swarm}` (or auto), a fresh VM, or remove it "
+                             "and let labctl install docker.io 20.10")
+    elif control != "kvstore" and kvstore_refusal(f.dockerd_version, "etcd", False):
+        plan.steps.append(Step(f.name, "docker", None, f"Docker {f.dockerd_version} present (no cluster store: "
+                                                       "the overlay runs on swarm mode)"))
     else:
         plan.steps.append(Step(f.name, "docker", None, f"Docker {f.dockerd_version} present"))
 
@@ -139,11 +145,13 @@ def _docker_ce(plan: ProvisionPlan, f: ProvisionFacts, packages: list[str], comm
                              "their SHA-256 is not pinned here: set LABCTL_DOCKER_CE_SHA256 to the checksum of "
                              f"{DOCKER_CE_URL}, checked on a trusted machine (or use `store: {{backend: etcd}}`)")
         return
+    if not re.fullmatch(r"[0-9a-f]{64}", sha256):
+        plan.problems.append(f"LABCTL_DOCKER_CE_SHA256 must be the 64 lowercase hexadecimal digits `sha256sum` prints "
+                             f"for {DOCKER_CE_URL}, not {sha256[:80]!r}")
+        return
     packages += [t for t in ("curl", "ca-certificates", "iptables") if t not in f.tools]
-    archive = f"/tmp/docker-{DOCKER_CE_VERSION}.tgz"
-    fetch = (f"curl -fsSL -o {archive} {shlex.quote(DOCKER_CE_URL)} && "
-             f"echo {shlex.quote(f'{sha256}  {archive}')} | sha256sum -c - && "
-             f"tar -xzf {archive} --strip-components 1 -C /usr/local/bin && rm -f {archive}")
+    fetch = private_download(DOCKER_CE_URL, sha256, "docker.tgz",
+                             'tar -xzf "$d/docker.tgz" --strip-components 1 -C /usr/local/bin')
     unit = (f"cat > /etc/systemd/system/docker.service <<'LABCTL_EOF'\n{DOCKER_UNIT}LABCTL_EOF\n"
             "systemctl daemon-reload && systemctl enable --now docker.service")
     commands.append((f"install Docker CE {DOCKER_CE_VERSION}", "static binaries, checked against the pinned "
@@ -167,11 +175,21 @@ def _consul(plan: ProvisionPlan, f: ProvisionFacts, packages: list[str],
         plan.steps.append(Step(f.name, "consul", None, f"Consul {CONSUL_VERSION} present"))
         return
     packages += [t for t in ("curl", "unzip", "ca-certificates") if t not in f.tools]
-    archive = f"/tmp/consul_{CONSUL_VERSION}.zip"
     commands.append((f"install Consul {CONSUL_VERSION}", "pinned release binary, checked against its SHA-256",
-                     f"curl -fsSL -o {archive} {shlex.quote(CONSUL_URL)} && "
-                     f"echo {shlex.quote(f'{CONSUL_SHA256}  {archive}')} | sha256sum -c - && "
-                     f"unzip -o -q {archive} consul -d {CONSUL_BIN.rsplit('/', 1)[0]} && rm -f {archive}"))
+                     private_download(CONSUL_URL, CONSUL_SHA256, "consul.zip",
+                                      f'unzip -o -q "$d/consul.zip" consul -d {CONSUL_BIN.rsplit("/", 1)[0]}')))
+
+
+def private_download(url: str, sha256: str, name: str, then: str) -> str:
+    """Download into a new directory under labctl's root-only directory (a name no other user can predict or
+    prepare), check the pinned SHA-256, run `then` (which finds the file as "$d/NAME"), and remove the directory
+    whatever happened."""
+    if not re.fullmatch(r"[0-9a-f]{64}", sha256) or not re.fullmatch(r"[A-Za-z0-9._-]+", name):
+        raise ValueError(f"bad checksum or file name for {url}")
+    return (f"mkdir -p {PRIVATE_DIR} && chmod 700 {PRIVATE_DIR} && "
+            f"d=$(mktemp -d {PRIVATE_DIR}/download.XXXXXXXX) && trap 'rm -rf \"$d\"' EXIT && "
+            f'curl -fsSL -o "$d/{name}" {shlex.quote(url)} && '
+            f'echo "{sha256}  $d/{name}" | sha256sum -c - && {then}')
 
 
 def _engine_ids(plan: ProvisionPlan, inv: Inventory, facts: dict[str, ProvisionFacts]) -> None:

@@ -211,6 +211,9 @@ class Diagnosis:
     provider: str = "sandbox"
     unreachable_hosts: dict[str, str] = field(default_factory=dict)       # host -> why SSH failed
     store_unreachable_from: list[str] = field(default_factory=list)       # docker hosts that cannot open the store
+    control: str = "kvstore"                                   # the overlay's control plane: kvstore | swarm
+    swarm_out: dict[str, str] = field(default_factory=dict)    # swarm labs: host -> its swarm state, when not active
+    swarm_drops: dict[str, list[str]] = field(default_factory=dict)  # swarm labs: host -> rules dropping its ports
 
 
 def explain(results: list[Result], pb: Playbook, facts: Facts, diag: Diagnosis) -> None:
@@ -285,7 +288,18 @@ def _overlay_cause(c: Check, diag: Diagnosis, passed: list[Result]) -> str:
         return (f"the cluster store does not answer ({diag.store_detail}): hosts cannot learn the overlay's "
                 "endpoints; start it with `labctl up`")
     for host in (c.src_host, c.dst_host):
+        if host and host in diag.swarm_out:
+            return (f"{host} is not in the lab's swarm (state: {diag.swarm_out[host]}): it cannot carry overlay "
+                    f"{c.network}; run `labctl up`")
+    for host in (c.src_host, c.dst_host):
+        if host and diag.swarm_drops.get(host):
+            return (f"swarm traffic is dropped on {host} by its firewall: {diag.swarm_drops[host][0]} (swarm needs "
+                    "2377/tcp, 7946/tcp+udp and 4789/udp between the docker hosts)")
+    for host in (c.src_host, c.dst_host):
         if host and c.network in diag.overlay_missing.get(host, []):
+            if diag.control == "swarm":
+                return (f"{host} does not see overlay {c.network}: no container there is attached to it, or the "
+                        "host left the swarm; run `labctl up`")
             return (f"{host} does not see overlay {c.network}: it has not joined (check cluster-store and "
                     "cluster-advertise in its daemon.json, then `labctl up`)")
     for host in (c.src_host, c.dst_host):

@@ -140,7 +140,9 @@ def test_down_leaves_nothing_of_the_lab(lab: Lab, hosts: Hosts) -> None:
     keys = subprocess.run(["ip", "netns", "exec", Names(LAB).switch_netns, "true"], capture_output=True)
     assert keys.returncode == 0  # the sandbox itself stays up; only the lab is gone
     assert not sh(hosts, "store", "start-stop-daemon --status --pidfile /run/labctl/etcd.pid").ok
-    assert "no changes" in lab.labctl("down", "-i", str(lab.inventory), "-p", SEED).stdout
+    assert not sh(hosts, "store", "test -e /var/lib/labctl/etcd").ok, "the store's data goes with the lab"
+    again = lab.labctl("down", "-i", str(lab.inventory), "-p", SEED)
+    assert "no changes" in again.stdout and "etcd started" not in again.stderr, "a second down starts nothing"
     status = json.loads(lab.labctl("status", "-i", str(lab.inventory), "--json").stdout)
     assert status["networks"] == [] and status["containers"] == [], "nothing labelled by labctl is left"
 

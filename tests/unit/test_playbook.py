@@ -29,7 +29,13 @@ OV = "networks:\n  ov: {driver: overlay, subnet: 172.30.0.0/16}\n"
 STORE = "store: {backend: etcd}\n"
 
 BAD = {
-    "overlay without store": (OV, "store: overlay networks need a cluster store"),
+    "kvstore overlay without store": ("overlay: {control: kvstore}\n" + OV,
+                                      "store: overlay networks with `control: kvstore` need a cluster store"),
+    "swarm with a store": ("overlay: {control: swarm}\n" + STORE + OV,
+                           "store: not used with `overlay: {control: swarm}`"),
+    "unknown control plane": ("overlay: {control: weave}\n" + OV,
+                              "overlay.control: 'weave' is not allowed; allowed: auto, kvstore, swarm"),
+    "overlay not a mapping": ("overlay: swarm\n" + OV, "overlay: must be a mapping, got a string"),
     "unknown backend": ("store: {backend: redis}\n" + OV,
                         "store.backend: 'redis' is not allowed; allowed: etcd, consul"),
     "overlapping networks": (STORE + OV + "  ov2: {driver: overlay, subnet: 172.30.5.0/24}\n",
@@ -128,7 +134,7 @@ BAD = {
                                 "store.data_dir: '/etc' must be a directory under /var/lib/labctl/"),
     "overlapping bips": ("docker0: {bip: {node1: 172.17.5.1/24, node2: 172.17.5.2/24}}\n",
                          "docker0.bip.node2: 172.17.5.2/24 overlaps docker0 of node1"),
-    "unknown top-level field": ("netwroks: {}\n", "netwroks: unknown field; allowed: name, store, docker0"),
+    "unknown top-level field": ("netwroks: {}\n", "netwroks: unknown field; allowed: name, overlay, store, docker0"),
     "image on etcd store": ("store: {backend: etcd, image: hashicorp/consul:1.15}\n",
                             "store.image: only for backend 'consul'"),
     "shell in data_dir": ("store: {backend: etcd, data_dir: '/var/lib/x; rm -rf /'}\n" + OV,

@@ -8,7 +8,10 @@ change with LABCTL_REGEN_GOLDEN=1. The etcd path also runs for real on sandbox h
 
 from __future__ import annotations
 
+import hashlib
 import os
+import shutil
+import subprocess
 import textwrap
 
 import pytest
@@ -16,7 +19,15 @@ import pytest
 from labctl.executors.provision import parse_provision_facts
 from labctl.model.inventory import load_inventory
 from labctl.model.playbook import parse_playbook
-from labctl.plan.provision import CONSUL_SHA256, DOCKER_CE_VERSION, ProvisionFacts, ProvisionPlan, plan_provision
+from labctl.plan.lock import PRIVATE_DIR
+from labctl.plan.provision import (
+    CONSUL_SHA256,
+    DOCKER_CE_VERSION,
+    ProvisionFacts,
+    ProvisionPlan,
+    plan_provision,
+    private_download,
+)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DATA = os.path.join(ROOT, "tests", "unit", "data")
@@ -64,9 +75,41 @@ def test_etcd_path_uses_debians_docker_and_etcd() -> None:
 
 def test_consul_path_checks_pinned_checksums() -> None:
     text = render(plan_for("consul", FRESH))
-    assert f"docker-{DOCKER_CE_VERSION}.tgz" in text and f"'{SHA}  /tmp/docker-{DOCKER_CE_VERSION}.tgz'" in text
-    assert f"'{CONSUL_SHA256}  /tmp/consul_1.15.4.zip' | sha256sum -c -" in text
+    assert f"docker-{DOCKER_CE_VERSION}.tgz" in text and f'echo "{SHA}  $d/docker.tgz" | sha256sum -c -' in text
+    assert f'echo "{CONSUL_SHA256}  $d/consul.zip" | sha256sum -c -' in text
     assert "docker.io" not in text, "Debian's docker.io has no Consul backend"
+    assert "/tmp" not in text, "downloads go to a private directory with an unpredictable name"
+
+
+def test_a_malformed_docker_ce_checksum_is_a_problem_not_a_command() -> None:
+    plan = plan_for("consul", FRESH, sha="abc; rm -rf /")
+    assert any("LABCTL_DOCKER_CE_SHA256 must be the 64 lowercase hexadecimal digits" in p for p in plan.problems)
+    assert "rm -rf /" not in render(plan)
+
+
+def _run_download(tmp_path, payload: bytes, sha: str) -> tuple[int, str]:
+    """The generated download command, run by bash with the private directory moved under tmp_path."""
+    src = tmp_path / "payload.bin"
+    src.write_bytes(payload)
+    private = tmp_path / "private"
+    cmd = private_download(f"file://{src}", sha, "payload.bin", f'cp "$d/payload.bin" {tmp_path}/installed')
+    cmd = cmd.replace(PRIVATE_DIR, str(private))
+    res = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, timeout=30)
+    assert oct(private.stat().st_mode & 0o777) == "0o700"
+    assert list(private.iterdir()) == [], "the download directory is removed whatever happened"
+    return res.returncode, res.stderr
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed on this machine")
+def test_private_download_checks_the_checksum_and_cleans_up(tmp_path) -> None:
+    payload = b"a pinned release"
+    good = hashlib.sha256(payload).hexdigest()
+    assert _run_download(tmp_path, payload, good)[0] == 0
+    assert (tmp_path / "installed").read_bytes() == payload
+    (tmp_path / "installed").unlink()
+    code, err = _run_download(tmp_path, payload, "0" * 64)
+    assert code != 0 and "did NOT match" in err
+    assert not (tmp_path / "installed").exists(), "nothing is installed from a file that fails its checksum"
 
 
 def installed(backend: str) -> dict[str, ProvisionFacts]:
@@ -103,8 +146,12 @@ def test_refusals_before_any_change() -> None:
     no_sha = plan_for("consul", FRESH, sha=None)
     assert any("LABCTL_DOCKER_CE_SHA256" in p for p in no_sha.problems)
     facts = dict(FRESH, node1=ProvisionFacts("node1", "debian 12", True, dockerd_version="24.0.7"))
+    kvstore = parse_playbook("name: t\noverlay: {control: kvstore}\nstore: {backend: etcd}\n" + NETS, "p.yaml", INV)
     assert any("[node1] Docker Engine 24.0.7 is installed: it has no cluster-store" in p
-               for p in plan_for("etcd", facts).problems)
+               for p in plan_provision(INV, kvstore, facts, SHA).problems)
+    auto = plan_for("etcd", facts)
+    assert not any("[node1]" in p for p in auto.problems), "auto: a current engine carries the overlay on swarm"
+    assert any(s.host == "node1" and "the overlay runs on swarm mode" in s.reason for s in auto.steps)
     facts = dict(FRESH, node1=ProvisionFacts("node1", "debian 12", True, dockerd_version="20.10.24+dfsg1"))
     assert any("Debian's docker.io has no Consul backend" in p for p in plan_for("consul", facts).problems)
 

@@ -1,0 +1,126 @@
+"""Swarm mode as the overlay's control plane (pure: facts parsed, refusals and commands derived).
+
+labctl creates a swarm with the first docker host as its only manager and the others as workers, all bound to the
+underlay address (advertise, listen and data path), and creates the lab's overlay networks there with
+`--attachable`, so that standalone containers (`docker run --network ov`) join them as with a cluster store. No
+daemon.json change, no dockerd restart.
+
+A record on each host (`/var/lib/labctl/swarm.json`: lab and role) is written before `docker swarm init/join`, so a
+run killed half-way is recognised by the next one; labctl leaves a swarm only where that record names the lab, and
+never joins or leaves a swarm it did not make.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+import shlex
+from dataclasses import dataclass
+
+from labctl.model.playbook import Playbook
+from labctl.plan.lock import PRIVATE_DIR
+
+MARKER = f"{PRIVATE_DIR}/swarm.json"
+MANAGER_PORT = 2377
+INGRESS_SUBNET = ipaddress.ip_network("10.0.0.0/24")   # swarm's default ingress network, made by `swarm init`
+TOKEN_RE = re.compile(r"^SWMTKN-1-[0-9a-z]{20,80}-[0-9a-z]{20,40}$")
+PORTS = {"2377": "2377/tcp (cluster management)", "7946": "7946/tcp+udp (node gossip)",
+         "4789": "4789/udp (VXLAN data)"}
+SEP = "----labctl-swarm----"
+FACTS_SCRIPT = (f"docker info --format '{{{{json .Swarm}}}}' 2>/dev/null; echo {SEP}; "
+                f"head -c 4000 {MARKER} 2>/dev/null; echo; echo {SEP}; "
+                "iptables-save 2>/dev/null | grep -E -- '-j (DROP|REJECT)' | grep -E -- '(2377|7946|4789)' | head -20")
+
+
+@dataclass(frozen=True)
+class SwarmFacts:
+    host: str
+    state: str                 # inactive | pending | active | error | locked ("" when dockerd did not answer)
+    node_id: str
+    address: str               # NodeAddr: the address the node advertises (its VTEP for swarm overlays)
+    manager: bool              # ControlAvailable: this node manages the swarm
+    managers: tuple[str, ...]  # addresses (ip:port) of the managers it knows
+    marker_lab: str            # the lab whose labctl run made this host create or join its swarm ("" none)
+    marker_role: str           # manager | worker
+    blocked: tuple[str, ...]   # iptables rules that drop swarm ports
+
+    @property
+    def ours(self) -> bool:
+        return bool(self.marker_lab)
+
+
+def parse_facts(host: str, text: str) -> SwarmFacts:
+    parts = (text.split(SEP + "\n") + ["", "", ""])[:3]
+    try:
+        swarm = json.loads(parts[0].strip() or "{}")
+    except ValueError:
+        swarm = {}
+    swarm = swarm if isinstance(swarm, dict) else {}
+    try:
+        marker = json.loads(parts[1].strip() or "{}")
+    except ValueError:
+        marker = {}
+    marker = marker if isinstance(marker, dict) else {}
+    managers = tuple(str(m.get("Addr", "")) for m in swarm.get("RemoteManagers") or [] if isinstance(m, dict))
+    return SwarmFacts(host=host, state=str(swarm.get("LocalNodeState", "")), node_id=str(swarm.get("NodeID", "")),
+                      address=str(swarm.get("NodeAddr", ""))[:64],
+                      manager=bool(swarm.get("ControlAvailable")), managers=managers,
+                      marker_lab=str(marker.get("lab", ""))[:64], marker_role=str(marker.get("role", ""))[:16],
+                      blocked=tuple(line.strip()[:200] for line in parts[2].splitlines() if line.strip()))
+
+
+def blocked_ports(rule: str) -> list[str]:
+    """The swarm ports an iptables-save rule drops (`--dport 4789`, `--dports 2377,7946`)."""
+    found = re.findall(r"--dports? (\S+)", rule)
+    ports = {p for spec in found for p in re.split(r"[,:]", spec)}
+    return [PORTS[p] for p in sorted(ports) if p in PORTS]
+
+
+def problems(pb: Playbook, facts: dict[str, SwarmFacts], manager: str) -> list[str]:
+    """Refusals before any change when the lab's overlay runs on swarm mode."""
+    result = []
+    for f in facts.values():
+        if f.state not in ("", "inactive") and f.marker_lab != pb.name:
+            owner = f"lab {f.marker_lab!r}" if f.marker_lab else "someone else (labctl did not make it)"
+            result.append(f"[{f.host}] is already in a swarm made by {owner} (node {f.node_id[:12] or '?'}, state "
+                          f"{f.state}): labctl never joins or leaves a swarm it did not make; use other hosts, "
+                          "or run `docker swarm leave` there yourself")
+        elif f.marker_lab == pb.name and f.state == "active" and (f.host == manager) != f.manager:
+            result.append(f"[{f.host}] is a {'manager' if f.manager else 'worker'} of this lab's swarm, and the "
+                          f"first docker host ({manager}) must be its only manager: run `labctl down` with this "
+                          "playbook, then `up` again")
+        for rule in f.blocked:
+            ports = blocked_ports(rule)
+            if ports:
+                result.append(f"[{f.host}] iptables drops swarm traffic ({', '.join(ports)}): `{rule}`; swarm needs "
+                              "2377/tcp, 7946/tcp+udp and 4789/udp between the docker hosts")
+    for net in pb.networks:
+        if net.subnet.overlaps(INGRESS_SUBNET):
+            result.append(f"networks.{net.name}: {net.subnet} overlaps swarm's ingress network {INGRESS_SUBNET} "
+                          "(made by `docker swarm init`): pick another subnet")
+    return result
+
+
+def record(lab: str, role: str) -> str:
+    """Shell that writes the host's swarm record (before init or join: a killed run leaves it behind)."""
+    body = json.dumps({"lab": lab, "role": role}, sort_keys=True)
+    return (f"mkdir -p {PRIVATE_DIR} && chmod 700 {PRIVATE_DIR} && printf '%s\\n' {shlex.quote(body)} > {MARKER}.tmp "
+            f"&& mv {MARKER}.tmp {MARKER}")
+
+
+def init_command(address: str) -> str:
+    addr = str(ipaddress.IPv4Address(address))
+    return (f"docker swarm init --advertise-addr {addr} --listen-addr {addr}:{MANAGER_PORT} "
+            f"--data-path-addr {addr}")
+
+
+def join_command(address: str, token: str, manager_address: str) -> str:
+    addr, mgr = str(ipaddress.IPv4Address(address)), str(ipaddress.IPv4Address(manager_address))
+    if not TOKEN_RE.match(token):
+        raise ValueError(f"not a swarm join token: {token[:40]!r}")
+    return (f"docker swarm join --advertise-addr {addr} --listen-addr {addr}:{MANAGER_PORT} --data-path-addr {addr} "
+            f"--token {token} {mgr}:{MANAGER_PORT}")
+
+
+LEAVE = f"docker swarm leave --force >/dev/null 2>&1; rm -f {MARKER}"

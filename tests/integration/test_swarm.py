@@ -1,0 +1,155 @@
+"""The seed lab on swarm mode, for real on sandbox hosts (Debian's Docker 20.10 has swarm mode): VXLAN on the wire
+with the VNI status reports, verify in full, idempotent, `down` leaves no swarm; switching control planes on the
+same hosts; preflight refusals (a swarm labctl did not make, swarm ports dropped, an engine without the backend)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import time
+
+import pytest
+
+from labctl.executors.remote import Hosts
+from labctl.plan.sandbox import Names
+
+from .conftest import Lab, make_lab
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SWARM = os.path.join(ROOT, "playbooks", "seed-overlay-swarm.yaml")
+SEED = os.path.join(ROOT, "playbooks", "seed-overlay.yaml")
+CONSUL = os.path.join(ROOT, "playbooks", "seed-overlay-consul.yaml")
+LAB = "iswm"
+ADDR = {"store": "198.18.84.11", "node1": "198.18.84.12", "node2": "198.18.84.13"}
+NODES = ("node1", "node2")
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    lab = make_lab(tmp_path_factory.mktemp("swarm"), LAB, "198.18.84.0/24",
+                   {"store": ["store"], "node1": ["docker"], "node2": ["docker"]})
+    lab.labctl("sandbox", "down", "-i", str(lab.inventory))
+    lab.labctl("sandbox", "up", "-i", str(lab.inventory))
+    yield lab
+    for pb in (SWARM, SEED):
+        lab.labctl("down", "-i", str(lab.inventory), "-p", pb, check=False)
+    lab.labctl("sandbox", "down", "-i", str(lab.inventory), check=False)
+
+
+def sh(hosts: Hosts, host: str, cmd: str):  # type: ignore[no-untyped-def]
+    return hosts.conn(host).run(cmd, hide=True, warn=True)
+
+
+def args(lab: Lab, pb: str = SWARM) -> list[str]:
+    return ["-i", str(lab.inventory), "-p", pb]
+
+
+def swarm_state(hosts: Hosts, host: str) -> str:
+    return sh(hosts, host, "docker info --format '{{.Swarm.LocalNodeState}}'").stdout.strip()
+
+
+def assert_no_swarm_left(hosts: Hosts) -> None:
+    for h in NODES:
+        assert swarm_state(hosts, h) == "inactive", f"{h} left the swarm labctl made"
+        assert not sh(hosts, h, "test -e /var/lib/labctl/swarm.json").ok, f"{h}: swarm record left"
+        nets = sorted(sh(hosts, h, "docker network ls --format '{{.Name}}'").stdout.split())
+        assert nets == ["bridge", "host", "none"], f"{h}: {nets}"
+        assert sh(hosts, h, "docker ps -aq").stdout.strip() == ""
+        assert sh(hosts, h, "ip -o link show type vxlan; for ns in /run/docker/netns/*; do "
+                            "[ -e \"$ns\" ] && nsenter --net=\"$ns\" ip -o link show type vxlan; done; true"
+                  ).stdout.strip() == "", f"{h}: a VXLAN device is left"
+
+
+def test_swarm_seed_lab_carries_vxlan_with_the_reported_vni(lab: Lab, hosts: Hosts) -> None:
+    res = lab.labctl("up", *args(lab))
+    assert "overlay control plane: swarm (requested in the playbook)" in res.stderr
+    assert "node1: swarm created (manager)" in res.stdout and "node2: joined the swarm (worker)" in res.stdout
+    for h in NODES:
+        assert not sh(hosts, h, "test -e /etc/docker/daemon.json").ok, "swarm changes no daemon.json"
+    status = json.loads(lab.labctl("status", *args(lab), "--json").stdout)
+    ov = {n["name"]: n for n in status["networks"]}["ov"]
+    assert ov["scope"] == "swarm" and isinstance(ov["vni"], int), ov
+    control = status["control"]
+    assert control["plane"] == "swarm"
+    assert control["hosts"] == {"node1": {"swarm": "manager", "vtep": ADDR["node1"]},
+                                "node2": {"swarm": "worker", "vtep": ADDR["node2"]}}
+    capture = subprocess.Popen(["timeout", "15", "ip", "netns", "exec", Names(LAB).switch_netns, "tcpdump", "-c", "2",
+                                "-lni", "sw0", "udp port 4789"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                               text=True)
+    time.sleep(1.5)
+    ping = sh(hosts, "node1", "docker exec c1 ping -c 3 -W 2 c3")
+    out, _ = capture.communicate(timeout=20)
+    assert ping.ok and "3 packets received" in ping.stdout, "c1 reaches c3 on the other host by name"
+    assert f"vni {ov['vni']}" in out, out
+    assert re.search(rf"{re.escape(ADDR['node1'])}\.\d+ > {re.escape(ADDR['node2'])}\.4789: VXLAN", out), out
+    verify = lab.labctl("verify", *args(lab))
+    assert "OK: 40/40" in verify.stdout
+    again = lab.labctl("up", *args(lab))
+    assert "no changes" in again.stdout, again.stdout
+
+
+def test_swarm_down_leaves_nothing_and_only_its_own_swarm(lab: Lab, hosts: Hosts) -> None:
+    res = lab.labctl("down", *args(lab))
+    assert "node1: left the swarm (manager)" in res.stdout and "node2: left the swarm (worker)" in res.stdout
+    assert_no_swarm_left(hosts)
+    assert "no changes" in lab.labctl("down", *args(lab)).stdout
+
+
+def test_switching_control_planes_on_the_same_hosts(lab: Lab, hosts: Hosts) -> None:
+    for pb, plane in ((SEED, "kvstore"), (SWARM, "swarm"), (SEED, "kvstore")):
+        res = lab.labctl("up", *args(lab, pb))
+        assert f"overlay control plane: {plane}" in res.stderr
+        assert "OK: 40/40" in lab.labctl("verify", *args(lab, pb)).stdout, f"{pb} after a switch"
+        lab.labctl("down", *args(lab, pb))
+        assert_no_swarm_left(hosts)
+        for h in NODES:
+            assert not sh(hosts, h, "test -e /etc/docker/daemon.json").ok, f"{h}: daemon.json as before the lab"
+
+
+def untouched(hosts: Hosts) -> None:
+    assert not sh(hosts, "node1", "test -e /var/lib/labctl/swarm.json").ok
+    assert swarm_state(hosts, "node1") == "inactive"
+    assert sh(hosts, "node1", "docker network ls -q --filter label=labctl.lab").stdout.strip() == ""
+
+
+def test_a_swarm_labctl_did_not_make_is_refused(lab: Lab, hosts: Hosts) -> None:
+    sh(hosts, "node2", f"docker swarm init --advertise-addr {ADDR['node2']} --listen-addr {ADDR['node2']}:2377")
+    try:
+        res = lab.labctl("up", *args(lab), check=False)
+        assert res.returncode == 2, res.stderr
+        assert "[node2] is already in a swarm made by someone else (labctl did not make it)" in res.stderr
+        untouched(hosts)
+        res = lab.labctl("down", *args(lab))
+        assert swarm_state(hosts, "node2") == "active", "down never leaves a swarm labctl did not make"
+    finally:
+        sh(hosts, "node2", "docker swarm leave --force; docker network rm docker_gwbridge")
+
+
+def test_dropped_swarm_ports_are_refused(lab: Lab, hosts: Hosts) -> None:
+    rule = "INPUT -p udp -m udp --dport 4789 -j DROP"
+    sh(hosts, "node1", f"iptables -A {rule}")
+    try:
+        res = lab.labctl("up", *args(lab), check=False)
+        assert res.returncode == 2, res.stderr
+        assert "[node1] iptables drops swarm traffic (4789/udp (VXLAN data)): `-A INPUT -p udp -m udp --dport 4789 " \
+               "-j DROP`" in res.stderr
+        untouched(hosts)
+    finally:
+        sh(hosts, "node1", f"iptables -D {rule}")
+
+
+def test_an_engine_without_the_store_backend_is_refused_with_the_alternative(lab: Lab, hosts: Hosts,
+                                                                             tmp_path) -> None:
+    with open(CONSUL, encoding="utf-8") as fh:
+        text = fh.read()
+    pb = tmp_path / "consul-kvstore.yaml"
+    pb.write_text(text.replace("store:", "overlay: {control: kvstore}\nstore:", 1))
+    res = lab.labctl("up", *args(lab, str(pb)), check=False)
+    assert res.returncode == 2, res.stderr
+    assert "[node1] overlay.control kvstore: dockerd 20.10.24+dfsg1 is built without the Consul backend" in res.stderr
+    assert "use `overlay: {control: swarm}`" in res.stderr
+    untouched(hosts)
+    auto = lab.labctl("validate", *args(lab, CONSUL))
+    assert auto.returncode == 0
