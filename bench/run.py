@@ -110,7 +110,8 @@ def must(env: dict[str, str], *args: str) -> tuple[float, float, subprocess.Comp
 
 SEED_SUBNET = "198.18.91.0/24"
 SEED_PLAYBOOKS = {"kvstore": ROOT / "playbooks" / "seed-overlay.yaml",        # cluster store (etcd)
-                  "swarm": ROOT / "playbooks" / "seed-overlay-swarm.yaml"}    # swarm mode, no dockerd restart
+                  "swarm": ROOT / "playbooks" / "seed-overlay-swarm.yaml",    # swarm mode, no dockerd restart
+                  "vxlan": ROOT / "playbooks" / "seed-overlay-vxlan.yaml"}    # labctl's own VXLAN devices
 
 
 def measure_seeds(work: Path) -> dict[str, dict[str, float]]:

@@ -206,7 +206,25 @@ CONTROL_RULES = {
             "decided by `up` from the engines, which `validate` does not ask",
     "kvstore": "kvstore (cluster store; Docker Engine 20.10 or older on every docker host)",
     "swarm": "swarm (swarm mode; Docker Engine 17.06 or later, current engines included)",
+    "vxlan": "vxlan (labctl's own Linux VXLAN devices, Docker's macvlan on top; any engine; names of containers "
+             "on other hosts do not resolve)",
 }
+
+
+def control_line(control: dict) -> str:
+    """status: the overlay's control plane and, for swarm and vxlan, each host's part in it."""
+    head = f"overlay control plane: {control['plane'] or 'none yet'} (requested: {control['requested']})"
+    if control["plane"] == "swarm":
+        return head + "; swarm: " + ", ".join(f"{h} {v['swarm']}" + (f" (VTEP {v['vtep']})" if v["vtep"] else "")
+                                              for h, v in control["hosts"].items())
+    if control["plane"] == "vxlan":
+        parts = []
+        for h, v in control["hosts"].items():
+            devs = "; ".join(f"{d['device']} VNI {d['vni']} {'up' if d['up'] else 'DOWN'}, FDB "
+                             f"{', '.join(d['peers']) or 'EMPTY'}" for d in v.get("vxlan", []))
+            parts.append(f"{h} (VTEP {v['vtep'] or '-'}): {devs or 'no device'}")
+        return head + "; " + " | ".join(parts)
+    return head
 
 
 def cmd_validate(args: argparse.Namespace, progress: Progress) -> int:
@@ -219,6 +237,9 @@ def cmd_validate(args: argparse.Namespace, progress: Progress) -> int:
               f"store: {pb.store.url if pb.store else 'none'})")
         if needs_decision(pb):
             print(f"  overlay control plane: {CONTROL_RULES[pb.control]}")
+        for net in pb.networks:
+            if net.vni is not None:
+                print(f"  {net.name}: VXLAN ID {net.vni} (device vxl{net.vni} on every docker host)")
         for net in pb.networks:
             for host, rng in net.host_ranges:
                 print(f"  {net.name} ({net.driver}) on {host}: dynamic addresses from {rng}")
@@ -412,10 +433,7 @@ def print_status(result: dict) -> None:
         console.print(table)
     control = result.get("control")
     if control:
-        members = ", ".join(f"{h} {v['swarm']}" + (f" (VTEP {v['vtep']})" if v["vtep"] else "")
-                            for h, v in control["hosts"].items())
-        console.print(escape(f"overlay control plane: {control['plane'] or 'none yet'} (requested: "
-                             f"{control['requested']}); swarm: {members or '-'}"))
+        console.print(escape(control_line(control)))
     store = result.get("store")
     if store:
         state = store["error"] or ("running" if store["running"] else "not running")

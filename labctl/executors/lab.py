@@ -22,6 +22,7 @@ from labctl.model.inventory import Inventory
 from labctl.model.playbook import Playbook
 from labctl.plan import controlplane, daemon
 from labctl.plan import swarm as swarm_plan
+from labctl.plan import vxlan as vxlan_plan
 from labctl.plan.controlplane import Engine
 from labctl.plan.docker_errors import explain
 from labctl.plan.lab import (
@@ -225,13 +226,31 @@ def up(inv: Inventory, pb: Playbook, hosts: Hosts, progress: Progress) -> Report
         progress.step("all", f"overlay control plane: {decision.control} ({decision.why})")
         problems += decision.problems
         pb = controlplane.effective(pb, decision.control)
+        swarm_facts = swarm_exec.gather(hosts, docker_names)
+        if decision.control == "kvstore":
+            problems += [(f"[{n}] is still in the swarm this lab made when its playbook said `control: swarm`: "
+                          "run `labctl down` first (it leaves that swarm), then `up`") if f.marker_lab == pb.name else
+                         (f"[{n}] is in the swarm of lab {f.marker_lab!r}: run `labctl down` with that lab's "
+                          "playbook first, or use other hosts")
+                         for n, f in swarm_facts.items() if f.marker_lab and f.state != "inactive"]
         if decision.control == "swarm":
             store = None
-            swarm_facts = swarm_exec.gather(hosts, docker_names)
             problems += swarm_plan.problems(pb, swarm_facts, docker_names[0])
+        if decision.control == "vxlan":
+            store = None
+            if any(f.marker_lab == pb.name and f.state != "inactive" for f in swarm_facts.values()):
+                problems.append("this lab's swarm is still up (its playbook said `control: swarm`): run `labctl "
+                                "down` first, then `up`")
             problems += [f"[{n}] /etc/docker/daemon.json has live-restore: swarm mode refuses to run with it; "
                          "remove it there" for n, f in facts.items() if f.daemon_json.get("live-restore") is True]
     problems += preflight_problems(pb, facts) + underlay_problems(inv, facts)
+    vx_found = hosts.each(lambda n, c: vxlan_plan.parse_facts(str(c.run(vxlan_plan.FACTS_SCRIPT, hide=True,
+                                                                         warn=True).stdout)),
+                          docker_names, step="vxlan devices")
+    addresses = {n: underlay_address(inv, f) for n, f in facts.items() if f.addresses.get(inv.underlay_interface)}
+    vx_want = {n: vxlan_plan.wanted(pb, n, addresses, inv.underlay_interface) for n in addresses}
+    for n, want in vx_want.items():
+        problems += vxlan_plan.problems(pb, n, vx_found[n], want)
     if store is not None and pb.store is not None:
         problem = store.missing_prerequisite(hosts.conn(pb.store.host))
         problems += [problem] if problem else []
@@ -246,7 +265,6 @@ def up(inv: Inventory, pb: Playbook, hosts: Hosts, progress: Progress) -> Report
         check_store_reachable(pb, hosts, docker_names)
     configure_daemons(inv, pb, hosts, facts, manager, progress, report)
     if pb.control == "swarm":
-        addresses = {n: underlay_address(inv, f) for n, f in facts.items()}
         report.changes += swarm_exec.ensure(pb.name, hosts, docker_names, addresses, swarm_facts, progress)
     nets = hosts.each(lambda n, c: lab_networks(c, pb.name), docker_names, step="list networks")
     ctrs = hosts.each(lambda n, c: lab_containers(c, pb.name), docker_names, step="list containers")
@@ -254,6 +272,8 @@ def up(inv: Inventory, pb: Playbook, hosts: Hosts, progress: Progress) -> Report
         drift_ctrs, drift_nets = plan_drift(pb, nets, ctrs)
         run_steps(hosts, drift_ctrs, progress, report, "drift: containers")
         run_steps(hosts, drift_nets, progress, report, "drift: networks")
+        vx_steps = [s for n in docker_names for s in vxlan_plan.plan_devices(pb, n, vx_found[n], vx_want.get(n, []))]
+        run_steps(hosts, vx_steps, progress, report, "vxlan devices")
         run_steps(hosts, plan_detach(pb, inv, nets), progress, report, "detach from changed networks")
         run_steps(hosts, plan_networks(pb, inv, nets), progress, report, "networks")
         if pb.control != "swarm":  # a swarm worker lists an attachable overlay only once a container joins it
@@ -587,11 +607,20 @@ def down(inv: Inventory, pb: Playbook, hosts: Hosts, progress: Progress) -> Repo
     for name in docker_names:  # sequential: overlay removal must not race between hosts
         remove_networks(name, hosts.conn(name))
     report.changes += swarm_exec.leave(pb.name, hosts, docker_names, progress)
+    hosts.each(lambda n, c: remove_vxlan_devices(pb.name, n, c, progress, report), docker_names, step="vxlan devices")
     hosts.each(lambda n, c: restore_daemon(inv, pb.name, n, c, manager, progress, report), docker_names,
                step="restore daemon config")
     if store is not None and pb.store is not None and pb.store.host not in skipped:
         stop_store(pb, store, hosts, progress, report)
     return report
+
+
+def remove_vxlan_devices(lab: str, name: str, conn: Connection, progress: Progress, report: Report) -> None:
+    found = vxlan_plan.parse_facts(str(conn.run(vxlan_plan.FACTS_SCRIPT, hide=True, warn=True).stdout))
+    for cmd in vxlan_plan.teardown(lab, found):
+        conn.run(cmd, hide=True)
+        report.add(name, f"{cmd.split()[-1]}: VXLAN device removed")
+        progress.step(name, f"{cmd.split()[-1]}: VXLAN device removed")
 
 
 def store_running_for_down(pb: Playbook, store: StoreRunner, hosts: Hosts, progress: Progress,

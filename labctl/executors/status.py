@@ -15,6 +15,7 @@ from labctl.executors.services import manager_for
 from labctl.executors.store import StoreRunner
 from labctl.model.inventory import Inventory
 from labctl.model.playbook import Playbook
+from labctl.plan import vxlan as vxlan_plan
 from labctl.plan.controlplane import needs_decision
 from labctl.plan.lab import LABEL
 
@@ -42,6 +43,9 @@ def host_status(conn: Connection, label_filter: str, vnis: bool = True, extra: s
         members = {m.get("Name") for m in (n.get("Containers") or {}).values()}
         if n.get("Driver") == "overlay" and members & local_names:
             found[n["Name"]] = overlay_vni(conn, n["Name"])
+        parent = vxlan_plan.DEVICE_RE.match(str((n.get("Options") or {}).get("parent", "")))
+        if n.get("Driver") == "macvlan" and parent:  # the vxlan control plane: labctl's VXLAN device is the parent
+            found[n["Name"]] = int(parent.group(1))
     pending = version.startswith("journal")
     version = version.removeprefix("journal").strip()
     return {"engine": version, "pending": pending, "networks": networks, "containers": containers, "vnis": found,
@@ -83,14 +87,22 @@ def control_status(pb: Playbook, hosts: Hosts, names: list[str]) -> dict[str, An
     cluster store when the playbook has one; per host its swarm role and the VTEP address (swarm's NodeAddr)."""
     facts = swarm_exec.gather(hosts, names) if names else {}
     roles = swarm_exec.describe(facts)
+    devices = hosts.each(lambda n, c: [d for d in vxlan_plan.parse_facts(str(c.run(
+        vxlan_plan.FACTS_SCRIPT, hide=True, warn=True).stdout)).values() if d.lab() == pb.name], names,
+        step="vxlan devices") if names else {}
+    rows: dict[str, dict[str, Any]] = {n: {"swarm": roles[n], "vtep": f.address or None} for n, f in facts.items()}
     if any(f.marker_lab == pb.name for f in facts.values()):
         plane = "swarm"
-    elif pb.store is not None and pb.control != "swarm":
+    elif any(devices.values()):
+        plane = "vxlan"
+        for n, devs in devices.items():
+            rows[n] = {"swarm": roles[n], "vtep": devs[0].local if devs else None,
+                       "vxlan": [{"device": d.name, "vni": d.vni, "up": d.up, "peers": list(d.peers)} for d in devs]}
+    elif pb.store is not None and pb.control not in ("swarm", "vxlan"):
         plane = "kvstore"
     else:
         plane = None
-    return {"plane": plane, "requested": pb.control,
-            "hosts": {n: {"swarm": roles[n], "vtep": f.address or None} for n, f in facts.items()}}
+    return {"plane": plane, "requested": pb.control, "hosts": rows}
 
 
 def store_status(inv: Inventory, pb: Playbook, hosts: Hosts) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from labctl.executors.status import gather as gather_status
 from labctl.executors.store import StoreRunner
 from labctl.model.inventory import Inventory
 from labctl.model.playbook import Playbook
+from labctl.plan import vxlan as vxlan_plan
 from labctl.plan.controlplane import effective
 from labctl.plan.store import reachability_probe
 from labctl.plan.swarm import blocked_ports
@@ -179,6 +180,16 @@ def diagnose(inv: Inventory, pb: Playbook, hosts: Hosts, status: dict[str, Any],
         detail = f"{pb.store.url} {'answers' if store_ok else 'does not answer'}"
     actual: dict[str, list[str]] = {c["name"]: [k for k, v in c["addresses"].items() if v]
                                     for c in status["containers"]}
+    vxlan_faults: dict[str, list[str]] = {}
+    if pb.control == "vxlan":
+        found = hosts.each(lambda n, c: vxlan_plan.parse_facts(str(c.run(vxlan_plan.FACTS_SCRIPT, hide=True,
+                                                                          warn=True).stdout)), names, step="vxlan")
+        addresses = {n: u[0] for n, u in underlay.items() if u[0]}
+        for n in found:
+            if n in addresses:
+                want = vxlan_plan.wanted(pb, n, addresses, inv.underlay_interface)
+                vxlan_faults[n] = vxlan_plan.faults(want, found[n], {a: h for h, a in addresses.items()})
+        vxlan_faults = {n: f for n, f in vxlan_faults.items() if f}
     return Diagnosis(store_ok=store_ok, store_detail=detail,
                      overlay_missing={h: m for h, (m, _, _) in per_host.items() if m},
                      vxlan_drops={h: r for h, (_, r, _) in per_host.items() if r},
@@ -186,7 +197,7 @@ def diagnose(inv: Inventory, pb: Playbook, hosts: Hosts, status: dict[str, Any],
                      actual_networks=actual, provider=inv.provider, unreachable_hosts=unreachable,
                      store_unreachable_from=[h for h, (_, _, ok) in per_host.items() if store_ok and not ok],
                      control="swarm" if pb.control == "swarm" else "kvstore", swarm_out=swarm_out,
-                     swarm_drops=swarm_drops)
+                     swarm_drops=swarm_drops, vxlan_faults=vxlan_faults)
 
 
 def verify(inv: Inventory, pb: Playbook, hosts: Hosts, progress: Progress, sampled: bool = False) -> Verdict:

@@ -12,7 +12,8 @@ import ipaddress
 import math
 import posixpath
 import re
-from dataclasses import dataclass, field
+import zlib
+from dataclasses import dataclass, field, replace
 
 from labctl.errors import Problem, ValidationError
 from labctl.model.checks import DNS_NAME_RE, IFACE_RE, IMAGE_RE, Collector, join, short
@@ -36,7 +37,9 @@ DOCKER_DEFAULT_POOL = ipaddress.ip_network("172.17.0.0/16")
 
 TOP_FIELDS = ("name", "overlay", "store", "docker0", "networks", "containers", "images", "expect")
 OVERLAY_FIELDS = ("control",)
-CONTROLS = ("auto", "kvstore", "swarm")   # labctl.plan.controlplane decides `auto` from the hosts' engines
+CONTROLS = ("auto", "kvstore", "swarm", "vxlan")   # labctl.plan.controlplane decides `auto` from the engines
+VXLANID_OPTION = "com.docker.network.driver.overlay.vxlanid_list"
+VNI_FIRST, VNI_LAST = 4096, 2**24 - 1
 STORE_FIELDS = ("backend", "data_dir", "port", "image")
 DOCKER0_FIELDS = ("bip",)
 NETWORK_FIELDS = ("driver", "subnet", "gateway", "ip_range", "bridge_name", "parent", "mtu", "hosts", "options")
@@ -72,6 +75,7 @@ class Network:
     options: tuple[tuple[str, str], ...] = ()
     host_ranges: tuple[tuple[str, str], ...] = ()  # macvlan: computed disjoint ip_range per host
     attachable: bool = False                     # overlay under swarm: standalone containers may join it
+    vni: int | None = None                       # overlay under `control: vxlan`: labctl's own VXLAN ID
 
     @property
     def is_local(self) -> bool:
@@ -152,13 +156,15 @@ def parse_playbook(text: str, source: str, inv: Inventory) -> Playbook:
     control = _control(c, top.get("overlay"))
     store = _store(c, top.get("store"), inv, host_addr, control == "kvstore" and any(n.driver == "overlay"
                                                                                      for n in networks))
-    if control == "swarm" and store is not None:
-        c.add("store", "not used with `overlay: {control: swarm}` (swarm mode is its own control plane): remove "
+    if control in ("swarm", "vxlan") and store is not None:
+        c.add("store", f"not used with `overlay: {{control: {control}}}` (it is its own control plane): remove "
                        "`store:`, or use control auto or kvstore")
+    if control == "vxlan":
+        networks = _vxlan_ids(c, networks, str(name))
     bips = _bips(c, top.get("docker0"), inv, host_addr)
     _check_overlaps(c, networks, bips, inv)
     containers = _containers(c, top.get("containers"), inv, {n.name: n for n in networks})
-    networks = _assign_macvlan_ranges(c, networks, containers)
+    networks = _assign_macvlan_ranges(c, networks, containers, control)
     expect = _expectations(c, top.get("expect"), inv, containers, networks)
     images = _images(c, top.get("images"), source)
     if c.problems:
@@ -745,12 +751,15 @@ def _check_static_ips(c: Collector, containers: list[Container], networks: dict[
                 seen[key] = x.name
 
 
-def _assign_macvlan_ranges(c: Collector, networks: list[Network], containers: list[Container]) -> list[Network]:
-    """Docker's IPAM on each host knows nothing of the others: for a macvlan network on several hosts, carve a
-    disjoint ip_range per host out of the ip_range (or the upper half of the subnet), avoiding static IPs."""
+def _assign_macvlan_ranges(c: Collector, networks: list[Network], containers: list[Container],
+                           control: str = "auto") -> list[Network]:
+    """Docker's IPAM on each host knows nothing of the others: for a macvlan network on several hosts (and an
+    overlay of the vxlan control plane, which Docker sees as macvlan), carve a disjoint ip_range per host out of the
+    ip_range (or the upper half of the subnet), avoiding static IPs."""
     result = []
     for net in networks:
-        if net.driver != "macvlan" or len(net.hosts) < 2:
+        per_host = net.driver == "macvlan" or (net.driver == "overlay" and control == "vxlan")
+        if not per_host or len(net.hosts) < 2:
             result.append(net)
             continue
         pool = net.ip_range or _upper_half(net.subnet)
@@ -772,6 +781,33 @@ def _assign_macvlan_ranges(c: Collector, networks: list[Network], containers: li
                               f"{a.ip} lies in {h}'s dynamic range {r} of {net.name}: a container there could get "
                               f"it too; use an address outside {pool}")
         result.append(Network(**{**net.__dict__, "host_ranges": ranges}))
+    return result
+
+
+def derived_vni(lab: str, network: str) -> int:
+    """A stable VXLAN ID for a network that names none: the same on every host and every run."""
+    return VNI_FIRST + zlib.crc32(f"{lab}/{network}".encode()) % (VNI_LAST - VNI_FIRST)
+
+
+def _vxlan_ids(c: Collector, networks: list[Network], lab: str) -> list[Network]:
+    """`control: vxlan`: each overlay's VNI, from its vxlanid_list option (one ID) or derived; all distinct."""
+    result: list[Network] = []
+    seen: dict[int, str] = {}
+    for net in networks:
+        if net.driver != "overlay":
+            result.append(net)
+            continue
+        given = dict(net.options).get(VXLANID_OPTION)
+        if given is not None and (not given.isdigit() or not VNI_FIRST <= int(given) <= VNI_LAST):
+            c.add(f"networks.{net.name}.options.{VXLANID_OPTION}",
+                  f"{short(given)}: with control vxlan give one VXLAN ID from {VNI_FIRST} to {VNI_LAST}")
+            given = None
+        vni = int(given) if given is not None else derived_vni(lab, net.name)
+        if vni in seen:
+            c.add(f"networks.{net.name}", f"VXLAN ID {vni} is also {seen[vni]}'s: give one of them another "
+                                          f"(options: {VXLANID_OPTION})")
+        seen[vni] = net.name
+        result.append(replace(net, vni=vni))
     return result
 
 

@@ -15,8 +15,9 @@ import re
 from dataclasses import dataclass, field, replace
 
 from labctl.model.playbook import Playbook
+from labctl.plan.vxlan import as_macvlan
 
-CONTROLS = ("auto", "kvstore", "swarm")
+CONTROLS = ("auto", "kvstore", "swarm", "vxlan")
 KVSTORE_LAST_MAJOR = 22      # Engine 23.0 removed cluster-store (deprecated since 20.10)
 SWARM_ATTACHABLE = (17, 6)   # `docker network create --attachable` (standalone containers on a swarm overlay)
 
@@ -77,6 +78,10 @@ def decide(requested: str, store_backend: str | None, engines: list[Engine]) -> 
         problems = [f"[{h}] overlay.control kvstore: {w}; use `overlay: {{control: swarm}}` (any engine since "
                     "17.06, no dockerd restart) or Docker Engine 20.10 on this host" for h, w in kv_no.items()]
         return Decision("kvstore", why, problems)
+    if requested == "vxlan":
+        return Decision("vxlan", "requested in the playbook (labctl's own VXLAN devices; any engine)",
+                        [f"[{e.host}] overlay.control vxlan: no Docker engine answers"
+                         for e in engines if not e.version])
     if requested == "swarm":
         why = "requested in the playbook"
     elif store_backend is None:
@@ -94,6 +99,9 @@ def needs_decision(pb: Playbook) -> bool:
 def effective(pb: Playbook, control: str) -> Playbook:
     """The playbook as the chosen control plane runs it: under swarm there is no store (auto may have had one
     declared) and the overlays are attachable."""
+    if control == "vxlan":  # Docker sees each overlay as macvlan on labctl's VXLAN device (plan.vxlan)
+        nets = tuple(as_macvlan(n) if n.driver == "overlay" and n.vni is not None else n for n in pb.networks)
+        return replace(pb, store=None, control="vxlan", networks=nets)
     if control != "swarm":
         return replace(pb, control=control)
     nets = tuple(replace(n, attachable=True) if n.driver == "overlay" else n for n in pb.networks)

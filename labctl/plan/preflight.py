@@ -53,7 +53,7 @@ def preflight_problems(pb: Playbook, facts: dict[str, HostFacts]) -> list[str]:
             problems.append(f"hosts {', '.join(hosts)} share the hostname {hostname!r}: overlay membership (serf) "
                             "needs unique hostnames")
     for net in pb.networks:
-        if net.driver != "macvlan":
+        if net.driver != "macvlan" or net.vni is not None:  # vni: its parent is labctl's VXLAN device, made later
             continue
         for h in net.hosts:
             if h in facts and net.parent not in facts[h].interfaces:

@@ -129,8 +129,14 @@ def _from_container(pb: Playbook, a: Container, facts: Facts, drivers: dict[str,
             checks.append(_ip(a, b, net, b_addrs.get(net, ""), "reach", f"both on {net}"))
         if common:
             named = [n for n in common if n != DEFAULT_BRIDGE]
-            if named:
-                checks.append(_name(a, b, named[0], "reach", f"Docker resolves names on {named[0]}"))
+            # Across hosts only an overlay carries names: on a local-scope network (macvlan, and the vxlan
+            # control plane's overlays, which Docker sees as macvlan) each daemon knows its own containers only.
+            across = [n for n in named if drivers[n] == "overlay"] if a.host != b.host else named
+            if across:
+                checks.append(_name(a, b, across[0], "reach", f"Docker resolves names on {across[0]}"))
+            elif named:
+                checks.append(_name(a, b, named[0], "isolated", f"{b.name} is on another host and {named[0]} is "
+                                    "local to each host for Docker's DNS: the name does not resolve there"))
             else:
                 checks.append(_name(a, b, DEFAULT_BRIDGE, "isolated", "no name resolution on the default bridge"))
         else:
@@ -214,6 +220,7 @@ class Diagnosis:
     control: str = "kvstore"                                   # the overlay's control plane: kvstore | swarm
     swarm_out: dict[str, str] = field(default_factory=dict)    # swarm labs: host -> its swarm state, when not active
     swarm_drops: dict[str, list[str]] = field(default_factory=dict)  # swarm labs: host -> rules dropping its ports
+    vxlan_faults: dict[str, list[str]] = field(default_factory=dict)  # vxlan labs: host -> what is wrong there
 
 
 def explain(results: list[Result], pb: Playbook, facts: Facts, diag: Diagnosis) -> None:
@@ -248,6 +255,12 @@ def _cause(r: Result, pb: Playbook, facts: Facts, diag: Diagnosis, drivers: dict
     if not c.address:
         return f"{c.dst} has no address on {c.network} (not attached: started while the store was unreachable?)"
     driver = drivers.get(c.network, "")
+    if c.via != "name" and pb.control == "vxlan" and _vni(pb, c.network) is not None:
+        faulty = [h for h in (c.src_host, c.dst_host) if h and diag.vxlan_faults.get(h)]
+        if faulty:  # a device down takes its macvlan containers down with it, on the same host too
+            return f"{faulty[0]}: {diag.vxlan_faults[faulty[0]][0]}; `labctl up` repairs it"
+        if c.src_host != c.dst_host:
+            return _vxlan_cause(c, diag)
     if c.via == "host" and driver == "macvlan" and c.src_host == c.dst_host:
         return "a macvlan container cannot reach its own host through the parent interface (Linux macvlan rule)"
     if driver == "overlay" and c.src_host != c.dst_host:
@@ -277,6 +290,19 @@ def _isolation_cause(c: Check, pb: Playbook, diag: Diagnosis, lab_names: set[str
         return (f"{c.src} is attached to {', '.join(sorted(extra(c.src)))}, which the playbook does not give it "
                 f"(connected by hand?), and that network gives it a route to {c.address}")
     return f"{c.address} answered although the playbook isolates it ({c.reason})"
+
+
+def _vni(pb: Playbook, network: str) -> int | None:
+    return next((n.vni for n in pb.networks if n.name == network), None)
+
+
+def _vxlan_cause(c: Check, diag: Diagnosis) -> str:
+    """A check across hosts on an overlay of the vxlan control plane (labctl's VXLAN devices) failed."""
+    for host in (c.src_host, c.dst_host):
+        if host and diag.vxlan_drops.get(host):
+            return f"VXLAN (UDP 4789) is dropped on {host} by its firewall: {diag.vxlan_drops[host][0]}"
+    return (f"VXLAN (UDP 4789) between {c.src_host} and {c.dst_host} is blocked or lost, though both VXLAN devices "
+            "are up with their FDB entries")
 
 
 def _overlay_cause(c: Check, diag: Diagnosis, passed: list[Result]) -> str:

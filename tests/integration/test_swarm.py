@@ -153,3 +153,22 @@ def test_an_engine_without_the_store_backend_is_refused_with_the_alternative(lab
     untouched(hosts)
     auto = lab.labctl("validate", *args(lab, CONSUL))
     assert auto.returncode == 0
+
+
+def test_switching_to_the_store_without_down_is_refused_until_down(lab: Lab, hosts: Hosts, tmp_path) -> None:
+    lab.labctl("up", *args(lab))
+    with open(SWARM, encoding="utf-8") as fh:
+        edited = fh.read().replace("control: swarm", "control: kvstore", 1) + "store: {backend: etcd}\n"
+    kvstore = tmp_path / "edited.yaml"
+    kvstore.write_text(edited)  # the same lab (name), edited
+    res = lab.labctl("up", *args(lab, str(kvstore)), check=False)
+    assert res.returncode == 2, res.stderr
+    assert "[node1] is still in the swarm this lab made" in res.stderr
+    other = lab.labctl("up", *args(lab, SEED), check=False)
+    assert other.returncode == 2 and "[node1] is in the swarm of lab 'seed-overlay-swarm'" in other.stderr
+    assert swarm_state(hosts, "node1") == "active", "refused: nothing changed"
+    lab.labctl("down", *args(lab, str(kvstore)))  # the same lab: its down leaves the swarm whatever the playbook says
+    assert_no_swarm_left(hosts)
+    assert "overlay control plane: kvstore" in lab.labctl("up", *args(lab, str(kvstore))).stderr
+    assert "OK: 40/40" in lab.labctl("verify", *args(lab, str(kvstore))).stdout
+    lab.labctl("down", *args(lab, str(kvstore)))

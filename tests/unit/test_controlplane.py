@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from labctl.errors import ValidationError
 from labctl.model.inventory import load_inventory
-from labctl.model.playbook import load_playbook
-from labctl.plan import swarm
+from labctl.model.playbook import load_playbook, parse_playbook
+from labctl.plan import swarm, vxlan
 from labctl.plan.controlplane import Engine, decide, effective, engine_version, kvstore_refusal, swarm_refusal
 from labctl.plan.swarm import SwarmFacts
 
@@ -165,3 +166,96 @@ def test_effective_playbook_under_swarm_has_no_store_and_attachable_overlays() -
     assert eff.store is None and eff.control == "swarm"
     assert eff.network("ov").attachable and not eff.network("mv").attachable
     assert effective(seed, "kvstore").store == seed.store
+
+
+# ---------------------------------------------------------------- vxlan: labctl's own devices (captured here)
+
+VXLAN_PB = load_playbook(str(Path(__file__).resolve().parents[2] / "playbooks" / "seed-overlay-vxlan.yaml"), INV)
+ADDRS = {"node1": "198.18.0.12", "node2": "198.18.0.13"}
+
+
+def vx_captured(kind: str) -> dict[str, vxlan.Device]:
+    return vxlan.parse_facts((DATA / f"vxlan-facts-{kind}-debian12.txt").read_text())
+
+
+def test_vxlan_playbook_gets_its_vni_and_disjoint_ranges() -> None:
+    ov = VXLAN_PB.network("ov")
+    assert ov.vni == 4200 and VXLAN_PB.control == "vxlan" and VXLAN_PB.store is None
+    assert dict(ov.host_ranges) == {"node1": "172.30.128.0/18", "node2": "172.30.192.0/18"}, \
+        "each host's Docker allocates from its own part: no address collides across hosts"
+    eff = effective(VXLAN_PB, "vxlan").network("ov")
+    assert (eff.driver, eff.parent, eff.vni) == ("macvlan", "vxl4200", 4200)
+    assert not any(k.endswith("vxlanid_list") for k, _ in eff.options)
+
+
+def test_vni_is_derived_stably_when_the_playbook_names_none() -> None:
+    text = (Path(__file__).resolve().parents[2] / "playbooks" / "seed-overlay-vxlan.yaml").read_text()
+    text = text.replace('      com.docker.network.driver.overlay.vxlanid_list: "4200"', "      {}").replace(
+        "    options:\n      {}\n", "")
+    a = parse_playbook(text, "p.yaml", INV).network("ov").vni
+    assert a == parse_playbook(text, "p.yaml", INV).network("ov").vni and a is not None and 4096 <= a < 2**24
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ('"12"', "with control vxlan give one VXLAN ID from 4096 to 16777215"),
+    ('"4200,4201"', "with control vxlan give one VXLAN ID"),
+])
+def test_a_bad_vni_for_the_vxlan_plane_is_refused(value: str, message: str) -> None:
+    text = (Path(__file__).resolve().parents[2] / "playbooks" / "seed-overlay-vxlan.yaml").read_text()
+    with pytest.raises(ValidationError) as err:
+        parse_playbook(text.replace('"4200"', value), "p.yaml", INV)
+    assert message in err.value.render()
+
+
+def test_vxlan_facts_of_a_working_and_a_broken_host() -> None:
+    up = vx_captured("up")["vxl4200"]
+    assert (up.vni, up.local, up.dev, up.dstport, up.up, up.peers) == (4200, "198.18.0.12", "eth1", 4789, True,
+                                                                       ("198.18.0.13",))
+    assert up.lab() == "seed-overlay-vxlan"
+    broken = vx_captured("broken")
+    assert (broken["vxl4200"].up, broken["vxl4200"].peers) == (False, ())
+    assert broken["vxl4300"].lab() is None and broken["vxl4300"].alias == ""
+
+
+def test_vxlan_plan_creates_repairs_and_changes_nothing_when_all_is_well() -> None:
+    want = vxlan.wanted(effective(VXLAN_PB, "vxlan"), "node1", ADDRS, "eth1")
+    assert [(w.name, w.local, w.peers) for w in want] == [("vxl4200", "198.18.0.12", ("198.18.0.13",))]
+    fresh = vxlan.plan_devices(VXLAN_PB, "node1", {}, want)
+    assert fresh[0].command == (
+        "ip link add vxl4200 type vxlan id 4200 dstport 4789 local 198.18.0.12 dev eth1 && "
+        "ip link set vxl4200 alias labctl:seed-overlay-vxlan:ov && "
+        "bridge fdb append 00:00:00:00:00:00 dev vxl4200 dst 198.18.0.13 && ip link set vxl4200 up")
+    assert [s.command for s in vxlan.plan_devices(VXLAN_PB, "node1", vx_captured("up"), want)] == [None]
+    repair = vxlan.plan_devices(VXLAN_PB, "node1", vx_captured("broken"), want)
+    assert repair[0].command == ("bridge fdb append 00:00:00:00:00:00 dev vxl4200 dst 198.18.0.13 && "
+                                 "ip link set vxl4200 up")
+    assert len(repair) == 1, "vxl4300 is not labctl's: left alone"
+    assert vxlan.faults(want, vx_captured("broken"), {"198.18.0.13": "node2"}) == [
+        "VXLAN device vxl4200 of ov is down",
+        "vxl4200 has no FDB entry for node2 (198.18.0.13): frames to that host are never sent"]
+
+
+def test_vxlan_devices_of_the_lab_go_when_nothing_wants_them() -> None:
+    swarm_pb = effective(VXLAN_PB, "swarm")  # the same lab switched to swarm
+    steps = vxlan.plan_devices(swarm_pb, "node1", vx_captured("up"), [])
+    assert [s.command for s in steps] == ["ip link del vxl4200"]
+    assert vxlan.teardown("seed-overlay-vxlan", vx_captured("up")) == ["ip link del vxl4200"]
+    assert vxlan.teardown("another-lab", vx_captured("up")) == []
+
+
+def test_a_vxlan_device_that_is_not_labctls_is_refused_and_a_half_made_one_adopted() -> None:
+    want = vxlan.wanted(effective(VXLAN_PB, "vxlan"), "node1", ADDRS, "eth1")
+    foreign = {"vxl4200": replace(vx_captured("up")["vxl4200"], alias="", vni=99)}
+    assert "a VXLAN device vxl4200 exists there and is not labctl's" in vxlan.problems(VXLAN_PB, "node1", foreign,
+                                                                                        want)[0]
+    half = {"vxl4200": replace(vx_captured("up")["vxl4200"], alias="", peers=())}  # killed before the alias
+    assert vxlan.problems(VXLAN_PB, "node1", half, want) == []
+    fix = vxlan.plan_devices(VXLAN_PB, "node1", half, want)[0].command
+    assert fix is not None and fix.startswith("ip link set vxl4200 alias labctl:seed-overlay-vxlan:ov")
+    other = {"vxl4200": replace(vx_captured("up")["vxl4200"], alias="labctl:lab2:ov")}
+    assert "belongs to lab 'lab2'" in vxlan.problems(VXLAN_PB, "node1", other, want)[0]
+
+
+def test_decision_for_vxlan_is_taken_as_asked_on_any_engine() -> None:
+    d = decide("vxlan", None, NEW + [Engine("node3", "1.13.1")])
+    assert (d.control, d.problems) == ("vxlan", [])

@@ -193,3 +193,18 @@ def test_unreachable_host_and_blind_host_are_named() -> None:
     assert all(r.cause.startswith("node2 cannot open a connection to the cluster store") for r in results if not r.ok)
     explain(results, SEED, SEED_FACTS, Diagnosis(store_ok=True, unreachable_hosts={"node2": "ssh: timed out"}))
     assert all(r.cause == "node2 cannot be asked: ssh: timed out" for r in results if not r.ok)
+
+
+def test_names_across_hosts_resolve_only_on_an_overlay_that_docker_runs() -> None:
+    """On macvlan, and on the vxlan control plane's overlays (macvlan on labctl's VXLAN device), each daemon's DNS
+    knows only its own containers: a name on another host is expected not to resolve; on the same host it does."""
+    from labctl.plan.controlplane import effective
+
+    vx = effective(load("seed-overlay-vxlan.yaml"), "vxlan")
+    checks = index(derive(vx, SEED_FACTS))
+    across = checks[("c1", "c3", "ov", "name")]
+    assert across.expect == "isolated" and "the name does not resolve there" in across.reason
+    assert checks[("c1", "c2", "ov", "name")].expect == "reach"
+    assert checks[("c1", "c3", "ov", "ip")].expect == "reach"
+    assert checks[("c1", "c3", "ov", "name")] and index(derive(SEED, SEED_FACTS))[("c1", "c3", "ov", "name")].expect \
+        == "reach", "a Docker overlay (cluster store or swarm) resolves names across hosts"
