@@ -217,6 +217,9 @@ def control_line(control: dict) -> str:
     if control["plane"] == "swarm":
         return head + "; swarm: " + ", ".join(f"{h} {v['swarm']}" + (f" (VTEP {v['vtep']})" if v["vtep"] else "")
                                               for h, v in control["hosts"].items())
+    if control["plane"] == "kvstore":
+        return head + "; VTEPs (cluster-advertise): " + ", ".join(f"{h} {v['vtep'] or '-'}"
+                                                                  for h, v in control["hosts"].items())
     if control["plane"] == "vxlan":
         parts = []
         for h, v in control["hosts"].items():

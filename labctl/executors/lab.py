@@ -6,31 +6,28 @@ import json
 import re
 import shlex
 import time
-from dataclasses import dataclass, field
 
 from fabric import Connection
 
-from labctl.errors import HostFailure, HostsFailed, LabctlError, StepFailed
-from labctl.executors import swarm as swarm_exec
+from labctl.errors import HostsFailed, LabctlError
+from labctl.executors.controlplane import Run
+from labctl.executors.controlplane import planes as controlplanes
+from labctl.executors.controlplane.kvstore import ensure_store
 from labctl.executors.dockerhost import sandbox_dockerd, wait_docker
 from labctl.executors.labimages import ensure_images
-from labctl.executors.local import tail
 from labctl.executors.remote import Hosts
 from labctl.executors.services import Service, ServiceManager, manager_for
-from labctl.executors.store import StoreRunner, check_store_reachable
+from labctl.executors.steps import PreflightRefused, Report, run_steps
+from labctl.executors.store import StoreRunner
 from labctl.model.inventory import Inventory
 from labctl.model.playbook import Playbook
 from labctl.plan import controlplane, daemon
-from labctl.plan import swarm as swarm_plan
-from labctl.plan import vxlan as vxlan_plan
 from labctl.plan.controlplane import Engine
-from labctl.plan.docker_errors import explain
 from labctl.plan.lab import (
     LABEL,
     RECIPE_LABEL,
     SPEC_LABEL,
     Existing,
-    Step,
     plan_containers,
     plan_detach,
     plan_drift,
@@ -49,7 +46,6 @@ from labctl.plan.overlay import (
     warm_command,
 )
 from labctl.plan.preflight import HostFacts, preflight_problems, underlay_problems
-from labctl.plan.swarm import SwarmFacts
 from labctl.ui import Progress
 
 DAEMON_JSON = "/etc/docker/daemon.json"
@@ -57,25 +53,6 @@ BACKUP_JSON = f"{PRIVATE_DIR}/daemon.json.labctl-backup"
 # Written before daemon.json changes and dockerd is stopped, removed once dockerd answers again: a run killed in
 # between leaves it, and the next `up` or `down` finishes the restart (see recover_engines).
 JOURNAL = f"{PRIVATE_DIR}/dockerd-restart.pending"
-
-
-class PreflightRefused(LabctlError):
-    """Facts from the hosts rule the lab out; nothing was changed. Exit 2: fix the hosts or the playbook."""
-
-    exit_code = 2
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("preflight refused the lab; nothing was changed:\n  " + "\n  ".join(problems))
-        self.problems = problems
-
-
-@dataclass
-class Report:
-    changes: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)   # hosts `down` could not touch, with the reason
-
-    def add(self, host: str, what: str) -> None:
-        self.changes.append(f"{host}: {what}")
 
 
 def dockerd_service(inv: Inventory, host: str) -> Service:
@@ -214,70 +191,49 @@ def up(inv: Inventory, pb: Playbook, hosts: Hosts, progress: Progress) -> Report
     report = Report()
     docker_names = [h.name for h in inv.docker_hosts]
     manager = manager_for(inv.provider)
-    store = StoreRunner(pb, manager) if pb.store is not None else None
-    recover_engines(inv, pb, hosts, docker_names, manager, store, progress, report)
+    recover_engines(inv, pb, hosts, docker_names, manager, StoreRunner(pb, manager) if pb.store else None,
+                    progress, report)
     progress.step("all", "preflight: engines, IDs, hostnames, interfaces, daemon.json, names and subnets in use")
     facts = hosts.each(lambda n, c: host_facts(c, n, pb.name), docker_names, step="preflight")
     problems: list[str] = []
-    swarm_facts: dict[str, SwarmFacts] = {}
+    control = "kvstore"
     if controlplane.needs_decision(pb):
         decision = controlplane.decide(pb.control, pb.store.backend if pb.store else None,
                                        [Engine(n, f.engine_version, f.consul_backend) for n, f in facts.items()])
         progress.step("all", f"overlay control plane: {decision.control} ({decision.why})")
         problems += decision.problems
-        pb = controlplane.effective(pb, decision.control)
-        swarm_facts = swarm_exec.gather(hosts, docker_names)
-        if decision.control == "kvstore":
-            problems += [(f"[{n}] is still in the swarm this lab made when its playbook said `control: swarm`: "
-                          "run `labctl down` first (it leaves that swarm), then `up`") if f.marker_lab == pb.name else
-                         (f"[{n}] is in the swarm of lab {f.marker_lab!r}: run `labctl down` with that lab's "
-                          "playbook first, or use other hosts")
-                         for n, f in swarm_facts.items() if f.marker_lab and f.state != "inactive"]
-        if decision.control == "swarm":
-            store = None
-            problems += swarm_plan.problems(pb, swarm_facts, docker_names[0])
-        if decision.control == "vxlan":
-            store = None
-            if any(f.marker_lab == pb.name and f.state != "inactive" for f in swarm_facts.values()):
-                problems.append("this lab's swarm is still up (its playbook said `control: swarm`): run `labctl "
-                                "down` first, then `up`")
-            problems += [f"[{n}] /etc/docker/daemon.json has live-restore: swarm mode refuses to run with it; "
-                         "remove it there" for n, f in facts.items() if f.daemon_json.get("live-restore") is True]
+        control = decision.control
+        pb = controlplane.effective(pb, control)
+    addresses = {n: f.addresses[inv.underlay_interface][0] for n, f in facts.items()
+                 if f.addresses.get(inv.underlay_interface)}
+    run = Run(inv, pb, hosts, docker_names, manager, progress, report, facts, addresses)
+    planes = controlplanes()
+    for name, plane in planes.items():
+        problems += plane.preflight(run, name == control)
     problems += preflight_problems(pb, facts) + underlay_problems(inv, facts)
-    vx_found = hosts.each(lambda n, c: vxlan_plan.parse_facts(str(c.run(vxlan_plan.FACTS_SCRIPT, hide=True,
-                                                                         warn=True).stdout)),
-                          docker_names, step="vxlan devices")
-    addresses = {n: underlay_address(inv, f) for n, f in facts.items() if f.addresses.get(inv.underlay_interface)}
-    vx_want = {n: vxlan_plan.wanted(pb, n, addresses, inv.underlay_interface) for n in addresses}
-    for n, want in vx_want.items():
-        problems += vxlan_plan.problems(pb, n, vx_found[n], want)
-    if store is not None and pb.store is not None:
-        problem = store.missing_prerequisite(hosts.conn(pb.store.host))
-        problems += [problem] if problem else []
     if problems:
         raise PreflightRefused(problems)
     images: list[tuple[str, str]] = []
     ensure_images(inv, pb, hosts, facts, progress, images)
     for host, what in images:
         report.add(host, what)
-    if store is not None:
-        ensure_store(pb, store, hosts, progress, report)
-        check_store_reachable(pb, hosts, docker_names)
+    for name, plane in planes.items():
+        plane.bootstrap(run, name == control)
     configure_daemons(inv, pb, hosts, facts, manager, progress, report)
-    if pb.control == "swarm":
-        report.changes += swarm_exec.ensure(pb.name, hosts, docker_names, addresses, swarm_facts, progress)
+    for name, plane in planes.items():
+        plane.join(run, name == control)
     nets = hosts.each(lambda n, c: lab_networks(c, pb.name), docker_names, step="list networks")
     ctrs = hosts.each(lambda n, c: lab_containers(c, pb.name), docker_names, step="list containers")
     try:
         drift_ctrs, drift_nets = plan_drift(pb, nets, ctrs)
         run_steps(hosts, drift_ctrs, progress, report, "drift: containers")
         run_steps(hosts, drift_nets, progress, report, "drift: networks")
-        vx_steps = [s for n in docker_names for s in vxlan_plan.plan_devices(pb, n, vx_found[n], vx_want.get(n, []))]
-        run_steps(hosts, vx_steps, progress, report, "vxlan devices")
+        for name, plane in planes.items():
+            plane.before_networks(run, name == control)
         run_steps(hosts, plan_detach(pb, inv, nets), progress, report, "detach from changed networks")
         run_steps(hosts, plan_networks(pb, inv, nets), progress, report, "networks")
-        if pb.control != "swarm":  # a swarm worker lists an attachable overlay only once a container joins it
-            wait_overlays_visible(pb, hosts, docker_names, progress)
+        for name, plane in planes.items():
+            plane.after_networks(run, name == control)
         now = hosts.each(lambda n, c: lab_containers(c, pb.name), docker_names, step="list containers")
         run_steps(hosts, plan_containers(pb, now), progress, report, "containers")
     except HostsFailed as exc:
@@ -285,13 +241,6 @@ def up(inv: Inventory, pb: Playbook, hosts: Hosts, progress: Progress) -> Report
         raise
     wait_overlay_gossip(pb, hosts, progress)
     return report
-
-
-def underlay_address(inv: Inventory, f: HostFacts) -> str:
-    addrs = f.addresses.get(inv.underlay_interface, ())
-    if not addrs:  # underlay_problems refused this in preflight already
-        raise LabctlError(f"[{f.name}] no IPv4 address on {inv.underlay_interface}")
-    return addrs[0]
 
 
 def rollback(pb: Playbook, hosts: Hosts, names: list[str], before_nets: dict[str, dict[str, Existing]],
@@ -387,15 +336,6 @@ def _engine_states(hosts: Hosts, names: list[str], strict: bool) -> dict[str, st
         return {**exc.results, **{f.host: f"unreachable: {f.stderr_tail[-200:]}" for f in exc.failures}}
 
 
-def ensure_store(pb: Playbook, store: StoreRunner, hosts: Hosts, progress: Progress, report: Report) -> None:
-    assert pb.store is not None
-    conn = hosts.conn(pb.store.host)
-    if store.start(conn):
-        report.add(pb.store.host, f"{pb.store.backend} started on {pb.store.address}:{pb.store.port}")
-        progress.step(pb.store.host, f"{pb.store.backend} started ({pb.store.url}); waiting until healthy")
-    store.wait_healthy(conn)
-
-
 def configure_daemons(inv: Inventory, pb: Playbook, hosts: Hosts, facts: dict[str, HostFacts],
                       manager: ServiceManager, progress: Progress, report: Report) -> None:
     """daemon.json written and dockerd stopped on every host that needs it, in parallel; then dockerd started again
@@ -458,50 +398,6 @@ def start_dockerd(inv: Inventory, name: str, conn: Connection, manager: ServiceM
     except LabctlError as exc:
         raise LabctlError(f"{exc.message}; dockerd log:\n{manager.log_tail(conn, svc)}") from None
     # Engine 20.10's `docker info` does not show the cluster store; overlay visibility (below) proves it.
-
-
-def run_steps(hosts: Hosts, steps: list[Step], progress: Progress, report: Report, phase: str) -> None:
-    """Each host's steps in order, hosts in parallel."""
-    per_host: dict[str, list[Step]] = {}
-    for s in steps:
-        per_host.setdefault(s.host, []).append(s)
-
-    def one(host: str, conn: Connection) -> None:
-        for s in per_host[host]:
-            if s.command is None:
-                continue
-            progress.step(host, f"{s.what}: {s.reason}")
-            res = conn.run(s.command, hide=True, warn=True)
-            if not res.ok:
-                if s.cleanup:
-                    conn.run(s.cleanup, hide=True, warn=True)
-                raise step_failure(host, s, res.exited, str(res.stderr or res.stdout))
-            report.add(host, f"{s.what}: {s.reason}")
-
-    hosts.each(one, list(per_host), step=phase)
-
-
-def step_failure(host: str, step: Step, code: int | None, stderr: str) -> StepFailed:
-    """A failed Docker command as the host, the playbook entry, Docker's words and a hint."""
-    why = explain(stderr, host, step.entry or step.what)
-    if why is None:
-        return StepFailed(HostFailure(host, step.command or step.what, code, tail(stderr), step.entry))
-    return StepFailed(HostFailure(host, step.command or step.what, code, f"Docker says: {why.docker_says}",
-                                  step.entry, why.hint))
-
-
-def wait_overlays_visible(pb: Playbook, hosts: Hosts, names: list[str], progress: Progress,
-                          timeout: float = 30) -> None:
-    overlays = [n.name for n in pb.networks if n.driver == "overlay"]
-    if not overlays:
-        return
-    check = " && ".join(f"docker network inspect {shlex.quote(o)} >/dev/null 2>&1" for o in overlays)
-    cmd = f"timeout {int(timeout)} sh -c {shlex.quote(f'until {check}; do sleep 0.2; done')}"
-    results = hosts.each(lambda n, c: bool(c.run(cmd, hide=True, warn=True).ok), names, step="overlay visibility")
-    missing = [n for n, ok in results.items() if not ok]
-    if missing:
-        raise LabctlError(f"overlay network(s) {', '.join(overlays)} not visible on {', '.join(missing)} after "
-                          f"{timeout:g}s", hint="the host is not using the cluster store: check `docker info` there")
 
 
 GOSSIP_TIMEOUT = 60
@@ -571,17 +467,19 @@ def _neighbours(hosts: Hosts, expected: dict[str, dict[str, int]], timeout: floa
 
 
 def down(inv: Inventory, pb: Playbook, hosts: Hosts, progress: Progress) -> Report:
-    """Everything of the lab goes, whatever state an earlier run left: a stopped dockerd or store is started first
-    (what cannot be started or reached is skipped, named in the report, and down exits non-zero)."""
+    """Everything of the lab goes, whatever state an earlier run left and whichever control plane it used: a stopped
+    dockerd or store is started first (what cannot be started or reached is skipped, named in the report, and down
+    exits non-zero); every plane then removes what this lab has of it."""
     report = Report()
     manager = manager_for(inv.provider)
-    store = StoreRunner(pb, manager) if pb.store is not None else None
-    skipped = recover_engines(inv, pb, hosts, [h.name for h in inv.docker_hosts], manager, store, progress, report,
-                              strict=False)
+    skipped = recover_engines(inv, pb, hosts, [h.name for h in inv.docker_hosts], manager,
+                              StoreRunner(pb, manager) if pb.store else None, progress, report, strict=False)
     report.skipped += [f"{n}: {why}" for n, why in skipped.items()]
     docker_names = [h.name for h in inv.docker_hosts if h.name not in skipped]
-    if store is not None and pb.store is not None:
-        store_running_for_down(pb, store, hosts, progress, report)
+    run = Run(inv, pb, hosts, docker_names, manager, progress, report)
+    planes = controlplanes().values()
+    for plane in planes:
+        plane.down_begin(run)
     label = shlex.quote(f"{LABEL}={pb.name}")
 
     def remove_containers(name: str, conn: Connection) -> None:
@@ -606,43 +504,13 @@ def down(inv: Inventory, pb: Playbook, hosts: Hosts, progress: Progress) -> Repo
     hosts.each(remove_containers, docker_names, step="remove containers")
     for name in docker_names:  # sequential: overlay removal must not race between hosts
         remove_networks(name, hosts.conn(name))
-    report.changes += swarm_exec.leave(pb.name, hosts, docker_names, progress)
-    hosts.each(lambda n, c: remove_vxlan_devices(pb.name, n, c, progress, report), docker_names, step="vxlan devices")
+    for plane in planes:
+        plane.teardown(run)
     hosts.each(lambda n, c: restore_daemon(inv, pb.name, n, c, manager, progress, report), docker_names,
                step="restore daemon config")
-    if store is not None and pb.store is not None and pb.store.host not in skipped:
-        stop_store(pb, store, hosts, progress, report)
+    for plane in planes:
+        plane.down_end(run)
     return report
-
-
-def remove_vxlan_devices(lab: str, name: str, conn: Connection, progress: Progress, report: Report) -> None:
-    found = vxlan_plan.parse_facts(str(conn.run(vxlan_plan.FACTS_SCRIPT, hide=True, warn=True).stdout))
-    for cmd in vxlan_plan.teardown(lab, found):
-        conn.run(cmd, hide=True)
-        report.add(name, f"{cmd.split()[-1]}: VXLAN device removed")
-        progress.step(name, f"{cmd.split()[-1]}: VXLAN device removed")
-
-
-def store_running_for_down(pb: Playbook, store: StoreRunner, hosts: Hosts, progress: Progress,
-                           report: Report) -> None:
-    """Removing an overlay network goes through the store: a stopped store that still holds data is started for the
-    teardown (and stopped again at its end); one that cannot run is skipped with a warning, and the overlay's removal
-    may then fail. A stopped store without data (an earlier down removed it) is left alone: nothing to wipe."""
-    assert pb.store is not None
-    try:
-        conn = hosts.conn(pb.store.host)
-        if store.is_running(conn) or not store.has_data(conn):
-            return
-        problem = store.missing_prerequisite(conn)
-        if problem is None:
-            progress.step(pb.store.host, f"{pb.store.backend} is not running: started for the teardown")
-            ensure_store(pb, store, hosts, progress, report)
-            return
-        why = problem
-    except Exception as exc:  # noqa: BLE001 - down goes on with what it can reach
-        why = f"cannot be reached: {str(exc)[:200]}"
-    report.skipped.append(f"{pb.store.host}: the {pb.store.backend} store {why}; its keys were not wiped")
-    progress.step(pb.store.host, f"store skipped: {why}")
 
 
 def remove_lab_containers(conn: Connection, lab: str) -> int:
@@ -682,18 +550,6 @@ def restore_daemon(inv: Inventory, lab_name: str, name: str, conn: Connection, m
         report.add(name, "daemon.json restored, dockerd restarted" +
                    (", docker0 address restored" if len(sequence) > 1 else ""))
     conn.run(f"rm -f {BACKUP_JSON}", hide=True)
-
-
-def stop_store(pb: Playbook, store: StoreRunner, hosts: Hosts, progress: Progress, report: Report) -> None:
-    assert pb.store is not None
-    conn = hosts.conn(pb.store.host)
-    if store.is_running(conn) and store.wipe(conn):
-        report.add(pb.store.host, "store keys under docker/ removed")
-    if store.stop(conn):
-        progress.step(pb.store.host, f"{pb.store.backend} stopped")
-        report.add(pb.store.host, f"{pb.store.backend} stopped")
-    if store.remove_data(conn):
-        report.add(pb.store.host, f"store data {pb.store.data_dir} removed")
 
 
 def overlay_vni(conn: Connection, network: str) -> int | None:

@@ -6,8 +6,8 @@ import os
 
 from fabric import Connection
 
-from labctl.executors.lab import PreflightRefused, Report, run_steps
 from labctl.executors.remote import Hosts
+from labctl.executors.steps import PreflightRefused, Report, run_steps
 from labctl.model.inventory import Inventory
 from labctl.model.playbook import Playbook
 from labctl.plan.provision import DOCKER_CE_SHA256, ProvisionFacts, plan_provision

@@ -8,15 +8,15 @@ from typing import Any
 
 from fabric import Connection
 
-from labctl.executors import swarm as swarm_exec
+from labctl.executors.controlplane import swarm as swarm_exec
 from labctl.executors.lab import JOURNAL, overlay_vni
 from labctl.executors.remote import Hosts, failure_from
 from labctl.executors.services import manager_for
 from labctl.executors.store import StoreRunner
 from labctl.model.inventory import Inventory
 from labctl.model.playbook import Playbook
-from labctl.plan import vxlan as vxlan_plan
 from labctl.plan.controlplane import needs_decision
+from labctl.plan.controlplane import vxlan as vxlan_plan
 from labctl.plan.lab import LABEL
 
 SEP = "--labctl-status--"
@@ -82,6 +82,13 @@ def gather(inv: Inventory, pb: Playbook | None, hosts: Hosts, vnis: bool = True,
     return result
 
 
+# cluster-advertise from daemon.json ("eth1:2376" or "198.18.0.12:2376") as an address: the host's VTEP. (Docker's
+# CLI 23 and later no longer knows the field in `docker info`, even against a 20.10 daemon.)
+ADVERTISED = ("adv=$(sed -n 's/.*\"cluster-advertise\": *\"\\([^\"]*\\)\".*/\\1/p' /etc/docker/daemon.json "
+              "2>/dev/null | head -n 1); h=${adv%:*}; case \"$h\" in '') ;; *[!0-9.]*) ip -o -4 addr show dev "
+              "\"$h\" | awk '{print $4}' | cut -d/ -f1 | head -n 1;; *) echo \"$h\";; esac")
+
+
 def control_status(pb: Playbook, hosts: Hosts, names: list[str]) -> dict[str, Any]:
     """The overlay's control plane as the hosts show it: swarm where labctl made a swarm for this lab, else the
     cluster store when the playbook has one; per host its swarm role and the VTEP address (swarm's NodeAddr)."""
@@ -100,6 +107,10 @@ def control_status(pb: Playbook, hosts: Hosts, names: list[str]) -> dict[str, An
                        "vxlan": [{"device": d.name, "vni": d.vni, "up": d.up, "peers": list(d.peers)} for d in devs]}
     elif pb.store is not None and pb.control not in ("swarm", "vxlan"):
         plane = "kvstore"
+        advertised = hosts.each(lambda n, c: str(c.run(ADVERTISED, hide=True, warn=True).stdout).strip(), names,
+                                step="cluster-advertise")
+        for n, addr in advertised.items():
+            rows[n] = {"swarm": roles[n], "vtep": addr or None}
     else:
         plane = None
     return {"plane": plane, "requested": pb.control, "hosts": rows}

@@ -10,7 +10,7 @@ from labctl.errors import LabctlError
 from labctl.executors.remote import Hosts
 from labctl.executors.services import Service, ServiceManager
 from labctl.model.playbook import Playbook
-from labctl.plan.store import CONSUL_CONTAINER, HEALTH_TIMEOUT, StorePlan, plan_store, reachability_probe
+from labctl.plan.controlplane.kvstore import CONSUL_CONTAINER, HEALTH_TIMEOUT, StorePlan, plan_store, reachability_probe
 
 
 class StoreRunner:

@@ -12,17 +12,17 @@ from typing import Any
 
 from fabric import Connection
 
-from labctl.executors import swarm as swarm_exec
+from labctl.executors.controlplane import swarm as swarm_exec
 from labctl.executors.remote import Hosts, put_private
 from labctl.executors.services import manager_for
 from labctl.executors.status import gather as gather_status
 from labctl.executors.store import StoreRunner
 from labctl.model.inventory import Inventory
 from labctl.model.playbook import Playbook
-from labctl.plan import vxlan as vxlan_plan
 from labctl.plan.controlplane import effective
-from labctl.plan.store import reachability_probe
-from labctl.plan.swarm import blocked_ports
+from labctl.plan.controlplane import vxlan as vxlan_plan
+from labctl.plan.controlplane.kvstore import reachability_probe
+from labctl.plan.controlplane.swarm import blocked_ports
 from labctl.plan.verify import Check, Diagnosis, Facts, Result, derive, explain, sample
 from labctl.ui import Progress
 

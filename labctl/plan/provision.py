@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from labctl.model.inventory import Inventory
 from labctl.model.playbook import Playbook
 from labctl.plan.controlplane import kvstore_refusal
+from labctl.plan.controlplane.kvstore import CONSUL_BIN
 from labctl.plan.lab import Step
 from labctl.plan.lock import PRIVATE_DIR
-from labctl.plan.store import CONSUL_BIN
 
 DOCKER_CE_VERSION = "20.10.24"
 DOCKER_CE_URL = f"https://download.docker.com/linux/static/stable/x86_64/docker-{DOCKER_CE_VERSION}.tgz"

@@ -73,3 +73,21 @@ def make_lab(tmp: Path, name: str, subnet: str, hosts: dict[str, list[str]]) -> 
     state = tmp / "state"
     env = dict(os.environ, LABCTL_STATE_DIR=str(state), PYTHONPATH=str(Path(__file__).parents[2]))
     return Lab(name, inv, state, env)
+
+
+def sh(hosts, host: str, cmd: str):  # type: ignore[no-untyped-def]
+    """A command on a sandbox host; its result (never raises)."""
+    return hosts.conn(host).run(cmd, hide=True, warn=True)
+
+
+def seed_sandbox(tmp_path_factory, name: str, subnet: str, playbooks: tuple[str, ...] = ()):  # type: ignore[no-untyped-def]
+    """Module fixture body: fresh sandbox hosts store, node1, node2 for lab `name` on `subnet`; at the end each
+    playbook's lab is taken down and the sandbox removed (also after a failed test)."""
+    lab = make_lab(tmp_path_factory.mktemp(name), name, subnet,
+                   {"store": ["store"], "node1": ["docker"], "node2": ["docker"]})
+    lab.labctl("sandbox", "down", "-i", str(lab.inventory))
+    lab.labctl("sandbox", "up", "-i", str(lab.inventory))
+    yield lab
+    for pb in playbooks:
+        lab.labctl("down", "-i", str(lab.inventory), "-p", pb, "--wait", "60", check=False)
+    lab.labctl("sandbox", "down", "-i", str(lab.inventory), check=False)

@@ -92,6 +92,9 @@ def test_seed_overlay_up_vxlan_and_macvlan(lab: Lab, hosts: Hosts) -> None:
     assert ctrs["c4"]["host"] == "node2" and ctrs["c4"]["addresses"]["mv"] == "172.29.0.14"
     assert ipaddress.ip_address(ctrs["c1"]["addresses"]["ov"]) in ipaddress.ip_network("172.30.0.0/16")
     assert status["missing"] == [] and status["store"]["running"] is True
+    assert status["control"]["plane"] == "kvstore"
+    assert {h: v["vtep"] for h, v in status["control"]["hosts"].items()} == \
+        {"node1": ADDR["node1"], "node2": ADDR["node2"]}, "the VTEPs are the cluster-advertise addresses"
 
 
 def test_second_up_changes_nothing(lab: Lab) -> None:

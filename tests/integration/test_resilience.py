@@ -25,7 +25,7 @@ import yaml
 
 from labctl.executors.remote import Hosts
 
-from .conftest import Lab, make_lab
+from .conftest import Lab, seed_sandbox, sh
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SEED = os.path.join(ROOT, "playbooks", "seed-overlay.yaml")
@@ -50,18 +50,7 @@ RANDOM_KILLS = 3  # per signal, at a random delay after the start (seeded, print
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    lab = make_lab(tmp_path_factory.mktemp("resilience"), LAB, SUBNET,
-                   {"store": ["store"], "node1": ["docker"], "node2": ["docker"]})
-    lab.playbook = Path(SEED)
-    lab.labctl("sandbox", "down", "-i", str(lab.inventory))
-    lab.labctl("sandbox", "up", "-i", str(lab.inventory))
-    yield lab
-    lab.labctl("down", "-i", str(lab.inventory), "-p", SEED, "--wait", "60", check=False)
-    lab.labctl("sandbox", "down", "-i", str(lab.inventory), check=False)
-
-
-def sh(hosts: Hosts, host: str, cmd: str):  # type: ignore[no-untyped-def]
-    return hosts.conn(host).run(cmd, hide=True, warn=True)
+    yield from seed_sandbox(tmp_path_factory, LAB, SUBNET, (SEED,))
 
 
 def lab_args(lab: Lab, playbook: str | Path = SEED) -> list[str]:

@@ -16,7 +16,7 @@ import pytest
 from labctl.executors.remote import Hosts
 from labctl.plan.sandbox import Names
 
-from .conftest import Lab, make_lab
+from .conftest import Lab, seed_sandbox, sh
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 VXLAN = os.path.join(ROOT, "playbooks", "seed-overlay-vxlan.yaml")
@@ -28,18 +28,7 @@ NODES = ("node1", "node2")
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    lab = make_lab(tmp_path_factory.mktemp("vxlan"), LAB, "198.18.85.0/24",
-                   {"store": ["store"], "node1": ["docker"], "node2": ["docker"]})
-    lab.labctl("sandbox", "down", "-i", str(lab.inventory))
-    lab.labctl("sandbox", "up", "-i", str(lab.inventory))
-    yield lab
-    for pb in (VXLAN, SWARM):
-        lab.labctl("down", "-i", str(lab.inventory), "-p", pb, check=False)
-    lab.labctl("sandbox", "down", "-i", str(lab.inventory), check=False)
-
-
-def sh(hosts: Hosts, host: str, cmd: str):  # type: ignore[no-untyped-def]
-    return hosts.conn(host).run(cmd, hide=True, warn=True)
+    yield from seed_sandbox(tmp_path_factory, LAB, "198.18.85.0/24", (VXLAN, SWARM))
 
 
 def args(lab: Lab, pb: str = VXLAN) -> list[str]:

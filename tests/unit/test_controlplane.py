@@ -11,9 +11,17 @@ import pytest
 from labctl.errors import ValidationError
 from labctl.model.inventory import load_inventory
 from labctl.model.playbook import load_playbook, parse_playbook
-from labctl.plan import swarm, vxlan
-from labctl.plan.controlplane import Engine, decide, effective, engine_version, kvstore_refusal, swarm_refusal
-from labctl.plan.swarm import SwarmFacts
+from labctl.plan.controlplane import (
+    Engine,
+    decide,
+    effective,
+    engine_version,
+    kvstore_refusal,
+    swarm,
+    swarm_refusal,
+    vxlan,
+)
+from labctl.plan.controlplane.swarm import SwarmFacts
 
 
 @pytest.mark.parametrize(("text", "parsed"), [

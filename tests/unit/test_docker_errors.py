@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from labctl.errors import HostFailure, StepFailed
-from labctl.executors.lab import step_failure
+from labctl.executors.steps import step_failure
 from labctl.plan.docker_errors import explain
 from labctl.plan.lab import Step
 

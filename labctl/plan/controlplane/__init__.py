@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass, field, replace
 
 from labctl.model.playbook import Playbook
-from labctl.plan.vxlan import as_macvlan
+from labctl.plan.controlplane.vxlan import as_macvlan
 
 CONTROLS = ("auto", "kvstore", "swarm", "vxlan")
 KVSTORE_LAST_MAJOR = 22      # Engine 23.0 removed cluster-store (deprecated since 20.10)
@@ -99,7 +99,7 @@ def needs_decision(pb: Playbook) -> bool:
 def effective(pb: Playbook, control: str) -> Playbook:
     """The playbook as the chosen control plane runs it: under swarm there is no store (auto may have had one
     declared) and the overlays are attachable."""
-    if control == "vxlan":  # Docker sees each overlay as macvlan on labctl's VXLAN device (plan.vxlan)
+    if control == "vxlan":  # Docker sees each overlay as macvlan on labctl's VXLAN device (plan.controlplane.vxlan)
         nets = tuple(as_macvlan(n) if n.driver == "overlay" and n.vni is not None else n for n in pb.networks)
         return replace(pb, store=None, control="vxlan", networks=nets)
     if control != "swarm":

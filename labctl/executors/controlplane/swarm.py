@@ -1,6 +1,6 @@
 """Swarm mode on the docker hosts: facts, bootstrap (init on the first host, join on the others), teardown.
 
-The pure side (what counts as ours, refusals, the commands) is labctl.plan.swarm."""
+The pure side (what counts as ours, refusals, the commands) is labctl.plan.controlplane.swarm."""
 
 from __future__ import annotations
 
@@ -9,12 +9,42 @@ import time
 from fabric import Connection
 
 from labctl.errors import LabctlError
+from labctl.executors.controlplane import ControlPlane, Run
 from labctl.executors.remote import Hosts
-from labctl.plan import swarm
-from labctl.plan.swarm import SwarmFacts
+from labctl.plan.controlplane import swarm
+from labctl.plan.controlplane.swarm import SwarmFacts
 from labctl.ui import Progress
 
 READY_TIMEOUT = 60
+
+
+class Swarm(ControlPlane):
+    """Active: a swarm of the docker hosts, the first one its manager. Inactive: a swarm this lab (or another) made
+    on these hosts is refused: the other planes do not work beside it, and only `down` leaves it."""
+
+    name = "swarm"
+
+    def __init__(self) -> None:
+        self.facts: dict[str, SwarmFacts] = {}
+
+    def preflight(self, run: Run, active: bool) -> list[str]:
+        self.facts = gather(run.hosts, run.names)
+        if active:
+            return swarm.problems(run.pb, self.facts, run.names[0]) + [
+                f"[{n}] /etc/docker/daemon.json has live-restore: swarm mode refuses to run with it; remove it there"
+                for n, f in run.facts.items() if f.daemon_json.get("live-restore") is True]
+        return [(f"[{n}] is still in the swarm this lab made when its playbook said `control: swarm`: run "
+                 "`labctl down` first (it leaves that swarm), then `up`") if f.marker_lab == run.pb.name else
+                (f"[{n}] is in the swarm of lab {f.marker_lab!r}: run `labctl down` with that lab's playbook "
+                 "first, or use other hosts")
+                for n, f in self.facts.items() if f.marker_lab and f.state != "inactive"]
+
+    def join(self, run: Run, active: bool) -> None:
+        if active:
+            run.report.changes += ensure(run.pb.name, run.hosts, run.names, run.addresses, self.facts, run.progress)
+
+    def teardown(self, run: Run) -> None:
+        run.report.changes += leave(run.pb.name, run.hosts, run.names, run.progress)
 
 
 def gather(hosts: Hosts, names: list[str]) -> dict[str, SwarmFacts]:

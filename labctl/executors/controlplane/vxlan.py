@@ -1,0 +1,54 @@
+"""labctl's own Linux VXLAN devices as the overlay's control plane, any engine (see plan.controlplane.vxlan)."""
+
+from __future__ import annotations
+
+from fabric import Connection
+
+from labctl.executors.controlplane import ControlPlane, Run
+from labctl.executors.steps import Report, run_steps
+from labctl.plan.controlplane import vxlan as vxlan_plan
+from labctl.plan.controlplane.vxlan import Device
+from labctl.ui import Progress
+
+
+def found_devices(run: Run) -> dict[str, dict[str, Device]]:
+    return run.hosts.each(lambda n, c: vxlan_plan.parse_facts(str(c.run(vxlan_plan.FACTS_SCRIPT, hide=True,
+                                                                          warn=True).stdout)),
+                          run.names, step="vxlan devices")
+
+
+class Vxlan(ControlPlane):
+    """Active: the devices of the playbook's overlays. Inactive: the lab's devices left from an earlier vxlan run
+    are removed (nothing wants them)."""
+
+    name = "vxlan"
+
+    def __init__(self) -> None:
+        self.found: dict[str, dict[str, Device]] = {}
+
+    def _wanted(self, run: Run, host: str, active: bool) -> list[vxlan_plan.Wanted]:
+        if not active or host not in run.addresses:
+            return []
+        return vxlan_plan.wanted(run.pb, host, run.addresses, run.inv.underlay_interface)
+
+    def preflight(self, run: Run, active: bool) -> list[str]:
+        self.found = found_devices(run)
+        return [p for n in run.names for p in vxlan_plan.problems(run.pb, n, self.found[n],
+                                                                  self._wanted(run, n, active))]
+
+    def before_networks(self, run: Run, active: bool) -> None:
+        steps = [s for n in run.names
+                 for s in vxlan_plan.plan_devices(run.pb, n, self.found.get(n, {}), self._wanted(run, n, active))]
+        run_steps(run.hosts, steps, run.progress, run.report, "vxlan devices")
+
+    def teardown(self, run: Run) -> None:
+        run.hosts.each(lambda n, c: remove_vxlan_devices(run.pb.name, n, c, run.progress, run.report), run.names,
+                       step="vxlan devices")
+
+
+def remove_vxlan_devices(lab: str, name: str, conn: Connection, progress: Progress, report: Report) -> None:
+    found = vxlan_plan.parse_facts(str(conn.run(vxlan_plan.FACTS_SCRIPT, hide=True, warn=True).stdout))
+    for cmd in vxlan_plan.teardown(lab, found):
+        conn.run(cmd, hide=True)
+        report.add(name, f"{cmd.split()[-1]}: VXLAN device removed")
+        progress.step(name, f"{cmd.split()[-1]}: VXLAN device removed")
