@@ -105,8 +105,8 @@ def problems(pb: Playbook, facts: dict[str, SwarmFacts], manager: str) -> list[s
 def record(lab: str, role: str) -> str:
     """Shell that writes the host's swarm record (before init or join: a killed run leaves it behind)."""
     body = json.dumps({"lab": lab, "role": role}, sort_keys=True)
-    return (f"mkdir -p {PRIVATE_DIR} && chmod 700 {PRIVATE_DIR} && printf '%s\\n' {shlex.quote(body)} > {MARKER}.tmp "
-            f"&& mv {MARKER}.tmp {MARKER}")
+    return (f"mkdir -p {PRIVATE_DIR} && chmod 700 {PRIVATE_DIR} && printf '%s\\n' {shlex.quote(body)} > "
+            f"{MARKER}.$$ && mv {MARKER}.$$ {MARKER}")
 
 
 def init_command(address: str) -> str:
