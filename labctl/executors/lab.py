@@ -28,21 +28,27 @@ from labctl.plan.lab import (
     RECIPE_LABEL,
     SPEC_LABEL,
     Existing,
+    Step,
+    container_order,
+    container_run,
     plan_containers,
     plan_detach,
     plan_drift,
     plan_networks,
     plan_restore,
+    stale_endpoints,
 )
 from labctl.plan.lock import PRIVATE_DIR
 from labctl.plan.overlay import (
     GossipGap,
     expected_peers,
     gossip_gaps,
+    known_ips_script,
     neighbour_script,
     overlay_ns,
     parse_addresses,
     parse_neighbours,
+    unknown_containers,
     warm_command,
 )
 from labctl.plan.preflight import HostFacts, preflight_problems, underlay_problems
@@ -239,7 +245,7 @@ def up(inv: Inventory, pb: Playbook, hosts: Hosts, progress: Progress) -> Report
     except HostsFailed as exc:
         exc.notes += rollback(pb, hosts, docker_names, nets, ctrs, progress)
         raise
-    wait_overlay_gossip(pb, hosts, progress)
+    wait_overlay_gossip(pb, hosts, progress, report)
     return report
 
 
@@ -402,10 +408,12 @@ def start_dockerd(inv: Inventory, name: str, conn: Connection, manager: ServiceM
 
 GOSSIP_TIMEOUT = 60
 GOSSIP_FIRST_LOOK = 3
+GOSSIP_REPAIR_AFTER = 15   # seconds of warming before the containers a host never learned are created again
 ADDRESS_TEMPLATE = "{{.Name}}{{range $k, $v := .NetworkSettings.Networks}} {{$k}}={{$v.IPAddress}}{{end}}"
 
 
-def wait_overlay_gossip(pb: Playbook, hosts: Hosts, progress: Progress, timeout: float = GOSSIP_TIMEOUT) -> None:
+def wait_overlay_gossip(pb: Playbook, hosts: Hosts, progress: Progress, report: Report,
+                        timeout: float = GOSSIP_TIMEOUT) -> None:
     """Until every host has heard of every container on the other hosts, per overlay network (plan.overlay).
 
     A short first look; hosts still missing containers then ping each remote container once
@@ -421,19 +429,49 @@ def wait_overlay_gossip(pb: Playbook, hosts: Hosts, progress: Progress, timeout:
         return
     found = hosts.each(lambda n, c: lab_addresses(c, pb.name), list(expected), step="overlay addresses")
     addresses = {name: nets for per_host in found.values() for name, nets in per_host.items()}
-    deadline = time.monotonic() + timeout
-    while gaps and time.monotonic() < deadline:
+    start = time.monotonic()
+    repaired = False
+    while gaps and time.monotonic() < start + timeout:
         progress.step("all", "overlay: " + "; ".join(f"{g.host} knows {g.seen}/{g.expected} on {g.network}"
                                                      for g in gaps) + ": one ping to each remote container from there")
         _warm(pb, hosts, gaps, addresses)
         still = {g.host: expected[g.host] for g in gaps}
         gaps = gossip_gaps(still, _neighbours(hosts, still, GOSSIP_FIRST_LOOK))
+        if gaps and not repaired and time.monotonic() > start + GOSSIP_REPAIR_AFTER:
+            repaired = True
+            if _recreate_unknown(pb, hosts, gaps, addresses, progress, report):
+                found = hosts.each(lambda n, c: lab_addresses(c, pb.name), list(expected), step="overlay addresses")
+                addresses = {name: nets for per_host in found.values() for name, nets in per_host.items()}
     if gaps:
         raise LabctlError(
             f"overlay gossip incomplete after {timeout:g}s:\n" + "\n".join(f"  {g}" for g in gaps),
             hint="the hosts' dockerds are not in one gossip cluster (serf, TCP and UDP 7946 between the hosts' "
                  "underlay addresses). Check that 7946 is open, then `labctl down` and `labctl up` (which starts "
                  "the dockerds one at a time)")
+
+
+def _recreate_unknown(pb: Playbook, hosts: Hosts, gaps: list[GossipGap], addresses: dict[str, dict[str, str]],
+                      progress: Progress, report: Report) -> bool:
+    """Warming did not help for GOSSIP_REPAIR_AFTER seconds: create once more the remote containers a short host has
+    no entry for (plan.overlay.unknown_containers says when that happens), with the containers that share their
+    stack. Returns whether any was recreated."""
+    def known(n: str, c: Connection) -> dict[str, set[str]]:
+        return {g.network: set(str(c.run(known_ips_script(g.network), hide=True, warn=True).stdout).split())
+                for g in gaps if g.host == n}
+
+    seen = hosts.each(known, sorted({g.host for g in gaps}), step="overlay neighbours")
+    names = sorted({name for g in gaps for name in unknown_containers(pb, g.host, g.network,
+                                                                       seen[g.host][g.network], addresses)})
+    names += [c.name for c in pb.containers if c.network_mode in {f"container:{n}" for n in names}]
+    if not names:
+        return False
+    short = ", ".join(sorted({g.host for g in gaps}))
+    steps = [Step(c.host, f"container {c.name}", f"docker rm -f {shlex.quote(c.name)} >/dev/null 2>&1; "
+                  f"{stale_endpoints(pb, c)}{container_run(pb, c)}",
+                  f"created again: {short} never learned it (an overlay event was lost)", f"containers.{c.name}")
+             for c in container_order(tuple(pb.container(n) for n in names))]
+    run_steps(hosts, steps, progress, report, "overlay repair")
+    return True
 
 
 def _warm(pb: Playbook, hosts: Hosts, gaps: list[GossipGap], addresses: dict[str, dict[str, str]]) -> None:

@@ -115,3 +115,22 @@ def parse_addresses(out: str) -> dict[str, dict[str, str]]:
             continue
         result[name[1:]] = {k: v for k, _, v in (p.partition("=") for p in pairs) if v}
     return result
+
+
+def known_ips_script(network: str) -> str:
+    """The IPv4 addresses of the permanent neighbour entries dockerd wrote for an overlay network on this host."""
+    return (f'{overlay_ns(network)}; [ -n "$ns" ] && nsenter --net="$ns" ip -4 neigh show nud permanent | '
+            "grep lladdr | cut -d' ' -f1")
+
+
+def unknown_containers(pb: Playbook, host: str, network: str, known_ips: set[str],
+                       addresses: dict[str, dict[str, str]]) -> list[str]:
+    """The lab's containers on other hosts whose address on `network` the host has no neighbour entry for.
+
+    Seen here after a run was killed while `docker run` attached a container to the overlay: the next run's container
+    of that name got its endpoint, and one host never learned it, for good (its dockerd had the stale endpoint's
+    removal arrive after the new one's creation, which took the entry away again). Pings do not bring it back;
+    creating that container once more does."""
+    return sorted(c.name for c in pb.containers
+                  if c.host != host and c.network_mode is None and any(a.network == network for a in c.networks)
+                  and addresses.get(c.name, {}).get(network) not in known_ips | {None, ""})

@@ -87,3 +87,18 @@ def test_warm_pings_every_remote_container_once_from_a_local_one() -> None:
     assert inner.count("ping -c1 -W1") == 2 and "172.30.0.2" in inner and "172.30.0.3" in inner
     assert "172.30.0.4" not in inner, "not its own containers"
     assert warm_command(PB, "node3", "ov", addresses) is None, "no container of its own on ov"
+
+
+def test_unknown_containers_are_the_remote_ones_without_a_neighbour_entry() -> None:
+    from labctl.plan.overlay import known_ips_script, unknown_containers
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    with open(os.path.join(root, "playbooks", "seed-overlay.yaml"), encoding="utf-8") as fh:
+        pb = parse_playbook(fh.read(), "seed-overlay.yaml", INV)
+    addresses = {"c1": {"ov": "172.30.0.2", "mv": "172.29.0.11"}, "c2": {"ov": "172.30.0.4"},
+                 "c3": {"ov": "172.30.0.3"}, "c4": {"ov": "172.30.0.5"}}
+    assert unknown_containers(pb, "node2", "ov", {"172.30.0.4"}, addresses) == ["c1"]
+    assert unknown_containers(pb, "node2", "ov", {"172.30.0.2", "172.30.0.4"}, addresses) == []
+    assert unknown_containers(pb, "node1", "ov", set(), addresses) == ["c3", "c4"], "only containers of other hosts"
+    assert unknown_containers(pb, "node1", "ov", set(), {}) == [], "no address known: nothing to blame"
+    assert "ip -4 neigh show nud permanent" in known_ips_script("ov")
