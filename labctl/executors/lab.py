@@ -462,6 +462,11 @@ def _recreate_unknown(pb: Playbook, hosts: Hosts, gaps: list[GossipGap], address
     seen = hosts.each(known, sorted({g.host for g in gaps}), step="overlay neighbours")
     names = sorted({name for g in gaps for name in unknown_containers(pb, g.host, g.network,
                                                                        seen[g.host][g.network], addresses)})
+    if not names:  # the count is short but every address has an entry (a stale one?): all remote ones go again
+        names = sorted({name for g in gaps for name in unknown_containers(pb, g.host, g.network, set(), addresses)})
+    for g in gaps:
+        entries = ", ".join(sorted(seen[g.host][g.network])) or "nothing"
+        progress.step(g.host, f"overlay {g.network}: neighbour entries for {entries}")
     names += [c.name for c in pb.containers if c.network_mode in {f"container:{n}" for n in names}]
     if not names:
         return False
