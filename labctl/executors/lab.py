@@ -23,6 +23,8 @@ from labctl.model.inventory import Inventory
 from labctl.model.playbook import Playbook
 from labctl.plan import controlplane, daemon
 from labctl.plan.controlplane import Engine
+from labctl.plan.controlplane import swarm as swarm_plan
+from labctl.plan.controlplane import vxlan as vxlan_plan
 from labctl.plan.lab import (
     LABEL,
     RECIPE_LABEL,
@@ -82,7 +84,8 @@ FACT_SCRIPT = "; ".join((
     "docker image ls --format '{{.Repository}}:{{.Tag}}'",
     f"cat {BACKUP_JSON} 2>/dev/null",
     "ip -o -4 addr show",
-)).replace("; ", f"; echo {FACT_SEP}; ")
+)).replace("; ", f"; echo {FACT_SEP}; ") + f"; echo {FACT_SEP}; {swarm_plan.FACTS_SCRIPT}; echo {FACT_SEP}; " \
+    + vxlan_plan.FACTS_SCRIPT  # the control planes' facts: appended after the split (their scripts contain "; ")
 
 
 def host_facts(conn: Connection, name: str, lab: str) -> HostFacts:
@@ -93,9 +96,10 @@ def host_facts(conn: Connection, name: str, lab: str) -> HostFacts:
 def parse_facts(out: str, name: str, lab: str) -> HostFacts:
     """FACT_SCRIPT's output (sections split by FACT_SEP lines) as HostFacts; lab: whose objects are not foreign."""
     parts = [p.strip("\n") for p in out.split(FACT_SEP + "\n")]
-    parts += [""] * (11 - len(parts))
+    parts += [""] * (13 - len(parts))
     version, engine_id, hostname, consul, ifaces, daemon_text, nets, ctrs, images, backup, addrs = (
         p.strip() for p in parts[:11])
+    swarm_text, vxlan_text = parts[11] + "\n", parts[12]
     config, config_problem = daemon.parse_config(daemon_text)
     backup_data = daemon.parse_config(backup)[0]
     foreign_nets: dict[str, tuple[str, ...]] = {}
@@ -113,7 +117,8 @@ def parse_facts(out: str, name: str, lab: str) -> HostFacts:
                      daemon_json=config, daemon_json_error=config_problem, foreign_networks=foreign_nets,
                      foreign_containers=tuple(foreign_ctrs), images=frozenset(images.split()),
                      daemon_owner=str(backup_data.get(daemon.OWNER, "")), has_backup=bool(backup.strip()),
-                     addresses=parse_ip_addr(addrs))
+                     addresses=parse_ip_addr(addrs), swarm=swarm_plan.parse_facts(name, swarm_text),
+                     vxlan_devices=vxlan_plan.parse_facts(vxlan_text))
 
 
 def parse_ip_addr(out: str) -> dict[str, tuple[str, ...]]:
@@ -317,14 +322,17 @@ def recover_engines(inv: Inventory, pb: Playbook, hosts: Hosts, names: list[str]
     return skipped
 
 
+DOCKER_ANSWERS = "timeout 20 docker version --format '{{.Server.Version}}' >/dev/null 2>&1"
+
+
 def docker_answers(conn: Connection) -> bool:
-    return bool(conn.run("timeout 20 docker version --format '{{.Server.Version}}'", hide=True, warn=True).ok)
+    return bool(conn.run(DOCKER_ANSWERS, hide=True, warn=True).ok)
 
 
 def _engine_states(hosts: Hosts, names: list[str], strict: bool) -> dict[str, str]:
     """host -> why dockerd needs a restart ("" when it does not); "unreachable: ..." when the host cannot be asked."""
     cmd = (f"cat {JOURNAL} 2>/dev/null; echo; echo {FACT_SEP}; "
-           "timeout 20 docker version --format '{{.Server.Version}}' >/dev/null 2>&1 && echo answering")
+           f"{DOCKER_ANSWERS} && echo answering")
 
     def one(n: str, c: Connection) -> str:
         journal, _, answer = str(c.run(cmd, hide=True, warn=True).stdout).partition(FACT_SEP)
@@ -427,8 +435,7 @@ def wait_overlay_gossip(pb: Playbook, hosts: Hosts, progress: Progress, report: 
     gaps = gossip_gaps(expected, _neighbours(hosts, expected, GOSSIP_FIRST_LOOK))
     if not gaps:
         return
-    found = hosts.each(lambda n, c: lab_addresses(c, pb.name), list(expected), step="overlay addresses")
-    addresses = {name: nets for per_host in found.values() for name, nets in per_host.items()}
+    addresses = overlay_addresses(pb, hosts, list(expected))
     start = time.monotonic()
     repaired = False
     while gaps and time.monotonic() < start + timeout:
@@ -440,8 +447,7 @@ def wait_overlay_gossip(pb: Playbook, hosts: Hosts, progress: Progress, report: 
         if gaps and not repaired and time.monotonic() > start + GOSSIP_REPAIR_AFTER:
             repaired = True
             if _recreate_unknown(pb, hosts, gaps, addresses, progress, report):
-                found = hosts.each(lambda n, c: lab_addresses(c, pb.name), list(expected), step="overlay addresses")
-                addresses = {name: nets for per_host in found.values() for name, nets in per_host.items()}
+                addresses = overlay_addresses(pb, hosts, list(expected))  # recreated containers have new ones
     if gaps:
         raise LabctlError(
             f"overlay gossip incomplete after {timeout:g}s:\n" + "\n".join(f"  {g}" for g in gaps),
@@ -490,6 +496,12 @@ def _warm(pb: Playbook, hosts: Hosts, gaps: list[GossipGap], addresses: dict[str
             c.run(cmd, hide=True, warn=True)
 
     hosts.each(one, list(commands), step="overlay warm")
+
+
+def overlay_addresses(pb: Playbook, hosts: Hosts, names: list[str]) -> dict[str, dict[str, str]]:
+    """container -> network -> IP, for the lab's containers on these hosts."""
+    found = hosts.each(lambda n, c: lab_addresses(c, pb.name), names, step="overlay addresses")
+    return {name: nets for per_host in found.values() for name, nets in per_host.items()}
 
 
 def lab_addresses(conn: Connection, lab: str) -> dict[str, dict[str, str]]:

@@ -8,7 +8,6 @@ from typing import Any
 
 from fabric import Connection
 
-from labctl.executors.controlplane import swarm as swarm_exec
 from labctl.executors.lab import JOURNAL, overlay_vni
 from labctl.executors.remote import Hosts, failure_from
 from labctl.executors.services import manager_for
@@ -16,6 +15,7 @@ from labctl.executors.store import StoreRunner
 from labctl.model.inventory import Inventory
 from labctl.model.playbook import Playbook
 from labctl.plan.controlplane import needs_decision
+from labctl.plan.controlplane import swarm as swarm_plan
 from labctl.plan.controlplane import vxlan as vxlan_plan
 from labctl.plan.lab import LABEL
 
@@ -89,14 +89,20 @@ ADVERTISED = ("adv=$(sed -n 's/.*\"cluster-advertise\": *\"\\([^\"]*\\)\".*/\\1/
               "\"$h\" | awk '{print $4}' | cut -d/ -f1 | head -n 1;; *) echo \"$h\";; esac")
 
 
+CONTROL_SEP = "----labctl-control----"
+CONTROL_QUERY = (f"{swarm_plan.FACTS_SCRIPT}; echo {CONTROL_SEP}; {vxlan_plan.FACTS_SCRIPT}; echo {CONTROL_SEP}; "
+                 f"{ADVERTISED}")
+
+
 def control_status(pb: Playbook, hosts: Hosts, names: list[str]) -> dict[str, Any]:
-    """The overlay's control plane as the hosts show it: swarm where labctl made a swarm for this lab, else the
-    cluster store when the playbook has one; per host its swarm role and the VTEP address (swarm's NodeAddr)."""
-    facts = swarm_exec.gather(hosts, names) if names else {}
-    roles = swarm_exec.describe(facts)
-    devices = hosts.each(lambda n, c: [d for d in vxlan_plan.parse_facts(str(c.run(
-        vxlan_plan.FACTS_SCRIPT, hide=True, warn=True).stdout)).values() if d.lab() == pb.name], names,
-        step="vxlan devices") if names else {}
+    """The overlay's control plane as the hosts show it (one round trip per host): swarm where labctl made a swarm
+    for this lab, vxlan where it has this lab's VXLAN devices, else the cluster store when the playbook has one; per
+    host its swarm role and its VTEP address (swarm's NodeAddr, the devices' local address, or cluster-advertise)."""
+    raw = hosts.each(lambda n, c: (str(c.run(CONTROL_QUERY, hide=True, warn=True).stdout).split(CONTROL_SEP + "\n")
+                                   + ["", ""])[:3], names, step="control plane") if names else {}
+    facts = {n: swarm_plan.parse_facts(n, r[0]) for n, r in raw.items()}
+    devices = {n: [d for d in vxlan_plan.parse_facts(r[1]).values() if d.lab() == pb.name] for n, r in raw.items()}
+    roles = swarm_plan.describe(facts)
     rows: dict[str, dict[str, Any]] = {n: {"swarm": roles[n], "vtep": f.address or None} for n, f in facts.items()}
     if any(f.marker_lab == pb.name for f in facts.values()):
         plane = "swarm"
@@ -107,10 +113,8 @@ def control_status(pb: Playbook, hosts: Hosts, names: list[str]) -> dict[str, An
                        "vxlan": [{"device": d.name, "vni": d.vni, "up": d.up, "peers": list(d.peers)} for d in devs]}
     elif pb.store is not None and pb.control not in ("swarm", "vxlan"):
         plane = "kvstore"
-        advertised = hosts.each(lambda n, c: str(c.run(ADVERTISED, hide=True, warn=True).stdout).strip(), names,
-                                step="cluster-advertise")
-        for n, addr in advertised.items():
-            rows[n] = {"swarm": roles[n], "vtep": addr or None}
+        for n, r in raw.items():
+            rows[n] = {"swarm": roles[n], "vtep": r[2].strip() or None}
     else:
         plane = None
     return {"plane": plane, "requested": pb.control, "hosts": rows}

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 
 from labctl.model.inventory import Inventory
 from labctl.model.playbook import Playbook
+from labctl.plan.controlplane.swarm import SwarmFacts
+from labctl.plan.controlplane.vxlan import Device
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,8 @@ class HostFacts:
     daemon_owner: str = ""                              # lab whose up changed daemon.json and has not been downed
     has_backup: bool = False                            # labctl's backup of the original values exists
     addresses: dict[str, tuple[str, ...]] = field(default_factory=dict)  # interface -> IPv4 addresses on it
+    swarm: SwarmFacts | None = None                     # the control planes' facts, gathered in the same round trip
+    vxlan_devices: dict[str, Device] = field(default_factory=dict)
 
 
 def engine_major(version: str) -> int:

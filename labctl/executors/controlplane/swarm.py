@@ -28,7 +28,7 @@ class Swarm(ControlPlane):
         self.facts: dict[str, SwarmFacts] = {}
 
     def preflight(self, run: Run, active: bool) -> list[str]:
-        self.facts = gather(run.hosts, run.names)
+        self.facts = {n: f.swarm for n, f in run.facts.items() if f.swarm is not None}  # gathered with preflight
         if active:
             return swarm.problems(run.pb, self.facts, run.names[0]) + [
                 f"[{n}] /etc/docker/daemon.json has live-restore: swarm mode refuses to run with it; remove it there"
@@ -131,20 +131,3 @@ def leave(lab: str, hosts: Hosts, names: list[str], progress: Progress) -> list[
         hosts.each(one, group, step="swarm leave")
         changes += [f"{n}: left the swarm ({facts[n].marker_role or 'member'})" for n in group]
     return changes
-
-
-def lab_uses_swarm(hosts: Hosts, names: list[str], lab: str) -> bool:
-    """Whether this lab's overlay runs on a swarm labctl made (any docker host's record names the lab)."""
-    return any(f.marker_lab == lab for f in gather(hosts, names).values())
-
-
-def describe(facts: dict[str, SwarmFacts]) -> dict[str, str]:
-    """host -> one word for status: manager, worker, not in a swarm, or the state."""
-    out = {}
-    for n, f in facts.items():
-        if f.state == "active":
-            out[n] = "manager" if f.manager else "worker"
-        else:
-            out[n] = f.state or "dockerd not answering"
-    return out
-

@@ -11,12 +11,6 @@ from labctl.plan.controlplane.vxlan import Device
 from labctl.ui import Progress
 
 
-def found_devices(run: Run) -> dict[str, dict[str, Device]]:
-    return run.hosts.each(lambda n, c: vxlan_plan.parse_facts(str(c.run(vxlan_plan.FACTS_SCRIPT, hide=True,
-                                                                          warn=True).stdout)),
-                          run.names, step="vxlan devices")
-
-
 class Vxlan(ControlPlane):
     """Active: the devices of the playbook's overlays. Inactive: the lab's devices left from an earlier vxlan run
     are removed (nothing wants them)."""
@@ -32,7 +26,7 @@ class Vxlan(ControlPlane):
         return vxlan_plan.wanted(run.pb, host, run.addresses, run.inv.underlay_interface)
 
     def preflight(self, run: Run, active: bool) -> list[str]:
-        self.found = found_devices(run)
+        self.found = {n: f.vxlan_devices for n, f in run.facts.items()}  # gathered with preflight
         return [p for n in run.names for p in vxlan_plan.problems(run.pb, n, self.found[n],
                                                                   self._wanted(run, n, active))]
 

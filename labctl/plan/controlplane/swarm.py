@@ -70,6 +70,17 @@ def parse_facts(host: str, text: str) -> SwarmFacts:
                       blocked=tuple(line.strip()[:200] for line in parts[2].splitlines() if line.strip()))
 
 
+def describe(facts: dict[str, SwarmFacts]) -> dict[str, str]:
+    """host -> one word for status: manager, worker, not in a swarm, or the state."""
+    out = {}
+    for n, f in facts.items():
+        if f.state == "active":
+            out[n] = "manager" if f.manager else "worker"
+        else:
+            out[n] = f.state or "dockerd not answering"
+    return out
+
+
 def blocked_ports(rule: str) -> list[str]:
     """The swarm ports an iptables-save rule drops (`--dport 4789`, `--dports 2377,7946`)."""
     found = re.findall(r"--dports? (\S+)", rule)
