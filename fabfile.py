@@ -95,8 +95,9 @@ def status(c, inventory=None, playbook=None, json=False):  # type: ignore[no-unt
 
 @task(help={"inventory": "inventory file", "playbook": "playbook file (default $LABCTL_PLAYBOOK)",
             "sample": "one pair per host pair and network", "json": "write the verdict as JSON to this file",
-            "junit": "write a JUnit XML file"})
-def verify(c, inventory=None, playbook=None, sample=False, json=None, junit=None):  # type: ignore[no-untyped-def]
+            "junit": "write a JUnit XML file", "probe": "auto (default), fping or container"})
+def verify(c, inventory=None, playbook=None, sample=False, json=None, junit=None,  # type: ignore[no-untyped-def]
+           probe="auto"):
     """Probe who reaches whom across hosts and compare with the playbook; exit 1 on any mismatch."""
     _labctl("verify", "--inventory", _inv(inventory), *_pb(playbook), *(["--sample"] if sample else []),
-            *(["--json", json] if json else []), *(["--junit", junit] if junit else []))
+            *(["--json", json] if json else []), *(["--junit", junit] if junit else []), "--probe", probe)

@@ -86,6 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="one pair per host pair, network and kind of check (for big labs)")
     p.add_argument("--json", metavar="FILE", help="write the verdict as JSON ('-' for stdout)")
     p.add_argument("--junit", metavar="FILE", help="write one JUnit testcase per check")
+    p.add_argument("--probe", choices=verify.PROBE_MODES, default="auto",
+                   help="how to probe: fping from the host into each container's network namespace (fast), pings "
+                        "inside the containers (needs sh and ping in the image), or auto: fping where the host "
+                        "has fping, nsenter and python3 (default)")
 
     p = sub.add_parser("status", help="what of the lab exists on each host: networks (scope, subnet, VNI), containers")
     _inventory_arg(p)
@@ -343,9 +347,10 @@ def cmd_verify(args: argparse.Namespace, progress: Progress) -> int:
     inv = load(args)
     pb = load_playbook(args.playbook, inv)
     with Hosts(registry.endpoints(inv)) as hosts:
-        result = verify.verify(inv, pb, hosts, progress, sampled=args.sample)
+        result = verify.verify(inv, pb, hosts, progress, sampled=args.sample, probe=args.probe)
     if args.json:
-        text = json.dumps(verdict.to_json(pb.name, result.results, result.duration_s), indent=2) + "\n"
+        probe = {"modes": result.probe_modes, "notes": result.probe_notes, "reprobed": result.reprobed}
+        text = json.dumps(verdict.to_json(pb.name, result.results, result.duration_s, probe), indent=2) + "\n"
         if args.json == "-":
             sys.stdout.write(text)
         else:
@@ -397,6 +402,8 @@ def print_verdict(result: verify.Verdict) -> None:
     console.print(f"verify {escape(result.lab)}: {state}: {summary['passed']}/{summary['total']} checks as expected "
                   f"({', '.join(kinds) or 'none'}), {summary['failed']} mismatched, {result.duration_s:.1f}s"
                   + (" (sampled)" if result.sampled else ""), soft_wrap=True)
+    console.print(f"probes: {escape(verify.describe_modes(result.probe_modes, result.probe_notes))}"
+                  + (f"; {result.reprobed} check(s) probed again" if result.reprobed else ""), soft_wrap=True)
 
 
 def cmd_status(args: argparse.Namespace, progress: Progress) -> int:

@@ -18,12 +18,16 @@ def check_dict(r: Result) -> dict[str, Any]:
             "via": c.via, "reason": c.reason, "cause": r.cause or None}
 
 
-def to_json(lab: str, results: list[Result], duration_s: float) -> dict[str, Any]:
-    """{"lab", "ok", "checks": [...], "summary": {"total", "passed", "failed"}, "duration_s"}; each check has the
-    contract's fields plus "via" (ip, name, host, address), "reason" (why expected) and "cause" (why it failed)."""
+def to_json(lab: str, results: list[Result], duration_s: float,
+            probe: dict[str, Any] | None = None) -> dict[str, Any]:
+    """{"lab", "ok", "checks": [...], "summary": {"total", "passed", "failed"}, "duration_s", "probe"}; each check
+    has the contract's fields plus "via" (ip, name, host, address), "reason" (why expected) and "cause" (why it
+    failed); "probe" says how the hosts probed: {"modes": {host: "fping"|"container"}, "notes": {host: why not
+    fping}, "reprobed": checks probed again}."""
     summary = verdict(results)
     return {"lab": lab, "ok": summary["failed"] == 0, "checks": [check_dict(r) for r in results],
-            "summary": summary, "duration_s": round(duration_s, 3)}
+            "summary": summary, "duration_s": round(duration_s, 3),
+            "probe": probe or {"modes": {}, "notes": {}, "reprobed": 0}}
 
 
 def test_name(r: Result) -> str:

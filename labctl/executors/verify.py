@@ -1,17 +1,27 @@
-"""`verify` on the hosts: find what exists, probe every check from inside its source container, and gather the
-facts that explain failures. Probes are bounded: one ping (1 s), one retry (2 s), each under `timeout 3`, at most
-PINGS_AT_ONCE per source and SOURCES_AT_ONCE sources per host at a time, the whole host under a timeout."""
+"""`verify` on the hosts: find what exists, probe every check from its source container's network namespace, and
+gather the facts that explain failures.
+
+Two ways to probe, chosen per host (`--probe auto` takes the first where the host has what it needs):
+- "fping": from the host into the source's network namespace (`nsenter -t PID -n`), one `fping` for all of a
+  source's addresses and one resolver process for all its names (nsprobe.py, uploaded). Needs fping, nsenter and
+  python3 on the host; `labctl provision` installs them.
+- "container": `docker exec` into the source, one busybox `ping` per check, PINGS_AT_ONCE at a time. Needs sh,
+  ping and timeout in the image. The fallback.
+Both are bounded alike: one echo (1 s), one retry (2 s); a name gets 3 s to resolve; SOURCES_AT_ONCE sources per
+host at a time; the whole host under a timeout."""
 
 from __future__ import annotations
 
 import re
 import shlex
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from fabric import Connection
 
+from labctl.errors import PrerequisiteError
 from labctl.executors.controlplane import swarm as swarm_exec
 from labctl.executors.remote import Hosts, put_private
 from labctl.executors.services import manager_for
@@ -34,8 +44,16 @@ PROBE_FN = ("p() { case $2 in *[!0-9.]*) t='timeout 3';; *) t='';; esac; "
             "m=''; case $o in *time=*) m=${o#*time=}; m=${m%% ms*};; esac; echo \"$1 $r $m\"; }")
 HOST_PROBE_TIMEOUT = 300
 PINGS_AT_ONCE = 16        # per source container: bounded so that big labs do not fork thousands of pings at once
-SOURCES_AT_ONCE = 4       # per host: docker exec sessions running together
+SOURCES_AT_ONCE = {"container": 4, "fping": 8}   # per host: probing processes running together
+FPING_INTERVAL_MS = {"probes": 1, "again": 10}  # between fping's echoes; mismatches are looked at gently
 LINE_RE = re.compile(r"^(\d+) (\d+) ?([0-9.]*)\s*$")
+PROBE_MODES = ("auto", "fping", "container")
+TARGET_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")   # what may go into a probe script unquoted
+NSPROBE = Path(__file__).with_name("nsprobe.py")
+# What the fping mode needs on a host; each tool is run, not only looked up (a broken binary counts as missing).
+TOOLS_QUERY = ("echo \"probe-tools-missing:$(fping -v >/dev/null 2>&1 || printf ' fping';"
+               " nsenter --version >/dev/null 2>&1 || printf ' nsenter';"
+               " python3 -c pass >/dev/null 2>&1 || printf ' python3')\"")
 
 
 @dataclass
@@ -44,6 +62,9 @@ class Verdict:
     results: list[Result]
     duration_s: float
     sampled: bool
+    probe_modes: dict[str, str] = field(default_factory=dict)    # docker host -> "fping" | "container"
+    probe_notes: dict[str, str] = field(default_factory=dict)    # docker host -> why not fping
+    reprobed: int = 0          # checks probed again because the first round disagreed with the playbook
 
     @property
     def ok(self) -> bool:
@@ -51,7 +72,28 @@ class Verdict:
 
 
 def underlay_query(iface: str) -> str:
-    return f"ip -o -4 addr show dev {shlex.quote(iface)}; cat /sys/class/net/{shlex.quote(iface)}/mtu"
+    return f"{TOOLS_QUERY}; ip -o -4 addr show dev {shlex.quote(iface)}; cat /sys/class/net/{shlex.quote(iface)}/mtu"
+
+
+def missing_probe_tools(out: str) -> list[str] | None:
+    """The tools the fping mode lacks on a host, from underlay_query's output (None: the host did not say)."""
+    m = re.search(r"^probe-tools-missing:(.*)$", out, re.MULTILINE)
+    return m.group(1).split() if m else None
+
+
+def choose_modes(wanted: str, missing: dict[str, list[str] | None]) -> tuple[dict[str, str], dict[str, str]]:
+    """Probe mode per host and, where it is not fping, why. `wanted` fping on a host without its tools is the
+    caller's error to report; auto falls back to container there."""
+    modes, notes = {}, {}
+    for host, lacking in missing.items():
+        if wanted == "container":
+            modes[host], notes[host] = "container", "--probe container"
+        elif lacking is None or lacking:
+            modes[host] = "container"
+            notes[host] = (f"no {', '.join(lacking)} on the host" if lacking else "the host did not report its tools")
+        else:
+            modes[host] = "fping"
+    return modes, notes
 
 
 def parse_underlay(out: str) -> tuple[str, int]:
@@ -68,7 +110,7 @@ def facts_from(status: dict[str, Any], underlay: dict[str, tuple[str, int]]) -> 
 
 
 def probe_script(checks: list[tuple[int, Check]], pings_at_once: int = PINGS_AT_ONCE,
-                 sources_at_once: int = SOURCES_AT_ONCE) -> str:
+                 sources_at_once: int = SOURCES_AT_ONCE["container"]) -> str:
     """One shell script for a host: source containers ping their targets, a bounded number at a time."""
     by_src: dict[str, list[tuple[int, Check]]] = {}
     for i, c in checks:
@@ -85,6 +127,31 @@ def probe_script(checks: list[tuple[int, Check]], pings_at_once: int = PINGS_AT_
     return " ".join(parts) + " wait"
 
 
+def ns_probe_script(checks: list[tuple[int, Check]], helper: str, sources_at_once: int = SOURCES_AT_ONCE["fping"],
+                    interval_ms: int = FPING_INTERVAL_MS["probes"]) -> str:
+    """One shell script for a host: for each source, the helper in the source's network namespace, given the
+    source's checks as "ID TARGET" lines. The PIDs are read in the same script, right before use: a PID taken
+    earlier could belong to another process by now."""
+    by_src: dict[str, list[tuple[int, Check]]] = {}
+    for i, c in checks:
+        by_src.setdefault(c.src, []).append((i, c))
+    names = " ".join(shlex.quote(src) for src in by_src)
+    lines = [f"pids=\" $(docker inspect -f '{{{{.Name}}}}={{{{.State.Pid}}}}' {names} 2>/dev/null | tr '\\n' ' ')\"",
+             # s NAME: the helper in NAME's namespace; a container without a running PID yields no lines, so its
+             # checks come back as "no probe result"
+             "s() { p=${pids#* /$1=}; [ \"$p\" = \"$pids\" ] && return 0; p=${p%% *}; [ \"$p\" -gt 0 ] 2>/dev/null "
+             f"|| return 0; timeout {HOST_PROBE_TIMEOUT} nsenter -t \"$p\" -n python3 {shlex.quote(helper)} \"$p\" "
+             f"{int(interval_ms)}; }}"]
+    for n, (src, items) in enumerate(by_src.items()):
+        lines.append(f"s {shlex.quote(src)} <<'LABCTL_CHECKS' &")
+        lines += [f"{i} {c.address} {c.expect}" for i, c in items if TARGET_RE.match(c.address)]
+        lines.append("LABCTL_CHECKS")
+        if (n + 1) % sources_at_once == 0:
+            lines.append("wait")
+    lines.append("wait")
+    return "\n".join(lines) + "\n"
+
+
 def parse_probe_output(out: str) -> dict[int, tuple[bool, float | None]]:
     result = {}
     for line in out.splitlines():
@@ -95,14 +162,16 @@ def parse_probe_output(out: str) -> dict[int, tuple[bool, float | None]]:
 
 
 def run_probes(hosts: Hosts, checks: list[Check], facts: Facts, progress: Progress,
-               unreachable: dict[str, str]) -> list[Result]:
-    """All checks at once (bounded per host), then every mismatch once more, gently.
+               unreachable: dict[str, str], modes: dict[str, str] | None = None) -> tuple[list[Result], int]:
+    """All checks at once (bounded per host), then every mismatch once more, gently; returns the results and how
+    many checks were probed again.
 
     Under a burst of first contacts the classic overlay resolves neighbours slowly (dockerd answers each L3 miss
     itself), so a few pings of a big lab time out although the path works: 8 hosts x 5 containers gave 700 to
     900 such misses out of 3,120 on this 2-core machine, different ones each run, none when probed alone. A
     mismatch therefore counts only if two more rounds, with less at once, confirm it.
     """
+    modes = modes or {}
     results: list[Result] = [Result(c, "isolated") for c in checks]
     todo = []
     for i, c in enumerate(checks):
@@ -110,34 +179,60 @@ def run_probes(hosts: Hosts, checks: list[Check], facts: Facts, progress: Progre
             todo.append(i)
         else:
             results[i].cause = "not probed"
-    _probe_round(hosts, checks, todo, results, progress, PINGS_AT_ONCE, SOURCES_AT_ONCE, "probes")
+    _probe_round(hosts, checks, todo, results, progress, Round("probes", PINGS_AT_ONCE, 1), modes)
+    reprobed: set[int] = set()
     for attempt in ("second", "third"):
         again = [i for i in todo if not results[i].ok]
         if again:
-            _probe_round(hosts, checks, again, results, progress, 8, 2, f"{attempt} look at mismatches")
-    return results
+            reprobed.update(again)
+            _probe_round(hosts, checks, again, results, progress, Round(f"{attempt} look at mismatches", 8, 2),
+                         modes)
+    return results, len(reprobed)
+
+
+@dataclass(frozen=True)
+class Round:
+    what: str
+    pings_at_once: int        # container mode: pings per source at once
+    gentle: int               # 1 for the first round; 2 for re-probes: fewer sources at once, fping paced
+
+    def sources_at_once(self, mode: str) -> int:
+        return max(1, SOURCES_AT_ONCE[mode] // self.gentle)
+
+    @property
+    def interval_ms(self) -> int:
+        return FPING_INTERVAL_MS["probes" if self.gentle == 1 else "again"]
 
 
 def _probe_round(hosts: Hosts, checks: list[Check], indices: list[int], results: list[Result],
-                 progress: Progress, pings_at_once: int, sources_at_once: int, what: str) -> None:
+                 progress: Progress, rnd: Round, modes: dict[str, str]) -> None:
     per_host: dict[str, list[tuple[int, Check]]] = {}
     for i in indices:
         per_host.setdefault(checks[i].src_host, []).append((i, checks[i]))
 
     def one(host: str, conn: Connection) -> dict[int, tuple[bool, float | None]]:
-        progress.step(host, f"{what}: {len(per_host[host])} from "
-                            f"{len({c.src for _, c in per_host[host]})} container(s)")
-        # Sent as a file: for big labs the script outgrows the 128 KiB a single command-line argument may have.
+        mode = modes.get(host, "container")
+        progress.step(host, f"{rnd.what}: {len(per_host[host])} from "
+                            f"{len({c.src for _, c in per_host[host]})} container(s), {mode} probes")
+        # Sent as files: for big labs the script outgrows the 128 KiB a single command-line argument may have.
         # Run and removal are one round trip.
-        path = put_private(conn, probe_script(per_host[host], pings_at_once, sources_at_once).encode(),
-                           "verify-probes", ".sh")
-        q = shlex.quote(path)
-        out = conn.run(f"sh {q}; rc=$?; rm -f {q}; exit $rc", hide=True, warn=True).stdout
+        paths = []
+        if mode == "fping":
+            helper = put_private(conn, NSPROBE.read_bytes(), "verify-nsprobe", ".py")
+            paths.append(helper)
+            script = ns_probe_script(per_host[host], helper, rnd.sources_at_once(mode), rnd.interval_ms)
+        else:
+            script = probe_script(per_host[host], rnd.pings_at_once, rnd.sources_at_once(mode))
+        paths.insert(0, put_private(conn, script.encode(), "verify-probes", ".sh"))
+        q = " ".join(shlex.quote(p) for p in paths)
+        out = conn.run(f"sh {shlex.quote(paths[0])}; rc=$?; rm -f {q}; exit $rc", hide=True, warn=True).stdout
         return parse_probe_output(str(out))
 
-    answers = hosts.each(one, list(per_host), step=what)
+    answers = hosts.each(one, list(per_host), step=rnd.what)
     for host, items in per_host.items():
         got = answers.get(host, {})
+        tools = ("fping, nsenter and python3 on the host" if modes.get(host) == "fping"
+                 else "sh, ping and timeout in its image")
         for i, c in items:
             if i in got:
                 reached, rtt = got[i]
@@ -145,7 +240,7 @@ def _probe_round(hosts: Hosts, checks: list[Check], indices: list[int], results:
                 results[i].rtt_ms = rtt if reached else None
                 results[i].cause = ""
             else:
-                results[i].cause = f"no probe result from {c.src} (does its image have sh, ping and timeout?)"
+                results[i].cause = f"no probe result from {c.src} (needs {tools})"
 
 
 def diagnose(inv: Inventory, pb: Playbook, hosts: Hosts, status: dict[str, Any],
@@ -200,24 +295,45 @@ def diagnose(inv: Inventory, pb: Playbook, hosts: Hosts, status: dict[str, Any],
                      swarm_drops=swarm_drops, vxlan_faults=vxlan_faults)
 
 
-def verify(inv: Inventory, pb: Playbook, hosts: Hosts, progress: Progress, sampled: bool = False) -> Verdict:
+def verify(inv: Inventory, pb: Playbook, hosts: Hosts, progress: Progress, sampled: bool = False,
+           probe: str = "auto") -> Verdict:
     t0 = time.monotonic()
-    progress.step("all", "gathering containers, addresses and underlay addresses")
+    progress.step("all", "gathering containers, addresses, underlay addresses and probe tools")
     status = gather_status(inv, pb, hosts, vnis=False, extra=underlay_query(inv.underlay_interface))
     plane = (status.get("control") or {}).get("plane")
     if plane:  # the playbook as the hosts run it (auto with a store may run on swarm: then no store to diagnose)
         pb = effective(pb, plane)
     unreachable = {h["name"]: h["error"] for h in status["hosts"] if h["error"]}
     underlay = {n: parse_underlay(out) for n, out in status["extra"].items() if n not in unreachable}
+    modes, notes = choose_modes(probe, {n: missing_probe_tools(out) for n, out in status["extra"].items()
+                                        if n not in unreachable})
+    if probe == "fping" and notes:
+        raise PrerequisiteError("--probe fping: " + "; ".join(f"{h}: {why}" for h, why in sorted(notes.items())),
+                          hint="install fping (and python3) on those hosts, `labctl provision` does, or use "
+                               "--probe auto to fall back to pings inside the containers there")
+    progress.step("all", "probes: " + describe_modes(modes, notes))
     facts = facts_from(status, underlay)
     checks = derive(pb, facts)
     if sampled:
         checks = sample(checks)
-    results = run_probes(hosts, checks, facts, progress, unreachable)
+    results, reprobed = run_probes(hosts, checks, facts, progress, unreachable, modes)
     if not all(r.ok for r in results):
         progress.step("all", "some checks failed: gathering facts to explain them")
         explain(results, pb, facts, diagnose(inv, pb, hosts, status, underlay, unreachable))
     for r in results:
         if r.ok:
             r.cause = ""
-    return Verdict(pb.name, results, time.monotonic() - t0, sampled)
+    return Verdict(pb.name, results, time.monotonic() - t0, sampled, modes, notes, reprobed)
+
+
+def describe_modes(modes: dict[str, str], notes: dict[str, str]) -> str:
+    """"fping from the host on node1, node2; pings inside the containers on node3 (no fping on the host)"."""
+    fping = sorted(h for h, m in modes.items() if m == "fping")
+    parts = [f"fping from the host on {', '.join(fping)}"] if fping else []
+    why: dict[str, list[str]] = {}
+    for h in sorted(modes):
+        if h not in fping:
+            why.setdefault(notes.get(h, ""), []).append(h)
+    parts += [f"pings inside the containers on {', '.join(hs)}" + (f" ({note})" if note else "")
+              for note, hs in why.items()]
+    return "; ".join(parts) or "no docker host answered"

@@ -19,9 +19,12 @@ LAB = "ivfy"
 
 
 def with_isolated_container(text: str) -> str:
-    """The seed lab plus c5 alone on a bridge of node1: so that container-to-container isolation is checked."""
+    """The seed lab plus c5 alone on a bridge of node1: so that container-to-container isolation is checked; and
+    two name expectations: an alias across hosts resolves, a name no one has does not."""
     text = text.replace("networks:\n", "networks:\n  iso: {driver: bridge, subnet: 172.28.5.0/24, hosts: [node1]}\n", 1)
-    return text.replace("containers:\n", "containers:\n  c5: {host: node1, networks: [iso]}\n", 1)
+    text = text.replace("containers:\n", "containers:\n  c5: {host: node1, networks: [iso]}\n", 1)
+    return text + ("expect:\n  - {from: c1, to_name: web2, expect: reach}\n"
+                   "  - {from: c4, to_name: nosuch, expect: isolated}\n")
 
 
 @pytest.fixture(scope="module")
@@ -100,10 +103,54 @@ def test_udp_4789_dropped_on_one_host(lab: Lab, tmp_path, hosts: Hosts) -> None:
     assert code == 1
     bad = failed(data)
     cross_ov = [c for c in data["checks"] if c["network"] == "ov" and c["src_host"] != c["dst_host"]
-                and c["expect"] == "reach"]
+                and c["expect"] == "reach"] + [c for c in data["checks"] if c["dst"] == "web2"]  # c3's alias
     assert sorted(map(str, bad)) == sorted(map(str, cross_ov)), "exactly the cross-host overlay checks fail"
-    assert all("VXLAN (UDP 4789) is dropped on node2" in c["cause"] for c in bad)
+    assert all("VXLAN (UDP 4789) is dropped on node2" in c["cause"] for c in bad if c["dst"] != "web2")
+    assert data["probe"]["reprobed"] >= len(bad), "every mismatch was looked at again before it counted"
     assert any(c["network"] == "mv" and c["src_host"] != c["dst_host"] and c["ok"] for c in data["checks"])
+
+
+def key(c: dict) -> tuple:
+    return (c["src"], c["dst"], c["network"], c["via"], c["address"])
+
+
+def test_fping_and_container_probes_give_the_same_verdicts(lab: Lab, tmp_path) -> None:
+    code, fast, _, out = verify(lab, tmp_path)
+    assert code == 0, failed(fast)
+    assert fast["probe"]["modes"] == {"node1": "fping", "node2": "fping"} and fast["probe"]["reprobed"] == 0
+    assert "probes: fping from the host on node1, node2" in out
+    names = {c["dst"]: c["observed"] for c in fast["checks"] if c["reason"].startswith("playbook expect")}
+    assert names == {"web2": "reach", "nosuch": "isolated"}, "names resolve as the container itself resolves them"
+    code, slow, _, out = verify(lab, tmp_path, "--probe", "container")
+    assert code == 0, failed(slow)
+    assert slow["probe"]["modes"] == {"node1": "container", "node2": "container"}
+    assert "pings inside the containers on node1, node2 (--probe container)" in out
+    assert {key(c): c["observed"] for c in fast["checks"]} == {key(c): c["observed"] for c in slow["checks"]}
+    assert len(fast["checks"]) == len(slow["checks"]) > 40
+
+
+def test_host_without_fping_falls_back_to_pings_in_the_containers(lab: Lab, tmp_path, hosts: Hosts) -> None:
+    # node2 has its own mount namespace: a broken fping there leaves the machine's and node1's alone
+    run(hosts, "node2", "mount --bind /bin/false /usr/bin/fping")
+    try:
+        code, data, _, out = verify(lab, tmp_path)
+        forced = lab.labctl("verify", "-i", str(lab.inventory), "-p", str(lab.playbook), "--probe", "fping",
+                            check=False)
+    finally:
+        run(hosts, "node2", "umount /usr/bin/fping")
+    assert code == 0, failed(data)
+    assert data["probe"]["modes"] == {"node1": "fping", "node2": "container"}
+    assert data["probe"]["notes"] == {"node2": "no fping on the host"}
+    assert "pings inside the containers on node2 (no fping on the host)" in out
+    assert forced.returncode == 2 and "node2: no fping on the host" in forced.stderr
+    assert "labctl provision" in forced.stderr, "the error says how to get fping"
+
+
+def test_verify_leaves_no_file_on_the_hosts(lab: Lab, tmp_path, hosts: Hosts) -> None:
+    verify(lab, tmp_path)
+    for host in ("node1", "node2"):
+        listing = hosts.conn(host).run("ls -a /var/lib/labctl", hide=True).stdout
+        assert "verify-" not in listing and "nsprobe" not in listing, listing
 
 
 def test_stopped_container(lab: Lab, tmp_path, hosts: Hosts) -> None:
