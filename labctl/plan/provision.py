@@ -66,7 +66,8 @@ class ProvisionFacts:
     consul_version: str = ""           # "1.15.4"; "" when absent
     distro_etcd_unit: bool = False     # Debian's etcd.service enabled or active
     engine_id: str = ""
-    tools: frozenset[str] = field(default_factory=frozenset)   # of curl, unzip, iptables, ca-certificates
+    tools: frozenset[str] = field(default_factory=frozenset)   # of curl, unzip, iptables, ca-certificates, fping,
+    #                                                            nsenter, python3
 
 
 @dataclass
@@ -95,6 +96,8 @@ def plan_provision(inv: Inventory, pb: Playbook, facts: dict[str, ProvisionFacts
             _docker_ce(plan, f, packages, commands, docker_ce_sha256)
         elif needs_docker:
             _docker_io(plan, f, packages, pb.control)
+        if h.is_docker:
+            _probe_tools(plan, f, packages)
         if h.is_store and backend == "etcd":
             _etcd(plan, f, packages, commands)
         if h.is_store and backend == "consul" and pb.store is not None and pb.store.image is None:
@@ -110,6 +113,23 @@ def plan_provision(inv: Inventory, pb: Playbook, facts: dict[str, ProvisionFacts
             plan.steps.append(Step(h.name, what, cmd, reason))
     _engine_ids(plan, inv, facts)
     return plan
+
+
+# verify's fast probes run these on each docker host (fping into each container's network namespace); without them
+# verify falls back to pings inside the containers, so they are installed where apt can, and never a blocker.
+PROBE_TOOLS = (("fping", "fping"), ("nsenter", "util-linux"), ("python3", "python3-minimal"))
+
+
+def _probe_tools(plan: ProvisionPlan, f: ProvisionFacts, packages: list[str]) -> None:
+    wanted = [pkg for tool, pkg in PROBE_TOOLS if tool not in f.tools]
+    if not wanted:
+        return
+    if f.os.split()[:1] in (["debian"], ["ubuntu"]):
+        packages.extend(wanted)
+    else:
+        plan.steps.append(Step(f.name, "verify probes", None,
+                               f"{' '.join(wanted)} not installed and no apt here: verify pings inside the "
+                               "containers on this host (slower); install them for verify's fping probes"))
 
 
 def _apt(packages: list[str]) -> str:
