@@ -4,6 +4,7 @@
     python bench/run.py                       # sizes 2,4,8 docker hosts x 1,5,20 containers per host
     python bench/run.py --sizes 2x1,8x5       # chosen sizes
     python bench/run.py --sizes 2x1 --no-write --baseline-max-pairs 4    # smoke run
+    python bench/run.py --sizes 8x5,16x20 --merge   # re-measure two sizes, keep the other rows of results.json
 
 Needs root (sandbox hosts). Everything runs in the lab `bench` on 198.18.90.0/24 and is removed at the end, also
 after a crash of an earlier run. Results: a table on stdout, and bench/RESULTS.md + bench/results.json.
@@ -40,6 +41,8 @@ LAB = "bench"
 SUBNET = "198.18.90.0/24"
 SIZES_16_MIN_GB = 8.0   # 16 hosts x 20 containers took 2.4 GB here (plus the controller); below this, 16 is left out
 TARGETS = {"warm_up_seed_s": 3.0, "verify_8x5_s": 15.0, "up_ratio_8": 5.0, "verify_ratio_8": 10.0}
+# verify before fping (issue "verify at scale"): every check a busybox ping inside its source container
+BEFORE = ROOT / "bench" / "results-2026-11-24-container-probes.json"
 
 
 @dataclass
@@ -61,6 +64,11 @@ class Row:
     base_verify_s: float = 0.0
     base_pairs_measured: int = 0
     floor: dict[str, float] = field(default_factory=dict)
+    probe: str = "container"      # how verify probed: fping, container, or both (mixed); rows before fping: container
+    reprobed: int = 0             # checks verify probed again (a first round that disagreed with the playbook)
+    verify_container_s: float = 0.0   # the same verify with --probe container, same run (0: not measured)
+    verify_container_ok: bool = False
+    measured: str = ""            # date of the run that measured this row
 
     @property
     def checks_per_s(self) -> float:
@@ -131,12 +139,17 @@ def measure_seed(work: Path, plane: str = "kvstore", warm_runs: int = 3) -> dict
     try:
         cold = must(env, "up", *lab)[0]
         warm = [must(env, "up", *lab)[0] for _ in range(warm_runs)]
-        verify_s, _, res = run_labctl(env, "verify", *lab)
+        verdict = work / f"seed-{plane}.json"
+        verify_s, _, res = run_labctl(env, "verify", *lab, "--json", str(verdict))
+        modes = set(json.loads(verdict.read_text())["probe"]["modes"].values()) if verdict.exists() else set()
+        verify_container_s, _, res_container = run_labctl(env, "verify", *lab, "--probe", "container")
         down = must(env, "down", *lab)[0]
     finally:
         run_labctl(env, "sandbox", "down", "-i", str(inv))
     return {"up_cold_s": cold, "up_warm_s": statistics.median(warm), "up_warm_max_s": max(warm),
-            "verify_s": verify_s, "verify_ok": float(res.returncode == 0), "down_s": down}
+            "verify_s": verify_s, "verify_ok": float(res.returncode == 0), "down_s": down,
+            "probe": "/".join(sorted(modes)) or "?", "verify_container_s": verify_container_s,
+            "verify_container_ok": float(res_container.returncode == 0)}
 
 
 def seed_line(seeds: dict) -> str:
@@ -149,7 +162,11 @@ def seed_line(seeds: dict) -> str:
         lines.append(f"Seed lab on {plane} ({SEED_PLAYBOOKS[plane].relative_to(ROOT)}, sandbox hosts): cold `up` "
                      f"{seed['up_cold_s']:.1f}s, warm `up` {seed['up_warm_s']:.1f}s (median of 3, max "
                      f"{seed['up_warm_max_s']:.1f}s; target < 3 s), `verify` {seed['verify_s']:.1f}s "
-                     f"({'all passing' if seed['verify_ok'] else 'MISMATCHES'}), `down` {seed['down_s']:.1f}s.")
+                     f"({'all passing' if seed['verify_ok'] else 'MISMATCHES'}; probe {seed.get('probe', 'container')}"
+                     + (f"; --probe container {seed['verify_container_s']:.1f}s"
+                        f"{'' if seed.get('verify_container_ok') else ' MISMATCHES'}"
+                        if seed.get("verify_container_s") else "")
+                     + f"), `down` {seed['down_s']:.1f}s.")
     return "\n\n".join(lines)
 
 
@@ -192,7 +209,7 @@ class Bench:
 
     # -------------------------------------------------------------- phases
 
-    def run(self, baseline_max_pairs: int) -> Row:
+    def run(self, baseline_max_pairs: int, compare_max_checks: int = 0) -> Row:
         row = Row(self.hosts, self.per_host, containers=self.hosts * self.per_host)
         n = row.containers
         row.pairs = n * (n - 1)
@@ -214,6 +231,15 @@ class Bench:
             rss.append(r)
             data = json.loads(verdict_file.read_text())
             row.checks, row.verify_ok = data["summary"]["total"], data["ok"]
+            modes = set(data["probe"]["modes"].values())
+            row.probe = modes.pop() if len(modes) == 1 else "mixed"
+            row.reprobed = data["probe"]["reprobed"]
+            row.measured = time.strftime("%Y-%m-%d", time.gmtime())
+            if row.checks <= compare_max_checks:
+                row.verify_container_s, r, res = self.labctl("verify", "-i", str(self.inventory), "-p",
+                                                             str(self.playbook), "--probe", "container")
+                row.verify_container_ok = res.returncode == 0
+                rss.append(r)
             rtts = [c["rtt_ms"] for c in data["checks"] if c["rtt_ms"] is not None and c["src_host"] != c["dst_host"]]
             row.floor["ping_rtt_ms"] = statistics.median(rtts) if rtts else 0.0
             self.measure_ssh(row)
@@ -298,18 +324,43 @@ def machine() -> dict[str, str]:
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
 
 
-HEADER = ("size", "ctrs", "pairs", "checks", "up cold", "up warm", "verify", "checks/s", "down", "peak MB", "lab GB",
-          "base up", "base verify", "up x", "verify x", "up floor", "verify floor")
+HEADER = ("size", "ctrs", "pairs", "checks", "up cold", "up warm", "verify", "probe", "re-probed", "checks/s", "down",
+          "peak MB", "lab GB", "base up", "base verify", "up x", "verify x", "up floor", "verify floor", "measured")
 
 
 def cells(r: Row) -> tuple[str, ...]:
     base_v = f"{r.base_verify_s:.1f}s" + ("*" if r.base_pairs_measured < r.pairs else "")
     return (f"{r.hosts}x{r.per_host}", str(r.containers), str(r.pairs), str(r.checks), f"{r.up_cold_s:.1f}s",
             f"{r.up_warm_s:.1f}s" + ("" if r.warm_no_changes else "!"), f"{r.verify_s:.1f}s" +
-            ("" if r.verify_ok else "!"), f"{r.checks_per_s:.0f}", f"{r.down_s:.1f}s", f"{r.peak_rss_mb:.0f}",
-            f"{r.lab_mem_gb:.1f}",
+            ("" if r.verify_ok else "!"), r.probe, str(r.reprobed), f"{r.checks_per_s:.0f}", f"{r.down_s:.1f}s",
+            f"{r.peak_rss_mb:.0f}", f"{r.lab_mem_gb:.1f}",
             f"{r.base_up_s:.1f}s", base_v, f"{r.up_ratio:.1f}", f"{r.verify_ratio:.1f}", f"{r.up_floor_s:.1f}s",
-            f"{r.verify_floor_s:.2f}s")
+            f"{r.verify_floor_s:.2f}s", r.measured or "2026-11-24")
+
+
+def load_rows(path: Path) -> list[Row]:
+    if not path.exists():
+        return []
+    fields = set(Row.__dataclass_fields__)
+    return [Row(**{k: v for k, v in r.items() if k in fields}) for r in json.loads(path.read_text())["rows"]]
+
+
+def before_after(rows: list[Row]) -> str:
+    """verify per size: the container pings of 2026-11-24 next to this run (and the same run's --probe container,
+    where measured)."""
+    before = {(r.hosts, r.per_host): r for r in load_rows(BEFORE)}
+    lines = ["| size | checks | verify 2026-11-24 (pings in containers) | verify now | probe | x faster | "
+             "same run, --probe container | peak MB before / now |", "|" + "---|" * 8]
+    for r in rows:
+        old = before.get((r.hosts, r.per_host))
+        if old is None or r.probe == "container" and not r.measured:
+            continue
+        same = (f"{r.verify_container_s:.1f}s" + ("" if r.verify_container_ok else "!")
+                if r.verify_container_s else "not measured")
+        lines.append(f"| {r.hosts}x{r.per_host} | {r.checks} | {old.verify_s:.1f}s | {r.verify_s:.1f}s"
+                     f"{'' if r.verify_ok else '!'} | {r.probe} | {old.verify_s / r.verify_s:.1f} | {same} | "
+                     f"{old.peak_rss_mb:.0f} / {r.peak_rss_mb:.0f} |")
+    return "\n".join(lines) if len(lines) > 2 else "(no size re-measured since 2026-11-24)"
 
 
 def table(rows: list[Row]) -> str:
@@ -325,7 +376,8 @@ def write_results(rows: list[Row], info: dict[str, str], seed: dict) -> None:
                                                   "verify_floor_s": r.verify_floor_s} for r in rows]}, indent=2) + "\n")
     text = ["# Benchmark results", "", "Written by `make bench` (bench/run.py); the analysis below the table is "
             "bench/ANALYSIS.md.", "", "Machine: " + ", ".join(f"{k} {v}" for k, v in info.items()), "",
-            seed_line(seed), "", table(rows), "", LEGEND, ""]
+            seed_line(seed), "", table(rows), "", LEGEND, "", "## verify before and after the fping probes", "",
+            before_after(rows), "", BEFORE_AFTER_LEGEND, ""]
     analysis = ROOT / "bench" / "ANALYSIS.md"
     if analysis.exists():
         text.append(analysis.read_text())
@@ -340,7 +392,16 @@ before `sandbox up` minus after the cold `up` (all hosts, dockerds, containers);
 tutorials' way, one new `ssh` per step / per ordered pair, sequential (`*` = measured on the first N pairs and
 extrapolated linearly); `up x` / `verify x` = baseline / labctl; floors: `up floor` = one dockerd restart +
 (containers per host x one container start), `verify floor` = one SSH round trip + one docker exec + one ping
-RTT, all measured in the same run."""
+RTT, all measured in the same run; `probe` = how verify probed (fping: from the host into each container's
+namespace; container: a busybox ping per check inside the container); `re-probed` = checks probed again because the
+first round disagreed with the playbook; `measured` = the run's date (with --merge, rows of other sizes are kept
+from earlier runs)."""
+
+BEFORE_AFTER_LEGEND = """Before: bench/results-2026-11-24-container-probes.json (the run of 2026-11-24, every check a
+`ping` inside its source container). Now: the rows above. `x faster` = before / now. `same run, --probe container`
+= the old way measured right after, on the same lab, where the size has at most --compare-max-checks checks (`!`:
+some check failed). Targets of the issue: 16 x 20 under 90 s, 8 x 5 under 3 s, the seed lab under 2 s, peak memory
+at 16 x 20 under 769 MB."""
 
 
 def available_gb() -> float:
@@ -357,11 +418,16 @@ def default_sizes() -> list[tuple[int, int]]:
 
 def rewrite_results() -> int:
     data = json.loads((ROOT / "bench" / "results.json").read_text())
-    fields = {f for f in Row.__dataclass_fields__}
-    rows = [Row(**{k: v for k, v in r.items() if k in fields}) for r in data["rows"]]
+    rows = load_rows(ROOT / "bench" / "results.json")
     write_results(rows, data["machine"], data.get("seed", {}))
     print(f"bench/RESULTS.md rewritten from bench/results.json ({len(rows)} sizes)")
     return 0
+
+
+def merged(rows: list[Row], kept: list[Row]) -> list[Row]:
+    """This run's rows, and the kept rows of the sizes it did not measure, in size order."""
+    sizes = {(r.hosts, r.per_host) for r in rows}
+    return sorted(rows + [r for r in kept if (r.hosts, r.per_host) not in sizes], key=lambda r: (r.hosts, r.per_host))
 
 
 def parse_sizes(text: str) -> list[tuple[int, int]]:
@@ -384,6 +450,10 @@ def main() -> int:
                         help="measure only the seed lab and store it in bench/results.json (then --rewrite)")
     parser.add_argument("--rewrite", action="store_true",
                         help="measure nothing: rebuild bench/RESULTS.md from bench/results.json and bench/ANALYSIS.md")
+    parser.add_argument("--merge", action="store_true",
+                        help="keep the rows of bench/results.json for sizes this run does not measure")
+    parser.add_argument("--compare-max-checks", type=int, default=5000,
+                        help="also time verify --probe container where a size has at most this many checks")
     parser.add_argument("--lab", default=LAB, help="sandbox lab name (default %(default)s)")
     parser.add_argument("--subnet", default=SUBNET, help="its underlay subnet (default %(default)s)")
     args = parser.parse_args()
@@ -404,16 +474,20 @@ def main() -> int:
         return 0
     info = machine()
     sizes = args.sizes or default_sizes()
-    rows = []
+    rows: list[Row] = []
+    previous = ROOT / "bench" / "results.json"
+    kept = load_rows(previous) if args.merge else []
+    kept_seed = json.loads(previous.read_text()).get("seed", {}) if args.merge and previous.exists() else {}
     with tempfile.TemporaryDirectory(prefix="labctl-bench-") as tmp:
         seed = {} if args.no_seed else measure_seeds(Path(tmp))
         print(seed_line(seed), file=sys.stderr, flush=True)
         for hosts, per_host in sizes:
             print(f"--- {hosts} docker hosts x {per_host} containers", file=sys.stderr, flush=True)
-            rows.append(Bench(Path(tmp), hosts, per_host).run(args.baseline_max_pairs))
+            rows.append(Bench(Path(tmp), hosts, per_host).run(args.baseline_max_pairs, args.compare_max_checks))
             print(table(rows[-1:]), file=sys.stderr, flush=True)
             if not args.no_write:  # after each size: a long run stopped half-way keeps what it measured
-                write_results(rows, info | {"sizes run": f"{len(rows)} of {len(sizes)}"}, seed)
+                write_results(merged(rows, kept), info | {"sizes run": f"{len(rows)} of {len(sizes)}"},
+                              seed or kept_seed)
     print(seed_line(seed))
     print(table(rows))
     print("\n" + LEGEND)

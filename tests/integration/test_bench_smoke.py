@@ -20,4 +20,5 @@ def test_bench_smallest_size_runs(tmp_path) -> None:
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells[1] == "2" and cells[2] == "2" and cells[3] == "4", row  # containers, pairs, checks
     assert not cells[5].endswith("!") and not cells[6].endswith("!"), "warm up changed nothing, verify passed"
+    assert cells[7] == "fping", "sandbox hosts have fping: verify probes from the host"
     assert "bsmoke" not in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
