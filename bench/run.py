@@ -68,6 +68,7 @@ class Row:
     reprobed: int = 0             # checks verify probed again (a first round that disagreed with the playbook)
     verify_container_s: float = 0.0   # the same verify with --probe container, same run (0: not measured)
     verify_container_ok: bool = False
+    verify_rss_mb: float = 0.0    # peak RSS of the labctl process during verify alone
     measured: str = ""            # date of the run that measured this row
 
     @property
@@ -229,6 +230,7 @@ class Bench:
             row.verify_s, r, res = self.labctl("verify", "-i", str(self.inventory), "-p", str(self.playbook),
                                                "--json", str(verdict_file))
             rss.append(r)
+            row.verify_rss_mb = r
             data = json.loads(verdict_file.read_text())
             row.checks, row.verify_ok = data["summary"]["total"], data["ok"]
             modes = set(data["probe"]["modes"].values())
@@ -359,7 +361,8 @@ def before_after(rows: list[Row]) -> str:
                 if r.verify_container_s else "not measured")
         lines.append(f"| {r.hosts}x{r.per_host} | {r.checks} | {old.verify_s:.1f}s | {r.verify_s:.1f}s"
                      f"{'' if r.verify_ok else '!'} | {r.probe} | {old.verify_s / r.verify_s:.1f} | {same} | "
-                     f"{old.peak_rss_mb:.0f} / {r.peak_rss_mb:.0f} |")
+                     f"{old.peak_rss_mb:.0f} / {r.peak_rss_mb:.0f}"
+                     + (f" (verify alone {r.verify_rss_mb:.0f})" if r.verify_rss_mb else "") + " |")
     return "\n".join(lines) if len(lines) > 2 else "(no size re-measured since 2026-11-24)"
 
 

@@ -140,8 +140,8 @@ def ns_probe_script(checks: list[tuple[int, Check]], helper: str, sources_at_onc
              # s NAME: the helper in NAME's namespace; a container without a running PID yields no lines, so its
              # checks come back as "no probe result"
              "s() { p=${pids#* /$1=}; [ \"$p\" = \"$pids\" ] && return 0; p=${p%% *}; [ \"$p\" -gt 0 ] 2>/dev/null "
-             f"|| return 0; timeout {HOST_PROBE_TIMEOUT} nsenter -t \"$p\" -n python3 {shlex.quote(helper)} \"$p\" "
-             f"{int(interval_ms)}; }}"]
+             f"|| return 0; timeout {HOST_PROBE_TIMEOUT} nsenter -t \"$p\" -n python3 -I -S {shlex.quote(helper)} "
+             f"\"$p\" {int(interval_ms)}; }}"]
     for n, (src, items) in enumerate(by_src.items()):
         lines.append(f"s {shlex.quote(src)} <<'LABCTL_CHECKS' &")
         lines += [f"{i} {c.address} {c.expect}" for i, c in items if TARGET_RE.match(c.address)]

@@ -218,7 +218,7 @@ def test_ns_probe_script_against_stand_ins(tmp_path: Path) -> None:
     bin_dir.mkdir()
     (bin_dir / "docker").write_text("#!/bin/sh\necho /c1=101\necho /c2=0\n")
     (bin_dir / "nsenter").write_text('#!/bin/sh\nshift 3\nexec "$@"\n')   # nsenter -t PID -n CMD...
-    (bin_dir / "python3").write_text('#!/bin/sh\nwhile read -r id t e; do echo "$id 0 $2"; done\n')
+    (bin_dir / "python3").write_text('#!/bin/sh\nwhile read -r id t e; do echo "$id 0 $4"; done\n')  # -I -S F PID
     for f in bin_dir.iterdir():
         f.chmod(0o755)
     checks = [(0, check("c1", "172.30.0.3")), (1, check("c1", "c3")), (2, check("c2", "c1")),
