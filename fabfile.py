@@ -87,6 +87,14 @@ def down(c, inventory=None, playbook=None, wait=None):  # type: ignore[no-untype
 
 
 @task(help={"inventory": "inventory file", "playbook": "playbook file (default $LABCTL_PLAYBOOK)",
+            "format": "svg (default), png, dot or mermaid", "output": "file to write ('-' for stdout)"})
+def graph(c, inventory=None, playbook=None, format="svg", output=None):  # type: ignore[no-untyped-def]
+    """Draw the lab as it exists (hosts, networks, containers, store), marked against the playbook."""
+    _labctl("graph", "--inventory", _inv(inventory), *_pb(playbook), "--format", format,
+            *(["--output", output] if output else []))
+
+
+@task(help={"inventory": "inventory file", "playbook": "playbook file (default $LABCTL_PLAYBOOK)",
             "json": "machine-readable output"})
 def status(c, inventory=None, playbook=None, json=False):  # type: ignore[no-untyped-def]
     """What of the lab exists on each host: networks (scope, subnet, VNI), containers and their addresses."""
@@ -95,9 +103,11 @@ def status(c, inventory=None, playbook=None, json=False):  # type: ignore[no-unt
 
 @task(help={"inventory": "inventory file", "playbook": "playbook file (default $LABCTL_PLAYBOOK)",
             "sample": "one pair per host pair and network", "json": "write the verdict as JSON to this file",
-            "junit": "write a JUnit XML file", "probe": "auto (default), fping or container"})
+            "junit": "write a JUnit XML file", "probe": "auto (default), fping or container",
+            "html": "write a self-contained HTML page of the verdict"})
 def verify(c, inventory=None, playbook=None, sample=False, json=None, junit=None,  # type: ignore[no-untyped-def]
-           probe="auto"):
+           probe="auto", html=None):
     """Probe who reaches whom across hosts and compare with the playbook; exit 1 on any mismatch."""
     _labctl("verify", "--inventory", _inv(inventory), *_pb(playbook), *(["--sample"] if sample else []),
-            *(["--json", json] if json else []), *(["--junit", junit] if junit else []), "--probe", probe)
+            *(["--json", json] if json else []), *(["--junit", junit] if junit else []), "--probe", probe,
+            *(["--html", html] if html else []))

@@ -16,9 +16,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from labctl import verdict
+from labctl import html, verdict
 from labctl.errors import LabctlError, Problem, ValidationError
 from labctl.executors import dockerhost, lab, provision, status, verify
+from labctl.executors import graph as graph_exec
 from labctl.executors.hostlock import HostLocks, holder_for
 from labctl.executors.images import archive_from_path, busybox_rootfs
 from labctl.executors.remote import Hosts
@@ -86,10 +87,22 @@ def build_parser() -> argparse.ArgumentParser:
                    help="one pair per host pair, network and kind of check (for big labs)")
     p.add_argument("--json", metavar="FILE", help="write the verdict as JSON ('-' for stdout)")
     p.add_argument("--junit", metavar="FILE", help="write one JUnit testcase per check")
+    p.add_argument("--html", metavar="FILE", help="write one self-contained page: coloured matrices, mismatches "
+                                                  "with their causes, the topology picture")
     p.add_argument("--probe", choices=verify.PROBE_MODES, default="auto",
                    help="how to probe: fping from the host into each container's network namespace (fast), pings "
                         "inside the containers (needs sh and ping in the image), or auto: fping where the host "
                         "has fping, nsenter and python3 (default)")
+
+    p = sub.add_parser("graph", help="draw the lab as it exists (hosts, networks, containers, store), marked "
+                                     "against the playbook")
+    _inventory_arg(p)
+    p.add_argument("--playbook", "-p", default=os.environ.get("LABCTL_PLAYBOOK"),
+                   help="playbook file (default: $LABCTL_PLAYBOOK; without one: everything labctl labelled, unmarked)")
+    p.add_argument("--format", "-f", choices=graph_exec.FORMATS, default="svg",
+                   help="svg or png (Graphviz), dot, or mermaid text for Markdown (default: svg)")
+    p.add_argument("--output", "-o", metavar="FILE",
+                   help="where to write it ('-' for stdout; default: LAB.svg / LAB.png, stdout for dot and mermaid)")
 
     p = sub.add_parser("status", help="what of the lab exists on each host: networks (scope, subnet, VNI), containers")
     _inventory_arg(p)
@@ -348,8 +361,10 @@ def cmd_verify(args: argparse.Namespace, progress: Progress) -> int:
     pb = load_playbook(args.playbook, inv)
     with Hosts(registry.endpoints(inv)) as hosts:
         result = verify.verify(inv, pb, hosts, progress, sampled=args.sample, probe=args.probe)
-    if args.json:
         probe = {"modes": result.probe_modes, "notes": result.probe_notes, "reprobed": result.reprobed}
+        if args.html:
+            write_file(args.html, verdict_page(inv, pb, hosts, result, probe, progress))
+    if args.json:
         text = json.dumps(verdict.to_json(pb.name, result.results, result.duration_s, probe), indent=2) + "\n"
         if args.json == "-":
             sys.stdout.write(text)
@@ -360,6 +375,18 @@ def cmd_verify(args: argparse.Namespace, progress: Progress) -> int:
     if args.json != "-":
         print_verdict(result)
     return 0 if result.ok else 1
+
+
+def verdict_page(inv: Inventory, pb: Playbook, hosts: Hosts, result: verify.Verdict, probe: dict,
+                 progress: Progress) -> str:
+    """verify --html: the verdict plus the topology as it is now (an SVG when Graphviz is installed)."""
+    progress.step("all", "topology for the HTML page")
+    svg, note = None, ""
+    try:
+        svg = graph_exec.render(graph_exec.topology(inv, pb, hosts), "svg").decode()
+    except LabctlError as exc:
+        note = f"no picture: {exc.message}" + (f" ({exc.hint})" if exc.hint else "")
+    return html.to_html(result.lab, result.results, result.duration_s, probe, svg, note)
 
 
 def write_file(path: str, text: str) -> None:
@@ -404,6 +431,27 @@ def print_verdict(result: verify.Verdict) -> None:
                   + (" (sampled)" if result.sampled else ""), soft_wrap=True)
     console.print(f"probes: {escape(verify.describe_modes(result.probe_modes, result.probe_notes))}"
                   + (f"; {result.reprobed} check(s) probed again" if result.reprobed else ""), soft_wrap=True)
+
+
+def cmd_graph(args: argparse.Namespace, progress: Progress) -> int:
+    inv = load(args)
+    pb = load_playbook(args.playbook, inv) if args.playbook else None
+    with Hosts(registry.endpoints(inv)) as hosts:
+        progress.step("all", "gathering hosts, networks and containers")
+        topo = graph_exec.topology(inv, pb, hosts)
+    data = graph_exec.render(topo, args.format)
+    out = args.output or ("-" if args.format in ("dot", "mermaid") else f"{pb.name if pb else inv.name}.{args.format}")
+    if out == "-":
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+    else:
+        try:
+            with open(out, "wb") as fh:
+                fh.write(data)
+        except OSError as exc:
+            raise LabctlError(f"cannot write {out}: {exc.strerror}") from None
+        print(f"graph {topo.title}: {out} ({args.format}, {len(data)} bytes)")
+    return 0
 
 
 def cmd_status(args: argparse.Namespace, progress: Progress) -> int:
@@ -482,6 +530,7 @@ HANDLERS = {
     ("destroy", None): cmd_sandbox_down,
     ("validate", None): cmd_validate,
     ("status", None): cmd_status,
+    ("graph", None): cmd_graph,
     ("verify", None): cmd_verify,
     ("hosts", None): cmd_hosts,
     ("ssh", None): cmd_ssh,

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
+import subprocess
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -192,3 +195,89 @@ def test_store_stopped_before_a_new_container_joins(lab: Lab, tmp_path, hosts: H
     assert all("the cluster store does not answer" in c["cause"] for c in bad)
     assert any(c["network"] == "ov" and c["src_host"] != c["dst_host"] and c["ok"] for c in data["checks"]), \
         "containers that joined before keep reaching each other"
+
+
+# ------------------------------------------------------------------ the picture and the HTML page
+
+CHROMIUM = shutil.which("chromium")
+MISMATCH_RED = (0xD3, 0x00, 0x1F)     # labctl/html.py: td.mismatch
+REACH_GREEN = (0xD4, 0xF4, 0xD2)      # td.reach
+
+
+def svg_texts(path) -> str:  # type: ignore[no-untyped-def]
+    root = ET.parse(path).getroot()
+    return " ".join(t.text or "" for t in root.iter("{http://www.w3.org/2000/svg}text"))
+
+
+@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz is not installed (make deps installs graphviz)")
+def test_graph_draws_every_host_network_and_container_and_marks_a_missing_one(lab: Lab, tmp_path,
+                                                                                 hosts: Hosts) -> None:
+    svg = tmp_path / "lab.svg"
+    lab.labctl("graph", "-i", str(lab.inventory), "-p", str(lab.playbook), "-o", str(svg))
+    texts = svg_texts(svg)
+    for name in ("store", "node1", "node2", "ov", "mv", "iso", "c1", "c2", "c3", "c4", "c5", "etcd", "VNI 256",
+                 "control plane: kvstore"):
+        assert name in texts, (name, texts)
+    assert "(missing)" not in texts
+    run(hosts, "node2", "docker rm -f c4")
+    try:
+        lab.labctl("graph", "-i", str(lab.inventory), "-p", str(lab.playbook), "-o", str(svg))
+        texts = svg_texts(svg)
+        mermaid = lab.labctl("graph", "-i", str(lab.inventory), "-p", str(lab.playbook), "-f", "mermaid").stdout
+    finally:
+        lab.labctl("up", "-i", str(lab.inventory), "-p", str(lab.playbook))
+    assert re.search(r"c4 .*\(missing\)", texts), texts
+    assert 'n_ctr_c4["c4' in mermaid and ":::missing" in mermaid
+
+
+def headless(tmp_path, page, *args: str) -> None:  # type: ignore[no-untyped-def]
+    assert CHROMIUM is not None
+    profile = tmp_path / f"chromium-{len(list(tmp_path.iterdir()))}"
+    res = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                          "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                          "--hide-scrollbars", f"--user-data-dir={profile}", *args, page.as_uri()],
+                         capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert res.returncode == 0, res.stderr[-2000:]
+
+
+def what_a_person_sees(tmp_path, page):  # type: ignore[no-untyped-def]
+    """The page as Chromium lays it out: its printed text (pdftotext) and the colours on screen."""
+    from PIL import Image
+
+    pdf, png = tmp_path / f"{page.stem}.pdf", tmp_path / f"{page.stem}.png"
+    headless(tmp_path, page, f"--print-to-pdf={pdf}", "--no-pdf-header-footer")
+    headless(tmp_path, page, f"--screenshot={png}", "--window-size=1400,2600")
+    text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True,
+                          check=True).stdout
+    colours = Image.open(png).convert("RGB").getcolors(maxcolors=1 << 20) or []
+    return text, {c for _, c in colours}
+
+
+@pytest.mark.skipif(CHROMIUM is None or shutil.which("pdftotext") is None or shutil.which("dot") is None,
+                    reason="needs chromium, poppler-utils and graphviz (make deps installs them)")
+def test_html_verdict_seen_in_headless_chromium(lab: Lab, tmp_path, hosts: Hosts) -> None:
+    good = tmp_path / "good.html"
+    lab.labctl("verify", "-i", str(lab.inventory), "-p", str(lab.playbook), "--html", str(good))
+    text, colours = what_a_person_sees(tmp_path, good)
+    assert "verify seed-overlay: OK" in text
+    for name in ("c1", "c2", "c3", "c4", "c5", "node1", "node2", "VNI 256"):
+        assert name in text, name
+    assert "MISMATCH" not in text and MISMATCH_RED not in colours and REACH_GREEN in colours
+    page = good.read_text()
+    assert "http://" not in page.replace("http://www.w3.org/", "") and "https://" not in page, \
+        "nothing fetched from the network"
+
+    bad = tmp_path / "bad.html"
+    rule = "INPUT -p udp --dport 4789 -j DROP"
+    run(hosts, "node2", f"iptables -I {rule}")
+    try:
+        res = lab.labctl("verify", "-i", str(lab.inventory), "-p", str(lab.playbook), "--html", str(bad),
+                         check=False)
+    finally:
+        run(hosts, "node2", f"iptables -D {rule}")
+    assert res.returncode == 1
+    text, colours = what_a_person_sees(tmp_path, bad)
+    assert "verify seed-overlay: FAILED" in text and "MISMATCH" in text
+    assert "likely cause: VXLAN (UDP 4789) is dropped on node2" in " ".join(text.split())
+    assert "expected because: both on ov" in " ".join(text.split())
+    assert MISMATCH_RED in colours, "mismatched cells are red on screen"
