@@ -20,6 +20,7 @@ from labctl import html, verdict
 from labctl.errors import LabctlError, Problem, ValidationError
 from labctl.executors import dockerhost, lab, provision, status, verify
 from labctl.executors import graph as graph_exec
+from labctl.executors import trace as trace_exec
 from labctl.executors.hostlock import HostLocks, holder_for
 from labctl.executors.images import archive_from_path, busybox_rootfs
 from labctl.executors.remote import Hosts
@@ -103,6 +104,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="svg or png (Graphviz), dot, or mermaid text for Markdown (default: svg)")
     p.add_argument("--output", "-o", metavar="FILE",
                    help="where to write it ('-' for stdout; default: LAB.svg / LAB.png, stdout for dot and mermaid)")
+
+    p = sub.add_parser("trace", help="the path of one ping through the hosts, proven by captures taken during it")
+    _inventory_arg(p)
+    p.add_argument("--playbook", "-p", default=os.environ.get("LABCTL_PLAYBOOK"),
+                   help="playbook file (default: $LABCTL_PLAYBOOK; without one: any labctl lab on the hosts)")
+    p.add_argument("src", help="source container")
+    p.add_argument("dst", help="destination container or IPv4 address")
+    p.add_argument("--network", "-n", help="the network to trace on (default: a shared one, overlay first)")
+    p.add_argument("--pcap", metavar="DIR", help="keep the captures there, one .pcap per capture point (Wireshark)")
+    p.add_argument("--count", "-c", type=int, default=3, choices=range(1, 11), metavar="N",
+                   help="echoes to send, 1 to 10 (default 3)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
 
     p = sub.add_parser("status", help="what of the lab exists on each host: networks (scope, subnet, VNI), containers")
     _inventory_arg(p)
@@ -454,6 +467,59 @@ def cmd_graph(args: argparse.Namespace, progress: Progress) -> int:
     return 0
 
 
+def cmd_trace(args: argparse.Namespace, progress: Progress) -> int:
+    inv = load(args)
+    pb = load_playbook(args.playbook, inv) if args.playbook else None
+    with Hosts(registry.endpoints(inv)) as hosts:
+        result = trace_exec.trace(inv, pb, hosts, progress, args.src, args.dst, args.network, args.pcap, args.count)
+    if args.json:
+        print(json.dumps(trace_json(result), indent=2))
+    else:
+        print_trace(result)
+    return 0 if result.ok else 1
+
+
+def trace_json(r: trace_exec.TraceResult) -> dict:
+    p = r.path
+    return {"src": p.src, "dst": p.dst, "network": p.network, "kind": p.kind, "vni": p.vni, "control_plane": r.plane,
+            "src_ip": p.src_ip, "dst_ip": p.dst_ip, "vteps": list(p.vteps) if p.vteps else None,
+            "sent": r.sent, "received": r.received, "ok": r.ok,
+            "hops": [vars(h) for h in p.hops],
+            "captures": [{"name": s.point.name, "host": s.point.host, "interface": s.point.iface,
+                          "in_container": bool(s.point.pid), "filter": s.point.bpf, "echo_requests": s.requests,
+                          "echo_replies": s.replies,
+                          "vxlan": [{"src": o[0], "dst": o[1], "port": o[2], "vni": o[3]} for o in s.outer]}
+                         for s in r.seen],
+            "proof": r.proof, "pcaps": r.pcaps, "notes": p.notes}
+
+
+def print_trace(r: trace_exec.TraceResult) -> None:
+    console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+    p = r.path
+    what = {"overlay": f"overlay, VNI {p.vni}, control plane {r.plane or '?'}",
+            "vxlan": f"overlay on labctl's VXLAN devices, VNI {p.vni}", "macvlan": "macvlan on the underlay",
+            "bridge": "a bridge on one host", "nat": "out of the host through NAT",
+            "routed": "through the container's gateway"}[p.kind]
+    console.print(escape(f"trace {p.src} ({p.src_ip}) -> {p.dst} ({p.dst_ip}) on {p.network} ({what}): "
+                         f"{r.received}/{r.sent} replies"), soft_wrap=True)
+    seen = {s.point.name: s for s in r.seen}
+    table = Table(show_header=True, header_style="bold")
+    for col in ("#", "where", "interface", "MAC", "IP", "what happens", "captured"):
+        table.add_column(col)
+    for i, h in enumerate(p.hops, 1):
+        s = seen.get(h.capture)
+        cap = (f"{s.requests} request(s), {s.replies} reply(ies)"
+               + "".join(f"; VXLAN {o[0]} > {o[1]}:{o[2]} VNI {o[3]}" for o in s.outer)) if s else ""
+        table.add_row(str(i), *map(escape, (h.where, h.what, h.mac, h.ip, h.note, cap)))
+    console.print(table)
+    for line in r.proof + p.notes:
+        console.print(escape(f"proof: {line}" if line in r.proof else line), soft_wrap=True)
+    if r.pcaps:
+        console.print(escape("captures kept (tcpdump -r FILE, or Wireshark): " + ", ".join(r.pcaps)), soft_wrap=True)
+    if not r.ok:
+        console.print(escape("no reply: " + " ".join(r.ping_output.split())[-300:]), soft_wrap=True)
+
+
 def cmd_status(args: argparse.Namespace, progress: Progress) -> int:
     inv = load(args)
     pb = load_playbook(args.playbook, inv) if args.playbook else None
@@ -531,6 +597,7 @@ HANDLERS = {
     ("validate", None): cmd_validate,
     ("status", None): cmd_status,
     ("graph", None): cmd_graph,
+    ("trace", None): cmd_trace,
     ("verify", None): cmd_verify,
     ("hosts", None): cmd_hosts,
     ("ssh", None): cmd_ssh,

@@ -51,6 +51,13 @@ class ValidationError(LabctlError):
         return "\n".join(lines)
 
 
+class UsageError(LabctlError):
+    """A command's arguments do not fit the lab (an unknown container, a network they do not share). Exit code 2;
+    checked before anything changes on a host."""
+
+    exit_code = 2
+
+
 class PrerequisiteError(LabctlError):
     """The machine lacks something labctl needs (a binary, root). Exit code 2: fix the machine, then retry."""
 
