@@ -95,6 +95,18 @@ def graph(c, inventory=None, playbook=None, format="svg", output=None):  # type:
 
 
 @task(help={"inventory": "inventory file", "playbook": "playbook file (default $LABCTL_PLAYBOOK)",
+            "src": "source container", "dst": "destination container or IPv4 address",
+            "network": "network to trace on", "pcap": "directory to keep the captures in", "count": "echoes (1-10)",
+            "json": "machine-readable output"})
+def trace(c, src, dst, inventory=None, playbook=None, network=None, pcap=None, count=3,  # type: ignore[no-untyped-def]
+          json=False):
+    """The path of one ping from SRC to DST through the hosts, proven by captures taken during it."""
+    _labctl("trace", "--inventory", _inv(inventory), *_pb(playbook), src, dst,
+            *(["--network", network] if network else []), *(["--pcap", pcap] if pcap else []),
+            "--count", str(count), *(["--json"] if json else []))
+
+
+@task(help={"inventory": "inventory file", "playbook": "playbook file (default $LABCTL_PLAYBOOK)",
             "json": "machine-readable output"})
 def status(c, inventory=None, playbook=None, json=False):  # type: ignore[no-untyped-def]
     """What of the lab exists on each host: networks (scope, subnet, VNI), containers and their addresses."""

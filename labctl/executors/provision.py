@@ -22,7 +22,7 @@ FACTS_SCRIPT = f"; echo {SEP}; ".join((
     "/usr/local/bin/consul version 2>/dev/null | head -n 1",
     "systemctl is-enabled etcd.service 2>/dev/null; systemctl is-active etcd.service 2>/dev/null",
     "docker info --format '{{.ID}}' 2>/dev/null",
-    "for t in curl unzip iptables fping nsenter python3; do command -v $t >/dev/null && echo $t; done; "
+    "for t in curl unzip iptables fping nsenter python3 tcpdump; do command -v $t >/dev/null && echo $t; done; "
     "test -f /etc/ssl/certs/ca-certificates.crt && echo ca-certificates",
 ))
 

@@ -82,8 +82,7 @@ def choose(status: dict[str, Any], pb: Playbook | None, src: str, dst: str,
         if not shared:
             raise UsageError(f"trace: {src} and {dst} share no network", hint="trace to an address instead, "
                                   "or give them a common network")
-        order = {"overlay": 0, "macvlan": 1, "bridge": 2}
-        net = sorted(shared, key=lambda n: order.get((nets.get(n) or {}).get("driver") or "bridge", 3))[0]
+        net = sorted(shared, key=lambda n: _preference(nets.get(n)))[0]
         return _kind(nets.get(net), ctrs[src]["host"] == ctrs[dst]["host"]), net, dst, src_addrs[net], \
             dst_addrs[net], (nets.get(net) or {}).get("vni")
     try:
@@ -102,6 +101,14 @@ def choose(status: dict[str, Any], pb: Playbook | None, src: str, dst: str,
     if not net:
         raise UsageError(f"trace: {src} has no network address", hint="is it on network none?")
     return "nat", net, owner, src_addrs.get(net, ""), dst, None
+
+
+def _preference(net: dict[str, Any] | None) -> int:
+    """Which shared network to trace on by default: an overlay (Docker's, or labctl's VXLAN under macvlan) first."""
+    driver = (net or {}).get("driver") or "bridge"
+    if driver == "overlay" or (driver == "macvlan" and (net or {}).get("vni")):
+        return 0
+    return {"macvlan": 1, "bridge": 2}.get(driver, 3)
 
 
 def _kind(net: dict[str, Any] | None, same_host: bool) -> str:

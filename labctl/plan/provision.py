@@ -67,7 +67,7 @@ class ProvisionFacts:
     distro_etcd_unit: bool = False     # Debian's etcd.service enabled or active
     engine_id: str = ""
     tools: frozenset[str] = field(default_factory=frozenset)   # of curl, unzip, iptables, ca-certificates, fping,
-    #                                                            nsenter, python3
+    #                                                            nsenter, python3, tcpdump
 
 
 @dataclass
@@ -115,9 +115,10 @@ def plan_provision(inv: Inventory, pb: Playbook, facts: dict[str, ProvisionFacts
     return plan
 
 
-# verify's fast probes run these on each docker host (fping into each container's network namespace); without them
-# verify falls back to pings inside the containers, so they are installed where apt can, and never a blocker.
-PROBE_TOOLS = (("fping", "fping"), ("nsenter", "util-linux"), ("python3", "python3-minimal"))
+# verify's fast probes run these on each docker host (fping into each container's network namespace), and trace
+# captures with tcpdump; without them verify falls back to pings inside the containers and trace says what is
+# missing, so they are installed where apt can, and never a blocker.
+PROBE_TOOLS = (("fping", "fping"), ("nsenter", "util-linux"), ("python3", "python3-minimal"), ("tcpdump", "tcpdump"))
 
 
 def _probe_tools(plan: ProvisionPlan, f: ProvisionFacts, packages: list[str]) -> None:
@@ -129,7 +130,7 @@ def _probe_tools(plan: ProvisionPlan, f: ProvisionFacts, packages: list[str]) ->
     else:
         plan.steps.append(Step(f.name, "verify probes", None,
                                f"{' '.join(wanted)} not installed and no apt here: verify pings inside the "
-                               "containers on this host (slower); install them for verify's fping probes"))
+                               "containers on this host (slower) and trace cannot capture; install them"))
 
 
 def _apt(packages: list[str]) -> str:

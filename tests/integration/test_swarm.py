@@ -83,6 +83,16 @@ def test_swarm_seed_lab_carries_vxlan_with_the_reported_vni(lab: Lab, hosts: Hos
     assert "no changes" in again.stdout, again.stdout
 
 
+def test_trace_on_swarm_names_the_vni_and_the_vteps(lab: Lab, hosts: Hosts) -> None:
+    status = json.loads(lab.labctl("status", *args(lab), "--json").stdout)
+    vni = {n["name"]: n for n in status["networks"]}["ov"]["vni"]
+    data = json.loads(lab.labctl("trace", *args(lab), "c1", "c3", "--json", "--count", "2").stdout)
+    assert data["kind"] == "overlay" and data["vni"] == vni and data["control_plane"] == "swarm"
+    assert data["received"] == 2 and data["vteps"] == [ADDR["node1"], ADDR["node2"]]
+    assert f"VXLAN on the wire: {ADDR['node1']} -> {ADDR['node2']}, UDP 4789, VNI {vni}" in data["proof"]
+    assert any("overlay namespace" in h["where"] for h in data["hops"])
+
+
 def test_swarm_down_leaves_nothing_and_only_its_own_swarm(lab: Lab, hosts: Hosts) -> None:
     res = lab.labctl("down", *args(lab))
     assert "node1: left the swarm (manager)" in res.stdout and "node2: left the swarm (worker)" in res.stdout

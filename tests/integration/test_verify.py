@@ -14,7 +14,7 @@ import pytest
 
 from labctl.executors.remote import Hosts
 
-from .conftest import Lab, make_lab
+from .conftest import Lab, make_lab, sh
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SEED = os.path.join(ROOT, "playbooks", "seed-overlay.yaml")
@@ -281,3 +281,61 @@ def test_html_verdict_seen_in_headless_chromium(lab: Lab, tmp_path, hosts: Hosts
     assert "likely cause: VXLAN (UDP 4789) is dropped on node2" in " ".join(text.split())
     assert "expected because: both on ov" in " ".join(text.split())
     assert MISMATCH_RED in colours, "mismatched cells are red on screen"
+
+
+# ------------------------------------------------------------------ trace
+
+
+def trace_json(lab: Lab, *args: str, code: int = 0) -> dict:
+    res = lab.labctl("trace", "-i", str(lab.inventory), "-p", str(lab.playbook), "--json", *args, check=False)
+    assert res.returncode == code, res.stdout + res.stderr
+    return json.loads(res.stdout)
+
+
+def nothing_left_of_trace(hosts: Hosts) -> None:
+    for host in ("node1", "node2"):
+        assert "trace." not in sh(hosts, host, "ls -a /var/lib/labctl").stdout
+        assert "tcpdump" not in sh(hosts, host, "ps -eo comm").stdout, "every capture stopped"
+
+
+def test_trace_over_the_overlay_proves_the_vxlan_encapsulation(lab: Lab, tmp_path, hosts: Hosts) -> None:
+    status = json.loads(lab.labctl("status", "-i", str(lab.inventory), "-p", str(lab.playbook), "--json").stdout)
+    vni = next(n["vni"] for n in status["networks"] if n["name"] == "ov")
+    pcaps = tmp_path / "pcaps"
+    data = trace_json(lab, "c1", "c3", "--pcap", str(pcaps))
+    assert data["kind"] == "overlay" and data["vni"] == vni and data["received"] == data["sent"] == 3
+    assert data["vteps"] == ["198.18.81.12", "198.18.81.13"]
+    assert f"VXLAN on the wire: 198.18.81.12 -> 198.18.81.13, UDP 4789, VNI {vni}" in data["proof"]
+    under = [c for c in data["captures"] if not c["in_container"]]
+    assert [c["host"] for c in under] == ["node1", "node2"]
+    assert all({"src": "198.18.81.12", "dst": "198.18.81.13", "port": 4789, "vni": vni} in c["vxlan"] for c in under)
+    assert all(c["echo_requests"] >= 1 and c["echo_replies"] >= 1 for c in data["captures"])
+    hops = [h["where"] for h in data["hops"]]
+    assert hops[0] == "c1" and hops[-1] == "c3" and any("overlay namespace" in h for h in hops)
+    assert sorted(p.name for p in pcaps.iterdir()) == ["c1-eth0.pcap", "c3-eth0.pcap", "node1-eth1.pcap",
+                                                       "node2-eth1.pcap"]
+    read = subprocess.run(["tcpdump", "-r", str(pcaps / "node2-eth1.pcap"), "-nn"], capture_output=True, text=True)
+    assert read.returncode == 0 and f"vni {vni}" in read.stdout and "ICMP echo request" in read.stdout
+    nothing_left_of_trace(hosts)
+
+
+def test_trace_over_macvlan_shows_no_encapsulation(lab: Lab, hosts: Hosts) -> None:
+    data = trace_json(lab, "c1", "c3", "--network", "mv", "--count", "2")
+    assert data["kind"] == "macvlan" and data["vteps"] is None and data["received"] == 2
+    assert all(c["vxlan"] == [] for c in data["captures"])
+    assert any(p.startswith("no encapsulation") for p in data["proof"])
+    assert sum(c["echo_requests"] for c in data["captures"] if not c["in_container"]) >= 2
+    nothing_left_of_trace(hosts)
+
+
+def test_trace_out_through_nat_and_bad_arguments(lab: Lab, hosts: Hosts) -> None:
+    data = trace_json(lab, "c5", "198.18.81.13", "--count", "1")
+    assert data["kind"] == "nat" and data["received"] == 1
+    assert "NAT: on the underlay the echo request leaves from 198.18.81.12, not " + data["src_ip"] in data["proof"]
+    assert any("MASQUERADE" in h["note"] for h in data["hops"])
+    local = trace_json(lab, "c1", "c2", "--network", "ov", "--count", "1")
+    assert "on one host: no VXLAN packet, as expected" in local["proof"]
+    for args in (("c1", "nosuch"), ("c1", "c3", "--network", "iso"), ("c9", "c1")):
+        res = lab.labctl("trace", "-i", str(lab.inventory), "-p", str(lab.playbook), *args, check=False)
+        assert res.returncode == 2 and "error: trace:" in res.stderr, res.stderr
+    nothing_left_of_trace(hosts)

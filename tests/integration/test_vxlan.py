@@ -74,6 +74,16 @@ def test_vxlan_seed_lab_carries_the_playbooks_vni(lab: Lab, hosts: Hosts) -> Non
     assert "no changes" in lab.labctl("up", *args(lab)).stdout
 
 
+def test_trace_goes_through_labctls_vxlan_devices(lab: Lab, hosts: Hosts) -> None:
+    res = lab.labctl("trace", *args(lab), "c1", "c3", "--json", "--count", "2")
+    data = json.loads(res.stdout)
+    assert data["kind"] == "vxlan" and data["vni"] == 4200 and data["received"] == 2
+    assert data["vteps"] == [ADDR["node1"], ADDR["node2"]]
+    assert f"VXLAN on the wire: {ADDR['node1']} -> {ADDR['node2']}, UDP 4789, VNI 4200" in data["proof"]
+    assert any("vxl4200" in h["what"] for h in data["hops"])
+    assert all(c["echo_requests"] >= 1 for c in data["captures"])
+
+
 def test_a_device_down_is_the_cause_and_up_repairs_it(lab: Lab, hosts: Hosts) -> None:
     sh(hosts, "node2", "ip link set vxl4200 down")
     res = lab.labctl("verify", *args(lab), "--json", "-", check=False)

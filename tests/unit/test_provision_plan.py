@@ -115,7 +115,7 @@ def test_private_download_checks_the_checksum_and_cleans_up(tmp_path) -> None:
 def installed(backend: str) -> dict[str, ProvisionFacts]:
     """The facts the same VMs report once the golden commands have run."""
     docker = DOCKER_CE_VERSION if backend.startswith("consul") else "20.10.24+dfsg1"
-    tools = frozenset({"curl", "unzip", "iptables", "ca-certificates", "fping", "nsenter", "python3"})
+    tools = frozenset({"curl", "unzip", "iptables", "ca-certificates", "fping", "nsenter", "python3", "tcpdump"})
     return {
         "store": ProvisionFacts("store", "debian 12", True, etcd=backend == "etcd",
                                 dockerd_version="20.10.24+dfsg1" if backend == "consul-image" else "",
@@ -173,9 +173,10 @@ def test_verify_probe_tools_are_installed_where_apt_is_and_never_block() -> None
                                     tools=frozenset({"curl", "iptables", "nsenter"}))
     plan = plan_for("etcd", facts)
     assert plan.problems == []
-    assert [(s.host, s.what) for s in plan.changes] == [("node1", "install fping python3-minimal")]
+    assert [(s.host, s.what) for s in plan.changes] == [("node1", "install fping python3-minimal tcpdump")]
     note = [s for s in plan.steps if s.host == "node2" and s.what == "verify probes"]
     assert note and note[0].command is None and "verify pings inside the containers" in note[0].reason
+    assert "trace cannot capture" in note[0].reason
     assert not [s for s in plan.steps if s.host == "store" and "fping" in s.what], "only docker hosts probe"
 
 
@@ -185,7 +186,7 @@ def test_facts_parsed_from_a_real_run_give_a_no_op_plan_for_etcd() -> None:
     facts = parse_provision_facts(out, "node1")
     assert facts.os == "debian 12" and not facts.systemd
     assert facts.dockerd_version == "20.10.24+dfsg1" and facts.etcd and facts.consul_version == ""
-    assert {"curl", "iptables", "ca-certificates", "fping", "nsenter", "python3"} <= facts.tools
+    assert {"curl", "iptables", "ca-certificates", "fping", "nsenter", "python3", "tcpdump"} <= facts.tools
     inv = load_inventory(os.path.join(ROOT, "inventories", "sandbox.yaml"))
     pb = parse_playbook(textwrap.dedent(PLAYBOOKS["etcd"]), "p.yaml", inv)
     plan = plan_provision(inv, pb, {h.name: parse_provision_facts(out, h.name) for h in inv.hosts})
