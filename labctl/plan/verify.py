@@ -24,7 +24,7 @@ from labctl.model.playbook import Container, Expectation, Playbook
 DEFAULT_BRIDGE = "bridge"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)   # slots: 204,160 of them at 16 x 20
 class Check:
     src: str
     src_host: str
@@ -51,7 +51,7 @@ class Facts:
     drivers: dict[str, str] = field(default_factory=dict)  # network -> driver (playbook's, plus "bridge")
 
 
-@dataclass
+@dataclass(slots=True)
 class Result:
     check: Check
     observed: str                 # "reach" | "isolated"

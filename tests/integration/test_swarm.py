@@ -91,6 +91,8 @@ def test_trace_on_swarm_names_the_vni_and_the_vteps(lab: Lab, hosts: Hosts) -> N
     assert data["received"] == 2 and data["vteps"] == [ADDR["node1"], ADDR["node2"]]
     assert f"VXLAN on the wire: {ADDR['node1']} -> {ADDR['node2']}, UDP 4789, VNI {vni}" in data["proof"]
     assert any("overlay namespace" in h["where"] for h in data["hops"])
+    dot = lab.labctl("graph", *args(lab), "--format", "dot").stdout
+    assert f"overlay 172.30.0.0/16\\nVNI {vni}\\ncontrol plane: swarm" in dot, dot
 
 
 def test_swarm_down_leaves_nothing_and_only_its_own_swarm(lab: Lab, hosts: Hosts) -> None:

@@ -82,6 +82,8 @@ def test_trace_goes_through_labctls_vxlan_devices(lab: Lab, hosts: Hosts) -> Non
     assert f"VXLAN on the wire: {ADDR['node1']} -> {ADDR['node2']}, UDP 4789, VNI 4200" in data["proof"]
     assert any("vxl4200" in h["what"] for h in data["hops"])
     assert all(c["echo_requests"] >= 1 for c in data["captures"])
+    dot = lab.labctl("graph", *args(lab), "--format", "dot").stdout
+    assert "macvlan on VXLAN 172.30.0.0/16\\nVNI 4200\\ncontrol plane: vxlan" in dot, dot
 
 
 def test_a_device_down_is_the_cause_and_up_repairs_it(lab: Lab, hosts: Hosts) -> None:
