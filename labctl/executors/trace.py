@@ -91,6 +91,12 @@ def choose(status: dict[str, Any], pb: Playbook | None, src: str, dst: str,
         raise UsageError(f"trace: {dst} is neither a container of the lab nor an IPv4 address",
                               hint="`labctl status` lists the containers") from None
     owner = next((c["name"] for c in status["containers"] if dst in c["addresses"].values()), None)
+    if owner is not None:   # an address of a container on one of the source's networks: that network's path
+        same = [n for n, a in ctrs[owner]["addresses"].items() if a == dst and n in src_addrs and
+                (network in (None, n))]
+        if same:
+            return _kind(nets.get(same[0]), ctrs[owner]["host"] == ctrs[src]["host"]), same[0], owner, \
+                src_addrs[same[0]], dst, (nets.get(same[0]) or {}).get("vni")
     for name, addr in src_addrs.items():
         subnet = (nets.get(name) or {}).get("subnet")
         if subnet and address in ipaddress.ip_network(subnet) and (network in (None, name)):

@@ -470,6 +470,11 @@ def proof(path: Path, seen: list[Seen]) -> list[str]:
             pairs = sorted({pair for s in under for pair in s.inner_macs})
             lines.append("no encapsulation: the echo crosses the underlay as the containers sent it, with their own "
                          "MAC addresses (" + ", ".join(f"{a} > {b}" for a, b in pairs) + ")")
+    elif path.kind == "bridge":
+        bridged = [s for s in seen if s.point.pid == 0 and s.requests]
+        if bridged:
+            lines.append(f"switched on {bridged[0].point.iface} in {bridged[0].point.host}: no encapsulation, the "
+                         "echo never left the host")
     elif path.kind == "nat":
         nat_sources = sorted({src for s in seen if s.point.pid == 0 for src in s.sources} - {path.src_ip})
         if nat_sources:

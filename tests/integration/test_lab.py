@@ -240,5 +240,16 @@ def test_network_modes_on_one_host(lab: Lab, hosts: Hosts) -> None:
         assert len(links) == 1 and links[0].startswith("1: lo:"), f"none: only lo, got {links}"
         side = sh(hosts, "node1", "docker exec sidecar ip -o -4 addr").stdout
         assert "172.28.0.10" in side, "container:user1 shares user1's addresses"
+        pb = ("-i", str(lab.inventory), "-p", MODES, "--json", "--count", "1")
+        user = json.loads(lab.labctl("trace", *pb, "user2", "user1").stdout)
+        assert user["kind"] == "bridge" and user["received"] == 1
+        assert "switched on br-userbr in node1: no encapsulation, the echo never left the host" in user["proof"]
+        assert [c["name"] for c in user["captures"]] == ["user2-eth0", "node1-br-userbr", "user1-eth0"]
+        default = json.loads(lab.labctl("trace", *pb, "default1", ip2).stdout)
+        assert default["kind"] == "bridge" and default["dst"] == "default2" and default["received"] == 1
+        assert any(h["what"].startswith("docker0 (bridge on the host") for h in default["hops"])
+        out = json.loads(lab.labctl("trace", *pb, "default1", ADDR["node2"]).stdout)
+        assert out["kind"] == "nat" and out["received"] == 1
+        assert f"NAT: on the underlay the echo request leaves from {ADDR['node1']}, not {out['src_ip']}" in out["proof"]
     finally:
         lab.labctl("down", "-i", str(lab.inventory), "-p", MODES)
