@@ -17,7 +17,7 @@ Faithful to what the container itself would see:
 - bounded as the in-container probe was where a check expects an answer: an address gets one echo with 1 s to
   answer and one retry with 2 s, a name at most 3 s to resolve from its first query. Where the playbook expects
   isolation, silence is the normal outcome, and waiting 3 s for it on every such check made the whole verify
-  wait: there an address gets two echoes 0.5 s apart and a name 1 s. An answer comes in microseconds on a lab's
+  wait: there an address gets two echoes 0.4 s apart and a name 1 s. An answer comes in microseconds on a lab's
   underlay, and a check that disagrees with the playbook is probed again by verify, patiently.
 
 Standard library only: it runs with the host's python3, whatever labctl's controller has installed.
@@ -36,7 +36,7 @@ import time
 
 IPV4 = re.compile(r"^\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}$")
 FPING = {True: ["fping", "-e", "-r", "1", "-t", "1000", "-B", "2"],   # expecting an answer: 1 s, then 2 s more
-         False: ["fping", "-e", "-r", "1", "-t", "500", "-B", "1"]}   # expecting silence: 0.5 s, then 0.5 s more
+         False: ["fping", "-e", "-r", "1", "-t", "400", "-B", "1"]}   # expecting silence: 0.4 s, then 0.4 s more
 FPING_LINE = re.compile(r"^(\S+) is (alive|unreachable)(?: \(([0-9.]+) ms\))?")
 NAME_DEADLINE_S = {True: 3.0, False: 1.0}   # from a name's first query to giving up (expecting an answer or not)
 QUERY_TIMEOUT_S = 1.0      # one query unanswered: send it again (once, then wait twice as long), then the next try

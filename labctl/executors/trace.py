@@ -27,6 +27,7 @@ from labctl.plan.trace import (
     Seen,
     build_path,
     facts_script,
+    parse_arp,
     parse_facts,
     parse_tcpdump,
     proof,
@@ -217,7 +218,8 @@ def trace(inv: Inventory, pb: Playbook | None, hosts: Hosts, progress: Progress,
     for out, files in decoded.values():
         texts.update(out)
         pcaps += files
-    seen = [seen_at(p, parse_tcpdump(texts.get(p.name, "")), path) for p in path.captures]
+    seen = [seen_at(p, parse_tcpdump(texts.get(p.name, "")), path, parse_arp(texts.get(p.name, "")))
+            for p in path.captures]
     plane = (status.get("control") or {}).get("plane")
     return TraceResult(path, sent, received, ping_out, seen, proof(path, seen) + warnings, pcaps, plane)
 

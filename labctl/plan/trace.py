@@ -401,6 +401,8 @@ class Packet:
 PKT_HEAD = re.compile(r"^\S+ ([0-9a-f:]{17}) > ([0-9a-f:]{17}), ethertype IPv4")
 INNER_HEAD = re.compile(r"^([0-9a-f:]{17}) > ([0-9a-f:]{17}), ethertype IPv4")
 ICMP_LINE = re.compile(r"^(\d+\.\d+\.\d+\.\d+) > (\d+\.\d+\.\d+\.\d+): ICMP (echo request|echo reply)")
+ARP_LINE = re.compile(r"ethertype ARP .*(?:Request who-has (\d+\.\d+\.\d+\.\d+) tell (\d+\.\d+\.\d+\.\d+)|"
+                      r"Reply (\d+\.\d+\.\d+\.\d+) is-at)")
 VXLAN_LINE = re.compile(r"^(\d+\.\d+\.\d+\.\d+)\.\d+ > (\d+\.\d+\.\d+\.\d+)\.(\d+): VXLAN, .*vni (\d+)")
 
 
@@ -431,6 +433,18 @@ def parse_tcpdump(text: str) -> list[Packet]:
     return packets
 
 
+def parse_arp(text: str) -> tuple[list[tuple[str, str]], set[str]]:
+    """ARP in `tcpdump -nn -e -v` output: (who-has, tell) of each request, and the addresses that were answered."""
+    asked, answered = [], set()
+    for line in text.splitlines():
+        m = ARP_LINE.search(line)
+        if m and m.group(1):
+            asked.append((m.group(1), m.group(2)))
+        elif m and m.group(3):
+            answered.add(m.group(3))
+    return asked, answered
+
+
 @dataclass
 class Seen:
     point: CapturePoint
@@ -439,14 +453,22 @@ class Seen:
     outer: list[tuple[str, str, int, int]]
     inner_macs: list[tuple[str, str]]
     sources: list[str]
+    arp_unanswered: dict[str, int] = field(default_factory=dict)   # address asked for -> times, never answered
 
 
-def seen_at(point: CapturePoint, packets: list[Packet], path: Path) -> Seen:
-    """What a capture point saw of this trace's echoes (after NAT the request's source is the host's address)."""
+def seen_at(point: CapturePoint, packets: list[Packet], path: Path,
+            arp: tuple[list[tuple[str, str]], set[str]] = ([], set())) -> Seen:
+    """What a capture point saw of this trace's echoes (after NAT the request's source is the host's address), and
+    the source's ARP requests that no one answered."""
     ours = [p for p in packets if path.dst_ip in (p.src, p.dst)]
+    asked, answered = arp
+    unanswered: dict[str, int] = {}
+    for who, tell in asked:
+        if tell == path.src_ip and who not in answered:
+            unanswered[who] = unanswered.get(who, 0) + 1
     return Seen(point, sum(p.icmp == "echo request" for p in ours), sum(p.icmp == "echo reply" for p in ours),
                 sorted({p.outer for p in ours if p.outer}), sorted({(p.src_mac, p.dst_mac) for p in ours}),
-                sorted({p.src for p in ours if p.icmp == "echo request"}))
+                sorted({p.src for p in ours if p.icmp == "echo request"}), unanswered)
 
 
 def proof(path: Path, seen: list[Seen]) -> list[str]:
@@ -480,6 +502,10 @@ def proof(path: Path, seen: list[Seen]) -> list[str]:
         if nat_sources:
             lines.append(f"NAT: on the underlay the echo request leaves from {', '.join(nat_sources)}, not "
                          f"{path.src_ip}")
+    for s in seen:
+        for address, times in sorted(s.arp_unanswered.items()):
+            lines.append(f"ARP at {s.point.name}: {path.src_ip} asked {times} time(s) who has {address}, and no one "
+                         "answered: that next hop does not exist (or cannot hear it), so no echo could be sent")
     silent = [s.point.name for s in seen if s.requests == 0]
     if silent:
         lines.append(f"no echo request seen at: {', '.join(silent)}")

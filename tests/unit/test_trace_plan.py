@@ -106,6 +106,22 @@ def test_proof_from_the_captures() -> None:
     assert any(line.startswith("no encapsulation") for line in trace.proof(mv, mv_seen))
 
 
+def test_an_unanswered_arp_for_the_gateway_is_named() -> None:
+    text = dumps()["arp-underlay"]
+    asked, answered = trace.parse_arp(text)
+    assert asked == [("172.29.0.254", "172.29.0.11")] * 2 and answered == set()
+    route = "198.18.0.13 via 172.29.0.254 dev eth2 src 172.29.0.11 uid 0"
+    node1 = facts("node1")
+    node1.containers["c1"].route = route
+    path = trace.build_path("nat", "mv", None, "c1", node1, "172.29.0.11", "198.18.0.13", NODE2, "198.18.0.13")
+    assert path.kind == "routed", "the route leaves through macvlan: no host bridge, no NAT"
+    seen = [trace.seen_at(p, trace.parse_tcpdump(text), path, (asked, answered)) for p in path.captures]
+    assert ("ARP at node1-eth1: 172.29.0.11 asked 2 time(s) who has 172.29.0.254, and no one answered: that next "
+            "hop does not exist (or cannot hear it), so no echo could be sent") in trace.proof(path, seen)
+    assert trace.parse_arp(text.replace("Request who-has 172.29.0.254 tell 172.29.0.11",
+                                        "Reply 172.29.0.254 is-at 02:00:00:00:00:01"))[1] == {"172.29.0.254"}
+
+
 def test_facts_script_refuses_what_is_not_a_plain_name() -> None:
     with pytest.raises(ValueError):
         trace.facts_script(["c1; reboot"], "ov", "eth1", "172.30.0.1")
