@@ -355,7 +355,7 @@ def before_after(rows: list[Row]) -> str:
              "same run, --probe container | peak MB before / now |", "|" + "---|" * 8]
     for r in rows:
         old = before.get((r.hosts, r.per_host))
-        if old is None or r.probe == "container" and not r.measured:
+        if old is None or not r.measured:   # a row of the old run itself
             continue
         same = (f"{r.verify_container_s:.1f}s" + ("" if r.verify_container_ok else "!")
                 if r.verify_container_s else "not measured")

@@ -44,12 +44,6 @@ class Topology:
     shared: list[Node]                             # networks spanning hosts
     edges: list[tuple[str, str, str, str]]         # (container node, network node, label, mark)
 
-    def names(self) -> set[str]:
-        """Every host, network and container name drawn (the first word of each label)."""
-        found = {b.label[0].split()[0] for b in self.boxes}
-        found |= {n.label[0].split()[0] for b in self.boxes for n in b.nodes}
-        return found | {n.label[0].split()[0] for n in self.shared}
-
 
 def node_id(*parts: str) -> str:
     return "n_" + "_".join(re.sub(r"[^A-Za-z0-9]", "_", p) for p in parts)
@@ -105,6 +99,7 @@ def build(status: dict[str, Any], pb: Playbook | None, underlay: dict[str, str])
                     boxes[host].nodes.append(Node(node_id("net", name, host), label, mark, "ellipse"))
 
     edges: list[tuple[str, str, str, str]] = []
+    shared_ids = {n.id for n in shared}
     for name in sorted(set(have_ctrs) | set(want_ctrs)):
         have_c, want_c = have_ctrs.get(name), want_ctrs.get(name)
         host = (have_c or {}).get("host") or (want_c.host if want_c is not None else "")
@@ -126,19 +121,23 @@ def build(status: dict[str, Any], pb: Playbook | None, underlay: dict[str, str])
         if host in boxes:
             boxes[host].nodes.append(Node(cid, label, mark))
         for net in addresses:
-            if net not in local and net not in have_nets and net not in want_nets and host in boxes:
-                local[net] = []                  # Docker's own networks (the default bridge): drawn where used
-            if net in local and host not in local[net] and host in boxes and net not in have_nets:
-                local[net].append(host)
-                boxes[host].nodes.append(Node(node_id("net", net, host),
-                                              [net, "docker0 (default bridge)" if net == "bridge" else "Docker's"],
-                                              "ok", "ellipse"))
+            if net not in have_nets and net not in want_nets and host in boxes:
+                _docker_network(boxes[host], net, local)
         for net, addr in sorted(addresses.items()):
             target = node_id("net", net, host) if net in local else node_id("net", net)
-            if net in local or any(n.id == target for n in shared):
+            if net in local or target in shared_ids:
                 edges.append((cid, target, addr or "", "missing" if addr is None else mark))
     title = f"lab {status.get('lab') or (pb.name if pb else '?')}" + (f", control plane {plane}" if plane else "")
     return Topology(title, list(boxes.values()), shared, edges)
+
+
+def _docker_network(box: Box, net: str, local: dict[str, list[str]]) -> None:
+    """A network of Docker's own (the default bridge), in neither status nor playbook: drawn once per host using it."""
+    hosts = local.setdefault(net, [])
+    if box.label[0] not in hosts:
+        hosts.append(box.label[0])
+        box.nodes.append(Node(node_id("net", net, box.label[0]),
+                              [net, "docker0 (default bridge)" if net == "bridge" else "Docker's"], "ok", "ellipse"))
 
 
 # ----------------------------------------------------------------- DOT

@@ -223,7 +223,7 @@ def _run_lookups(lookups: list[Lookup]) -> None:
             if not active and not queue:
                 break
             ready, _, _ = select.select([sock], [], [], 0.05)
-            while ready:
+            while ready:        # drain every answer that has arrived
                 try:
                     data = sock.recv(4096)
                 except (BlockingIOError, ConnectionRefusedError, OSError):

@@ -179,13 +179,13 @@ def run_probes(hosts: Hosts, checks: list[Check], facts: Facts, progress: Progre
             todo.append(i)
         else:
             results[i].cause = "not probed"
-    _probe_round(hosts, checks, todo, results, progress, Round("probes", PINGS_AT_ONCE, 1), modes)
+    _probe_round(hosts, checks, todo, results, progress, Round("probes", PINGS_AT_ONCE, again=False), modes)
     reprobed: set[int] = set()
     for attempt in ("second", "third"):
         again = [i for i in todo if not results[i].ok]
         if again:
             reprobed.update(again)
-            _probe_round(hosts, checks, again, results, progress, Round(f"{attempt} look at mismatches", 8, 2),
+            _probe_round(hosts, checks, again, results, progress, Round(f"{attempt} look at mismatches", 8, again=True),
                          modes)
     return results, len(reprobed)
 
@@ -194,14 +194,14 @@ def run_probes(hosts: Hosts, checks: list[Check], facts: Facts, progress: Progre
 class Round:
     what: str
     pings_at_once: int        # container mode: pings per source at once
-    gentle: int               # 1 for the first round; 2 for re-probes: fewer sources at once, fping paced
+    again: bool               # a re-probe: half the sources at once, fping paced
 
     def sources_at_once(self, mode: str) -> int:
-        return max(1, SOURCES_AT_ONCE[mode] // self.gentle)
+        return max(1, SOURCES_AT_ONCE[mode] // (2 if self.again else 1))
 
     @property
     def interval_ms(self) -> int:
-        return FPING_INTERVAL_MS["probes" if self.gentle == 1 else "again"]
+        return FPING_INTERVAL_MS["again" if self.again else "probes"]
 
 
 def _probe_round(hosts: Hosts, checks: list[Check], indices: list[int], results: list[Result],
