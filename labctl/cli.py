@@ -11,27 +11,36 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from labctl import html, verdict
-from labctl.errors import LabctlError, Problem, ValidationError
+from labctl import gradebook, html, verdict
+from labctl.errors import LabctlError, Problem, UsageError, ValidationError
+from labctl.executors import breaks as breaks_exec
 from labctl.executors import dockerhost, lab, provision, status, verify
+from labctl.executors import grade as grade_exec
 from labctl.executors import graph as graph_exec
 from labctl.executors import trace as trace_exec
 from labctl.executors.hostlock import HostLocks, holder_for
 from labctl.executors.images import archive_from_path, busybox_rootfs
 from labctl.executors.remote import Hosts
 from labctl.executors.services import manager_for
+from labctl.model.class_roster import Student, load_roster
+from labctl.model.exercise import load_exercise
 from labctl.model.inventory import Inventory, load_inventory
 from labctl.model.playbook import Playbook, load_playbook
+from labctl.plan import breaks as breaks_plan
+from labctl.plan import grade as grade_plan
 from labctl.plan.controlplane import needs_decision
-from labctl.providers import registry, sandbox
+from labctl.providers import class_sandbox, registry, sandbox
 from labctl.ui import Progress
 
 DEFAULT_INVENTORY = "inventories/sandbox.yaml"
+MAX_STUDENTS = 40
+CLASS_LABS_AT_ONCE = 4     # sandbox labs brought up together (each starts a dockerd per docker host)
 
 
 def _inventory_arg(p: argparse.ArgumentParser) -> None:
@@ -61,6 +70,15 @@ def build_parser() -> argparse.ArgumentParser:
         p = sbsub.add_parser(name, help=text)
         _inventory_arg(p)
         _wait_arg(p, "the lab's sandbox state")
+        if name == "up":
+            p.add_argument("--class", dest="students", type=int, metavar="N",
+                           help="rehearse a class: N student labs like the inventory's, each on its own subnet; "
+                                "writes their inventories and a class file for `labctl grade --class`")
+            p.add_argument("--class-dir", metavar="DIR",
+                           help="where --class writes the inventories and class.yaml (default: class-LAB)")
+        else:
+            p.add_argument("--class", dest="roster", metavar="CLASS.yaml",
+                           help="remove every student lab of this class file (as `sandbox up --class` wrote it)")
     p = sbsub.add_parser("list", help="sandbox labs that exist on this machine")
     p.add_argument("--json", action="store_true")
 
@@ -95,6 +113,33 @@ def build_parser() -> argparse.ArgumentParser:
                         "inside the containers (needs sh and ping in the image), or auto: fping where the host "
                         "has fping, nsenter and python3 (default)")
 
+    p = sub.add_parser("grade", help="grade an exercise: the hosts' real objects (made by hand or not) and "
+                                     "reachability against its tasks; points per task (read-only)")
+    _inventory_arg(p)
+    p.add_argument("--exercise", "-e", required=True, help="exercise file (see exercises/)")
+    p.add_argument("--class", dest="roster", metavar="CLASS.yaml",
+                   help="grade every student of this class file (student -> inventory) at once, instead of -i")
+    p.add_argument("--json", metavar="FILE", help="write the grade (with --class: every student's) as JSON "
+                                                  "('-' for stdout)")
+    p.add_argument("--junit", metavar="FILE", help="write one JUnit testcase per task (a testsuite per student)")
+    p.add_argument("--csv", metavar="FILE", help="write the roster (student, points per task, total) as CSV")
+    p.add_argument("--details", action="store_true", help="also list what was found for tasks that passed")
+    p.add_argument("--probe", choices=verify.PROBE_MODES, default="auto", help="how to probe, as for verify")
+
+    p = sub.add_parser("break", help="inject one named fault into the running lab for a student to diagnose "
+                                     "(`labctl list-scenarios`); --undo reverts it exactly")
+    _inventory_arg(p)
+    _playbook_arg(p)
+    _wait_arg(p, "the hosts")
+    p.add_argument("scenario", nargs="?", help="the scenario to inject (see `labctl list-scenarios`)")
+    p.add_argument("--undo", action="store_true", help="revert the fault recorded on the hosts for this lab")
+    p.add_argument("--host", help="the docker host to break (scenarios on a host)")
+    p.add_argument("--container", help="the container to break (scenarios on a container)")
+    p.add_argument("--network", help="the network (container-disconnected)")
+
+    p = sub.add_parser("list-scenarios", help="the faults `labctl break` can inject, and what verify then shows")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
     p = sub.add_parser("graph", help="draw the lab as it exists (hosts, networks, containers, store), marked "
                                      "against the playbook")
     _inventory_arg(p)
@@ -127,10 +172,13 @@ def build_parser() -> argparse.ArgumentParser:
     _inventory_arg(p)
     _wait_arg(p, "the lab's sandbox state")
 
-    p = sub.add_parser("validate", help="check an inventory (and a playbook) without touching any host")
+    p = sub.add_parser("validate", help="check an inventory (and a playbook, an exercise, a class file) without "
+                                        "touching any host")
     _inventory_arg(p)
     p.add_argument("--playbook", "-p", default=os.environ.get("LABCTL_PLAYBOOK"),
                    help="playbook file (default: $LABCTL_PLAYBOOK)")
+    p.add_argument("--exercise", "-e", help="exercise file, checked against the inventory")
+    p.add_argument("--class", dest="roster", metavar="CLASS.yaml", help="class file, with every student's inventory")
 
     p = sub.add_parser("hosts", help="resolved SSH endpoints of the inventory's hosts")
     _inventory_arg(p)
@@ -162,6 +210,8 @@ def require_sandbox(inv: Inventory, command: str) -> None:
 
 
 def cmd_sandbox_up(args: argparse.Namespace, progress: Progress) -> int:
+    if args.students is not None:
+        return sandbox_up_class(args, progress)
     inv = load(args, other_labs=True)
     require_sandbox(inv, "labctl sandbox up")
     t0 = time.monotonic()
@@ -169,7 +219,8 @@ def cmd_sandbox_up(args: argparse.Namespace, progress: Progress) -> int:
         return _sandbox_up(inv, t0, progress)
 
 
-def _sandbox_up(inv: Inventory, t0: float, progress: Progress) -> int:
+def _bring_up(inv: Inventory, progress: Progress) -> tuple[int, dict[str, str]]:
+    """The sandbox hosts, their dockerd and the lab image; the number of changes and each engine's ID."""
     actions = sandbox.up(inv, progress)
     created = [a.target for a in actions if a.kind == "create-host"]
     endpoints = registry.endpoints(inv)
@@ -185,12 +236,52 @@ def _sandbox_up(inv: Inventory, t0: float, progress: Progress) -> int:
         ids = hosts.group_run("docker info --format '{{.ID}}'", docker_names, step="docker info")
     changes = len(created) + sum(engines.values()) + sum(images.values()) + sum(
         a.kind == "destroy-host" for a in actions)
-    print_hosts(inv, {n: s.strip() for n, s in ids.items()})
+    return changes, {n: s.strip() for n, s in ids.items()}
+
+
+def _sandbox_up(inv: Inventory, t0: float, progress: Progress) -> int:
+    changes, ids = _bring_up(inv, progress)
+    print_hosts(inv, ids)
     paths = sandbox.paths_for(inv.name)
     verdict = f"{changes} change(s)" if changes else "no changes: every host was already up"
     print(f"sandbox {inv.name}: {len(inv.hosts)} hosts up in {time.monotonic() - t0:.1f}s; {verdict}")
     print(f"reach them: labctl ssh HOST -i {inv.source}   or   ssh -F {paths.ssh_config} HOST")
     return 0
+
+
+def sandbox_up_class(args: argparse.Namespace, progress: Progress) -> int:
+    """N student labs from one sandbox inventory, up in parallel (each under its own state lock)."""
+    template = load(args)
+    require_sandbox(template, "labctl sandbox up --class")
+    if not 1 <= args.students <= MAX_STUDENTS:
+        raise UsageError(f"--class takes 1 to {MAX_STUDENTS} students, not {args.students}")
+    directory = args.class_dir or f"class-{template.name}"
+    t0 = time.monotonic()
+    roster_path = class_sandbox.write_class(template, args.students, directory, sandbox.existing_labs())
+    roster = load_roster(roster_path)
+    progress.step("all", f"{len(roster.students)} student labs from {template.source}: {roster_path}")
+
+    def one(student: Student) -> tuple[str, int]:
+        inv = student.inventory
+        with sandbox.state_lock(inv.name, "sandbox up --class", args.wait, progress):
+            return inv.name, _bring_up(inv, progress)[0]
+
+    with ThreadPoolExecutor(max_workers=CLASS_LABS_AT_ONCE) as pool:
+        futures = {s.name: pool.submit(one, s) for s in roster.students}
+        results, failed = {}, {}
+        for name, fut in futures.items():
+            try:
+                results[name] = fut.result()
+            except LabctlError as exc:
+                failed[name] = exc.message
+    for s in roster.students:
+        inv = s.inventory
+        state = f"FAILED: {failed[s.name]}" if s.name in failed else f"up ({results[s.name][1]} change(s))"
+        print(f"{s.name}\t{inv.name}\t{inv.subnet}\t{inv.source}\t{state}")
+    print(f"class {roster.name}: {len(results)} of {len(roster.students)} student labs up in "
+          f"{time.monotonic() - t0:.1f}s; grade them: labctl grade --class {roster_path} -e EXERCISE")
+    print(f"remove them: labctl sandbox down --class {roster_path}")
+    return 1 if failed else 0
 
 
 def print_hosts(inv: Inventory, engine_ids: dict[str, str] | None = None) -> None:
@@ -208,6 +299,16 @@ def print_hosts(inv: Inventory, engine_ids: dict[str, str] | None = None) -> Non
 
 
 def cmd_sandbox_down(args: argparse.Namespace, progress: Progress) -> int:
+    if getattr(args, "roster", None):
+        roster = load_roster(args.roster)
+        code = 0
+        for s in roster.students:
+            require_sandbox(s.inventory, "labctl sandbox down --class")
+        for s in roster.students:
+            with sandbox.state_lock(s.inventory.name, "sandbox down", args.wait, progress):
+                removed = sandbox.down(s.inventory.name, progress)
+            print(f"{s.name}\t{s.inventory.name}\t{'removed' if removed else 'nothing to remove'}")
+        return code
     inv = load(args)
     require_sandbox(inv, f"labctl {args.command}")
     sandbox.check_prerequisites(inv)
@@ -278,6 +379,12 @@ def cmd_validate(args: argparse.Namespace, progress: Progress) -> int:
                 print(f"  {net.name} ({net.driver}) on {host}: dynamic addresses from {rng}")
         for host, bip in sorted(pb.bips.items()):
             print(f"  docker0 on {host}: {bip}")
+    if args.exercise:
+        ex = load_exercise(args.exercise, inv)
+        print(f"{ex.source}: ok ({len(ex.tasks)} tasks, {ex.max_points} points)")
+    if args.roster:
+        roster = load_roster(args.roster)
+        print(f"{roster.source}: ok ({len(roster.students)} students)")
     return 0
 
 
@@ -394,6 +501,120 @@ def cmd_verify(args: argparse.Namespace, progress: Progress) -> int:
     if args.json != "-":
         print_verdict(result)
     return 0 if result.ok else 1
+
+
+def cmd_grade(args: argparse.Namespace, progress: Progress) -> int:
+    t0 = time.monotonic()
+    if args.roster:
+        roster = load_roster(args.roster)
+        for student in roster.students:   # bad input in the exercise: exit 2 before any host is asked
+            load_exercise(args.exercise, student.inventory)
+        progress.step("all", f"grading {len(roster.students)} student(s) of {roster.name}, "
+                             f"{grade_exec.STUDENTS_AT_ONCE} at a time")
+        reports = grade_exec.grade_class(roster, args.exercise, args.probe, progress)
+        write_grades(args, reports, gradebook.class_dict(roster.name, reports, time.monotonic() - t0))
+        if args.json != "-":
+            print_roster(roster.name, reports, time.monotonic() - t0)
+        return 0 if all(r.error is None for r in reports) else 1
+    inv = load(args)
+    ex = load_exercise(args.exercise, inv)
+    with Hosts(registry.endpoints(inv)) as hosts:
+        report = grade_exec.grade(inv, ex, hosts, progress, args.probe)
+    write_grades(args, [report], gradebook.report_dict(report))
+    if args.json != "-":
+        print_grade(report, args.details)
+    return 0 if report.ok else 1
+
+
+def write_grades(args: argparse.Namespace, reports: list, data: dict) -> None:
+    if args.json == "-":
+        json.dump(data, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    elif args.json:
+        write_file(args.json, json.dumps(data, indent=2) + "\n")
+    if args.junit:
+        write_file(args.junit, gradebook.to_junit(reports))
+    if args.csv:
+        write_file(args.csv, gradebook.to_csv(reports))
+
+
+def print_grade(report: grade_plan.Report, details: bool = False) -> None:
+    console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
+    ex = report.exercise
+    console.print(f"grade {escape(ex.name)}: {escape(ex.title)} ({escape(report.inventory)})", soft_wrap=True)
+    width = max((len(t.task.id) for t in report.results), default=4)
+    for t in report.results:
+        mark = "[green]PASS[/]" if t.ok else "[bold red]FAIL[/]"
+        console.print(f"  {mark}  {escape(t.task.id.ljust(width))}  {t.points}/{t.task.points}  "
+                      f"{escape(t.task.title)}", soft_wrap=True)
+        for f in t.findings:
+            if not f.ok or details:
+                console.print(f"        {'-' if not f.ok else '+'} {escape(f.text)}", soft_wrap=True)
+        if not t.ok and t.task.hint:
+            console.print(f"        hint: {escape(t.task.hint)}", soft_wrap=True)
+    failed = sum(not t.ok for t in report.results)
+    state = "full marks" if report.ok else f"{failed} of {len(report.results)} task(s) failed"
+    console.print(f"points: {report.points}/{report.max_points} ({state}) in {report.duration_s:.1f}s", soft_wrap=True)
+    if report.unreachable:
+        console.print("[bold red]not reachable[/]: " + escape("; ".join(f"{h}: {why}" for h, why in
+                                                                        sorted(report.unreachable.items()))))
+    if report.probe_modes:
+        console.print(f"probes: {escape(verify.describe_modes(report.probe_modes, report.probe_notes))}",
+                      soft_wrap=True)
+
+
+def print_roster(name: str, reports: list[grade_plan.Report], seconds: float) -> None:
+    header, rows = gradebook.roster_rows(reports)
+    table = Table(title=f"class {name}: {reports[0].exercise.name if reports else ''} "
+                        f"({len(reports)} students, {seconds:.1f}s)", title_justify="left")
+    for col in header:
+        table.add_column(escape(col), justify="right" if col not in ("student", "status") else "left")
+    for row in rows:
+        style = "red" if row[-1].startswith("unreachable") else ("green" if row[-1] == "full marks" else "")
+        table.add_row(*[escape(x) for x in row], style=style)
+    Console(highlight=False, width=None if sys.stdout.isatty() else 200).print(table)
+    graded = [r for r in reports if r.error is None]
+    print(f"graded {len(graded)} of {len(reports)} student(s)" + (
+        f"; not reachable: {', '.join(r.student or '' for r in reports if r.error)}" if len(graded) < len(reports)
+        else ""))
+
+
+def cmd_break(args: argparse.Namespace, progress: Progress) -> int:
+    if bool(args.undo) == bool(args.scenario):
+        raise UsageError("give a scenario to inject, or --undo (not both)",
+                         hint="`labctl list-scenarios` lists the scenarios")
+    if args.undo and (args.host or args.container or args.network):
+        raise UsageError("--undo takes no --host, --container or --network: it reverts what the hosts recorded")
+    if args.scenario and args.scenario not in breaks_plan.SCENARIOS:
+        raise UsageError(f"no scenario {args.scenario!r}; scenarios: {', '.join(breaks_plan.SCENARIOS)}",
+                         hint="`labctl list-scenarios` describes them")
+    inv = load(args)
+    pb = load_playbook(args.playbook, inv)
+    t0 = time.monotonic()
+    with Hosts(registry.endpoints(inv)) as hosts, \
+            HostLocks(hosts, [h.name for h in inv.hosts], holder_for(pb.name, "break"), args.wait, progress):
+        if args.undo:
+            done = breaks_exec.undo(inv, pb, hosts, progress)
+            for line in done:
+                print(f"  {line}")
+            print(f"break --undo {pb.name}: " + ("reverted" if done else "no fault recorded on the hosts; nothing to "
+                                                                        "undo") + f" ({time.monotonic() - t0:.1f}s)")
+            return 0
+        inj = breaks_exec.inject(inv, pb, hosts, args.scenario, progress, args.host, args.container, args.network)
+    print(f"broke {pb.name} ({time.monotonic() - t0:.1f}s): {breaks_plan.describe(inj)}")
+    print(f"  undo: labctl break --undo -i {inv.source} -p {pb.source}   (`labctl down` undoes it too)")
+    return 0
+
+
+def cmd_list_scenarios(args: argparse.Namespace, progress: Progress) -> int:
+    if args.json:
+        print(json.dumps([{"name": s.name, "summary": s.summary, "symptom": s.symptom, "needs": s.needs,
+                           "options": s.options} for s in breaks_plan.SCENARIOS.values()], indent=2))
+        return 0
+    for s in breaks_plan.SCENARIOS.values():
+        print(f"{s.name}\n  does:     {s.summary}\n  verify:   {s.symptom}\n  needs:    {s.needs}"
+              + (f"\n  options:  {s.options}" if s.options else ""))
+    return 0
 
 
 def verdict_page(inv: Inventory, pb: Playbook, hosts: Hosts, result: verify.Verdict, probe: dict,
@@ -605,6 +826,9 @@ HANDLERS = {
     ("graph", None): cmd_graph,
     ("trace", None): cmd_trace,
     ("verify", None): cmd_verify,
+    ("grade", None): cmd_grade,
+    ("break", None): cmd_break,
+    ("list-scenarios", None): cmd_list_scenarios,
     ("hosts", None): cmd_hosts,
     ("ssh", None): cmd_ssh,
     ("image", "load"): cmd_image_load,

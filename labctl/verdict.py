@@ -5,7 +5,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from typing import Any
 
-from labctl.plan.verify import Result, verdict
+from labctl.plan.verify import Check, Result, verdict
 
 MARK = {("reach", True): "reach", ("isolated", True): "isolated", ("reach", False): "MISMATCH",
         ("isolated", False): "MISMATCH"}
@@ -15,15 +15,15 @@ def check_dict(r: Result) -> dict[str, Any]:
     c = r.check
     return {"src": c.src, "src_host": c.src_host, "dst": c.dst, "dst_host": c.dst_host, "network": c.network,
             "address": c.address, "expect": c.expect, "observed": r.observed, "rtt_ms": r.rtt_ms, "ok": r.ok,
-            "via": c.via, "reason": c.reason, "cause": r.cause or None}
+            "via": c.via, "reason": c.reason, "cause": r.cause or None, "size": c.size}
 
 
 def to_json(lab: str, results: list[Result], duration_s: float,
             probe: dict[str, Any] | None = None) -> dict[str, Any]:
     """{"lab", "ok", "checks": [...], "summary": {"total", "passed", "failed"}, "duration_s", "probe"}; each check
-    has the contract's fields plus "via" (ip, name, host, address), "reason" (why expected) and "cause" (why it
-    failed); "probe" says how the hosts probed: {"modes": {host: "fping"|"container"}, "notes": {host: why not
-    fping}, "reprobed": checks probed again}."""
+    has the contract's fields plus "via" (ip, name, host, address, or size: one whole packet with "size" bytes of
+    payload), "reason" (why expected) and "cause" (why it failed); "probe" says how the hosts probed: {"modes":
+    {host: "fping"|"container"}, "notes": {host: why not fping}, "reprobed": checks probed again}."""
     summary = verdict(results)
     return {"lab": lab, "ok": summary["failed"] == 0, "checks": [check_dict(r) for r in results],
             "summary": summary, "duration_s": round(duration_s, 3),
@@ -51,12 +51,17 @@ def to_junit(lab: str, results: list[Result], duration_s: float) -> str:
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
 
 
+def matrix_title(c: Check) -> str:
+    return {"ip": c.network, "host": c.network, "size": f"{c.network} (whole packets)"}.get(
+        c.via, f"{c.network} (by name)")
+
+
 def matrices(results: list[Result]) -> dict[str, tuple[list[str], list[str], dict[tuple[str, str], str]]]:
     """Per network (and per kind of target): sources, destinations and a cell per pair."""
     tables: dict[str, tuple[list[str], list[str], dict[tuple[str, str], str]]] = {}
     for r in results:
         c = r.check
-        title = c.network if c.via in ("ip", "host") else f"{c.network} (by name)"
+        title = matrix_title(c)
         srcs, dsts, cells = tables.setdefault(title, ([], [], {}))
         if c.src not in srcs:
             srcs.append(c.src)
@@ -80,7 +85,7 @@ def host_matrix(results: list[Result], title: str) -> tuple[list[str], list[str]
     counts: dict[tuple[str, str], dict[str, int]] = {}
     for r in results:
         c = r.check
-        if (c.network if c.via in ("ip", "host") else f"{c.network} (by name)") != title:
+        if matrix_title(c) != title:
             continue
         per = counts.setdefault((c.src_host, c.dst_host or c.dst), {})
         mark = MARK[(c.expect, r.ok)]

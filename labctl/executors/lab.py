@@ -545,6 +545,17 @@ def _neighbours(hosts: Hosts, expected: dict[str, dict[str, int]], timeout: floa
 # ---------------------------------------------------------------- down
 
 
+def undo_faults(inv: Inventory, pb: Playbook, hosts: Hosts, progress: Progress, report: Report) -> None:
+    """A fault `labctl break` injected is reverted first (an iptables rule, an MTU: nothing else of `down` would)."""
+    from labctl.executors import breaks  # here: breaks reads status, which imports this module
+
+    try:
+        report.changes += breaks.undo(inv, pb, hosts, progress)
+    except HostsFailed as exc:
+        report.skipped += [f"{f.host}: the injected fault was not undone: {f.stderr_tail.strip()}"
+                           for f in exc.failures]
+
+
 def down(inv: Inventory, pb: Playbook, hosts: Hosts, progress: Progress) -> Report:
     """Everything of the lab goes, whatever state an earlier run left and whichever control plane it used: a stopped
     dockerd or store is started first (what cannot be started or reached is skipped, named in the report, and down
@@ -554,6 +565,7 @@ def down(inv: Inventory, pb: Playbook, hosts: Hosts, progress: Progress) -> Repo
     skipped = recover_engines(inv, pb, hosts, [h.name for h in inv.docker_hosts], manager,
                               StoreRunner(pb, manager) if pb.store else None, progress, report, strict=False)
     report.skipped += [f"{n}: {why}" for n, why in skipped.items()]
+    undo_faults(inv, pb, hosts, progress, report)
     docker_names = [h.name for h in inv.docker_hosts if h.name not in skipped]
     run = Run(inv, pb, hosts, docker_names, manager, progress, report)
     planes = controlplanes().values()

@@ -1,7 +1,7 @@
 """verify's fast probe: runs on a docker host, inside one source container's network namespace, for all of that
 source's checks at once. Not imported by labctl: verify uploads this file and runs it as
 
-    nsenter -t PID -n python3 nsprobe.py PID [INTERVAL_MS]  < spec     (spec: "ID TARGET reach|isolated" lines)
+    nsenter -t PID -n python3 nsprobe.py PID [INTERVAL_MS]  < spec     (spec: "ID TARGET reach|isolated [SIZE]")
 
 and reads one "ID RC RTT" line per check (RC 0: answered, 1: no answer, 2: the name did not resolve).
 
@@ -52,6 +52,17 @@ def read_spec(text: str) -> list[tuple[int, str, bool]]:
         parts = line.split()
         if len(parts) == 3 and parts[0].isdigit() and parts[2] in ("reach", "isolated"):
             spec.append((int(parts[0]), parts[1], parts[2] == "reach"))
+    return spec
+
+
+def read_sized_spec(text: str) -> list[tuple[int, str, bool, int]]:
+    """Lines with a fourth word: (check id, address, whether an answer is expected, payload size)."""
+    spec = []
+    for line in text.splitlines():
+        parts = line.split()
+        if (len(parts) == 4 and parts[0].isdigit() and IPV4.match(parts[1]) and parts[2] in ("reach", "isolated")
+                and parts[3].isdigit() and 0 < int(parts[3]) <= 65000):
+            spec.append((int(parts[0]), parts[1], parts[2] == "reach", int(parts[3])))
     return spec
 
 
@@ -258,12 +269,15 @@ def parse_fping(out: str) -> dict[str, float | None]:
     return found
 
 
-def start_fping(addresses: set[str], patient: bool, interval_ms: int) -> subprocess.Popen[str] | None:
-    """fping sends one echo to each address in turn, interval_ms apart (1 ms needs root, which verify has)."""
+def start_fping(addresses: set[str], patient: bool, interval_ms: int,
+                size: int | None = None) -> subprocess.Popen[str] | None:
+    """fping sends one echo to each address in turn, interval_ms apart (1 ms needs root, which verify has); `size`:
+    the echoes' payload in bytes (fping's default is 56)."""
     if not addresses:
         return None
-    return subprocess.Popen(FPING[patient] + ["-i", str(interval_ms)] + sorted(addresses), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    sized = ["-b", str(size)] if size else []
+    return subprocess.Popen(FPING[patient] + sized + ["-i", str(interval_ms)] + sorted(addresses),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
 def finish_fping(proc: subprocess.Popen[str] | None) -> dict[str, float | None]:
@@ -318,6 +332,24 @@ def probe(spec: list[tuple[int, str, bool]], root: str, interval_ms: int) -> lis
     return answer_lines(spec, resolved, pinged)
 
 
+def probe_sized(spec: list[tuple[int, str, bool, int]], interval_ms: int) -> list[str]:
+    """Whole-packet echoes: one fping per payload size, all at once."""
+    running = []
+    for size in sorted({s for *_, s in spec}):
+        targets = [(t, p) for _, t, p, s in spec if s == size]
+        patient, quick = by_patience(targets)
+        items = [(i, t, p) for i, t, p, s in spec if s == size]
+        running.append((items, [start_fping(patient, True, interval_ms, size),
+                                start_fping(quick - patient, False, interval_ms, size)]))
+    lines = []
+    for items, procs in running:
+        pinged: dict[str, float | None] = {}
+        for proc in procs:
+            pinged |= finish_fping(proc)
+        lines += answer_lines(items, {}, pinged)
+    return lines
+
+
 def _read(path: str) -> str:
     try:
         with open(path, encoding="utf-8", errors="replace") as f:
@@ -331,7 +363,10 @@ def main(argv: list[str]) -> int:
         print("usage: nsenter -t PID -n python3 nsprobe.py PID [INTERVAL_MS] < spec", file=sys.stderr)
         return 2
     interval_ms = max(1, int(argv[2])) if len(argv) == 3 else 1
-    lines = probe(read_spec(sys.stdin.read()), f"/proc/{argv[1]}/root", interval_ms)
+    text = sys.stdin.read()
+    lines = probe(read_spec(text), f"/proc/{argv[1]}/root", interval_ms)
+    sized = read_sized_spec(text)
+    lines += probe_sized(sized, interval_ms) if sized else []
     print("\n".join(lines))
     return 0
 

@@ -40,7 +40,7 @@ from labctl.ui import Progress
 # thousands of probes on two cores, so every process per probe counts). IPs are bounded by ping's own deadline
 # (-w); names also by `timeout`, because a name that does not resolve waits for DNS, which -w does not bound.
 PROBE_FN = ("p() { case $2 in *[!0-9.]*) t='timeout 3';; *) t='';; esac; "
-            "o=$($t ping -c1 -W1 -w2 \"$2\" 2>&1 || $t ping -c1 -W2 -w3 \"$2\" 2>&1); r=$?; "
+            "o=$($t ping ${3:+-s $3} -c1 -W1 -w2 \"$2\" 2>&1 || $t ping ${3:+-s $3} -c1 -W2 -w3 \"$2\" 2>&1); r=$?; "
             "m=''; case $o in *time=*) m=${o#*time=}; m=${m%% ms*};; esac; echo \"$1 $r $m\"; }")
 HOST_PROBE_TIMEOUT = 300
 PINGS_AT_ONCE = 16        # per source container: bounded so that big labs do not fork thousands of pings at once
@@ -96,6 +96,17 @@ def choose_modes(wanted: str, missing: dict[str, list[str] | None]) -> tuple[dic
     return modes, notes
 
 
+def probe_modes(probe: str, outputs: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    """Probe mode per host from each host's underlay_query output; `--probe fping` where a host lacks its tools
+    is a prerequisite error (exit 2) naming the hosts."""
+    modes, notes = choose_modes(probe, {n: missing_probe_tools(out) for n, out in outputs.items()})
+    if probe == "fping" and notes:
+        raise PrerequisiteError("--probe fping: " + "; ".join(f"{h}: {why}" for h, why in sorted(notes.items())),
+                                hint="install fping (and python3) on those hosts, `labctl provision` does, or use "
+                                     "--probe auto to fall back to pings inside the containers there")
+    return modes, notes
+
+
 def parse_underlay(out: str) -> tuple[str, int]:
     """The underlay interface's address and MTU, from underlay_query's output."""
     match = re.search(r"inet (\d+\.\d+\.\d+\.\d+)/", out)
@@ -118,7 +129,7 @@ def probe_script(checks: list[tuple[int, Check]], pings_at_once: int = PINGS_AT_
     parts = []
     for n, (src, items) in enumerate(by_src.items()):
         batches = [items[k:k + pings_at_once] for k in range(0, len(items), pings_at_once)]
-        body = " ".join(" ".join(f"p {i} {shlex.quote(c.address)} &" for i, c in batch) + " wait;"
+        body = " ".join(" ".join(f"p {i} {shlex.quote(c.address)}{_size(c)} &" for i, c in batch) + " wait;"
                         for batch in batches)
         inner = f"{PROBE_FN}; {body}"
         parts.append(f"timeout {HOST_PROBE_TIMEOUT} docker exec {shlex.quote(src)} sh -c {shlex.quote(inner)} &")
@@ -144,12 +155,17 @@ def ns_probe_script(checks: list[tuple[int, Check]], helper: str, sources_at_onc
              f"\"$p\" {int(interval_ms)}; }}"]
     for n, (src, items) in enumerate(by_src.items()):
         lines.append(f"s {shlex.quote(src)} <<'LABCTL_CHECKS' &")
-        lines += [f"{i} {c.address} {c.expect}" for i, c in items if TARGET_RE.match(c.address)]
+        lines += [f"{i} {c.address} {c.expect}{_size(c)}" for i, c in items if TARGET_RE.match(c.address)]
         lines.append("LABCTL_CHECKS")
         if (n + 1) % sources_at_once == 0:
             lines.append("wait")
     lines.append("wait")
     return "\n".join(lines) + "\n"
+
+
+def _size(c: Check) -> str:
+    """A probe line's last word when the check sends a whole packet: its payload size (an int, safe unquoted)."""
+    return f" {int(c.size)}" if c.size else ""
 
 
 def parse_probe_output(out: str) -> dict[int, tuple[bool, float | None]]:
@@ -175,7 +191,10 @@ def run_probes(hosts: Hosts, checks: list[Check], facts: Facts, progress: Progre
     results: list[Result] = [Result(c, "isolated") for c in checks]
     todo = []
     for i, c in enumerate(checks):
-        if facts.state.get(c.src) == "running" and c.address and c.src_host not in unreachable:
+        # a destination that is not running fails without a probe: its name can outlive it in Docker's DNS, and
+        # its address can still answer from a sandbox a failed restart left behind (seen with the store down)
+        dst_down = c.via in ("ip", "name", "size") and facts.state.get(c.dst, "running") != "running"
+        if facts.state.get(c.src) == "running" and c.address and c.src_host not in unreachable and not dst_down:
             todo.append(i)
         else:
             results[i].cause = "not probed"
@@ -243,21 +262,50 @@ def _probe_round(hosts: Hosts, checks: list[Check], indices: list[int], results:
                 results[i].cause = f"no probe result from {c.src} (needs {tools})"
 
 
+def misroute_query(peers: list[str], iface: str) -> str:
+    """For each peer's underlay address that the host would not send out of the underlay interface: "misroute
+    ADDRESS DEVICE [NETWORK SUBNET]", the Docker network named when the device is one of its bridges (a student's
+    network whose subnet overlaps the underlay takes the peers' traffic)."""
+    addrs = " ".join(shlex.quote(a) for a in peers)
+    fmt = shlex.quote("{{.Name}} {{range .IPAM.Config}}{{.Subnet}}{{end}}")
+    return (f"for a in {addrs}; do d=$(ip -o route get \"$a\" 2>/dev/null | sed -n 's/.* dev \\([^ ]*\\).*/\\1/p'); "
+            f"[ -z \"$d\" ] || [ \"$d\" = {shlex.quote(iface)} ] && continue; "
+            f"n=$(docker network ls -q --no-trunc | grep \"^${{d#br-}}\" | head -n 1 | xargs -r docker network "
+            f"inspect -f {fmt} 2>/dev/null); echo \"misroute $a $d $n\"; done")
+
+
+def parse_misroutes(lines: list[str], by_address: dict[str, str]) -> dict[str, str]:
+    """peer host -> "DEVICE (network NAME, subnet S)" from misroute_query's output."""
+    found = {}
+    for line in lines:
+        parts = line.split()
+        if len(parts) >= 3 and parts[0] == "misroute" and parts[1] in by_address:
+            what = f" (network {parts[3]}, subnet {parts[4]})" if len(parts) >= 5 else ""
+            found[by_address[parts[1]]] = f"{parts[2]}{what}"
+    return found
+
+
 def diagnose(inv: Inventory, pb: Playbook, hosts: Hosts, status: dict[str, Any],
              underlay: dict[str, tuple[str, int]], unreachable: dict[str, str]) -> Diagnosis:
     overlays = [n.name for n in pb.networks if n.driver == "overlay"]
     names = [h.name for h in inv.docker_hosts if h.name not in unreachable]
     store_probe = reachability_probe(pb.store) if pb.store is not None else ""
 
-    def host_diag(name: str, conn: Connection) -> tuple[list[str], list[str], bool]:
+    addresses = {n: u[0] for n, u in underlay.items() if u[0]}
+
+    def host_diag(name: str, conn: Connection) -> tuple[list[str], list[str], bool, list[str]]:
         missing = [o for o in overlays
                    if not conn.run(f"docker network inspect {shlex.quote(o)}", hide=True, warn=True).ok]
         rules = str(conn.run("iptables-save 2>/dev/null | grep -E -- '4789' | grep -E 'DROP|REJECT'",
                              hide=True, warn=True).stdout).splitlines()
         store_open = not store_probe or bool(conn.run(store_probe, hide=True, warn=True).ok)
-        return missing, [r.strip() for r in rules if r.strip()], store_open
+        peers = [a for n, a in addresses.items() if n != name]
+        routes = str(conn.run(misroute_query(peers, inv.underlay_interface), hide=True, warn=True).stdout) \
+            if peers else ""
+        return missing, [r.strip() for r in rules if r.strip()], store_open, routes.splitlines()
 
     per_host = hosts.each(host_diag, names, step="diagnosis")
+    by_address = {a: n for n, a in addresses.items()}
     swarm_out: dict[str, str] = {}
     swarm_drops: dict[str, list[str]] = {}
     if pb.control == "swarm":
@@ -286,11 +334,13 @@ def diagnose(inv: Inventory, pb: Playbook, hosts: Hosts, status: dict[str, Any],
                 vxlan_faults[n] = vxlan_plan.faults(want, found[n], {a: h for h, a in addresses.items()})
         vxlan_faults = {n: f for n, f in vxlan_faults.items() if f}
     return Diagnosis(store_ok=store_ok, store_detail=detail,
-                     overlay_missing={h: m for h, (m, _, _) in per_host.items() if m},
-                     vxlan_drops={h: r for h, (_, r, _) in per_host.items() if r},
+                     overlay_missing={h: m for h, (m, _, _, _) in per_host.items() if m},
+                     vxlan_drops={h: r for h, (_, r, _, _) in per_host.items() if r},
+                     misroutes={h: parse_misroutes(lines, by_address) for h, (_, _, _, lines) in per_host.items()
+                                if parse_misroutes(lines, by_address)},
                      underlay_mtu={h: u[1] for h, u in underlay.items()},
                      actual_networks=actual, provider=inv.provider, unreachable_hosts=unreachable,
-                     store_unreachable_from=[h for h, (_, _, ok) in per_host.items() if store_ok and not ok],
+                     store_unreachable_from=[h for h, (_, _, ok, _) in per_host.items() if store_ok and not ok],
                      control="swarm" if pb.control == "swarm" else "kvstore", swarm_out=swarm_out,
                      swarm_drops=swarm_drops, vxlan_faults=vxlan_faults)
 
@@ -305,12 +355,7 @@ def verify(inv: Inventory, pb: Playbook, hosts: Hosts, progress: Progress, sampl
         pb = effective(pb, plane)
     unreachable = {h["name"]: h["error"] for h in status["hosts"] if h["error"]}
     underlay = {n: parse_underlay(out) for n, out in status["extra"].items() if n not in unreachable}
-    modes, notes = choose_modes(probe, {n: missing_probe_tools(out) for n, out in status["extra"].items()
-                                        if n not in unreachable})
-    if probe == "fping" and notes:
-        raise PrerequisiteError("--probe fping: " + "; ".join(f"{h}: {why}" for h, why in sorted(notes.items())),
-                          hint="install fping (and python3) on those hosts, `labctl provision` does, or use "
-                               "--probe auto to fall back to pings inside the containers there")
+    modes, notes = probe_modes(probe, {n: out for n, out in status["extra"].items() if n not in unreachable})
     progress.step("all", "probes: " + describe_modes(modes, notes))
     facts = facts_from(status, underlay)
     checks = derive(pb, facts)

@@ -35,6 +35,7 @@ class Check:
     expect: str           # "reach" | "isolated"
     via: str              # "ip" | "name" | "host" | "address"
     reason: str           # why this is expected
+    size: int | None = None   # via "size": the echo's payload, the biggest that fits the network's MTU
 
     @property
     def key(self) -> tuple[str, str, str, str]:
@@ -98,7 +99,41 @@ def derive(pb: Playbook, facts: Facts) -> list[Check]:
     checks: list[Check] = []
     for a in pb.containers:
         checks += _from_container(pb, a, facts, drivers)
+    checks += full_size_checks(pb, facts)
     return apply_overrides(checks, pb.expect, pb, facts, drivers)
+
+
+OVERLAY_MTU = 1450        # Docker's overlay (and labctl's VXLAN devices): 1500 of the underlay less VXLAN's 50
+ICMP_OVERHEAD = 28        # IPv4 and ICMP headers: an echo of MTU - 28 bytes of payload fills a whole packet
+
+
+def overlay_mtu(pb: Playbook, network: str) -> int:
+    net = pb.network(network)
+    option = dict(net.options).get("com.docker.network.driver.mtu")
+    return net.mtu or (int(option) if option and option.isdigit() else OVERLAY_MTU)
+
+
+def full_size_checks(pb: Playbook, facts: Facts) -> list[Check]:
+    """Per overlay, per ordered pair of hosts: one echo as big as the overlay's MTU allows. Small echoes pass
+    an underlay whose MTU is too small for VXLAN (or differs between hosts); whole packets do not, and that is
+    what breaks real traffic (TLS handshakes, file transfers) while ping looks fine."""
+    checks = []
+    for net in pb.networks:
+        if net.driver != "overlay":
+            continue
+        first: dict[str, Container] = {}
+        for c in pb.containers:
+            if not c.network_mode and any(a.network == net.name for a in c.networks):
+                first.setdefault(c.host, c)
+        size = overlay_mtu(pb, net.name) - ICMP_OVERHEAD
+        for a in first.values():
+            for b in first.values():
+                if a.host != b.host:
+                    checks.append(Check(a.name, a.host, b.name, b.host, net.name,
+                                        facts.addresses.get(b.name, {}).get(net.name, ""), "reach", "size",
+                                        f"a whole {size + ICMP_OVERHEAD}-byte packet crosses {net.name} between "
+                                        "the hosts", size))
+    return checks
 
 
 def _from_container(pb: Playbook, a: Container, facts: Facts, drivers: dict[str, str]) -> list[Check]:
@@ -221,6 +256,8 @@ class Diagnosis:
     swarm_out: dict[str, str] = field(default_factory=dict)    # swarm labs: host -> its swarm state, when not active
     swarm_drops: dict[str, list[str]] = field(default_factory=dict)  # swarm labs: host -> rules dropping its ports
     vxlan_faults: dict[str, list[str]] = field(default_factory=dict)  # vxlan labs: host -> what is wrong there
+    misroutes: dict[str, dict[str, str]] = field(default_factory=dict)  # host -> peer host -> device that takes
+    #                                                                      the peer's address instead of the underlay
 
 
 def explain(results: list[Result], pb: Playbook, facts: Facts, diag: Diagnosis) -> None:
@@ -252,6 +289,13 @@ def _cause(r: Result, pb: Playbook, facts: Facts, diag: Diagnosis, drivers: dict
         return f"{text}: run `labctl up` (or `docker start {name}` on its host)"
     if c.expect == "isolated":
         return _isolation_cause(c, pb, diag, lab_names)
+    misroute = _misroute(c, diag) if drivers.get(c.network) != "macvlan" else ""   # macvlan frames are not routed
+    if misroute:
+        return misroute
+    detached = _detached(c, pb, diag, lab_names)
+    if detached:
+        return (f"{detached} is not attached to {c.network} (disconnected by hand?): `docker network connect "
+                f"{c.network} {detached}` on {pb.container(detached).host}, or `labctl up`")
     if not c.address:
         return f"{c.dst} has no address on {c.network} (not attached: started while the store was unreachable?)"
     driver = drivers.get(c.network, "")
@@ -261,6 +305,9 @@ def _cause(r: Result, pb: Playbook, facts: Facts, diag: Diagnosis, drivers: dict
             return f"{faulty[0]}: {diag.vxlan_faults[faulty[0]][0]}; `labctl up` repairs it"
         if c.src_host != c.dst_host:
             return _vxlan_cause(c, diag)
+    if c.via == "size" and any(p.check.network == c.network and p.check.via == "ip" and
+                               {p.check.src_host, p.check.dst_host} == {c.src_host, c.dst_host} for p in passed):
+        return _size_cause(c, pb, diag)   # small packets pass the same way: it is the size
     if c.via == "host" and driver == "macvlan" and c.src_host == c.dst_host:
         return "a macvlan container cannot reach its own host through the parent interface (Linux macvlan rule)"
     if driver == "overlay" and c.src_host != c.dst_host:
@@ -274,6 +321,43 @@ def _cause(r: Result, pb: Playbook, facts: Facts, diag: Diagnosis, drivers: dict
     if c.via == "name":
         return f"the name {c.address} did not resolve or did not answer on {c.network}"
     return f"no answer from {c.address} ({c.reason})"
+
+
+def _size_cause(c: Check, pb: Playbook, diag: Diagnosis) -> str:
+    need = overlay_mtu(pb, c.network) + 50
+    low = [h for h in (c.src_host, c.dst_host) if h and diag.underlay_mtu.get(h, 1500) < need]
+    if low:
+        return (f"underlay MTU {diag.underlay_mtu[low[0]]} on {low[0]} is below the {need} bytes that {c.network}'s "
+                f"{need - 50}-byte packets need with VXLAN's 50: whole packets are lost while small ones pass; "
+                f"raise the underlay's MTU to {need} or give {c.network} `mtu: {diag.underlay_mtu[low[0]] - 50}`")
+    return (f"whole {need - 50}-byte packets on {c.network} got no answer between {c.src_host} and {c.dst_host}: "
+            "an MTU smaller than the overlay's somewhere on the path (underlay, switch)")
+
+
+def _misroute(c: Check, diag: Diagnosis) -> str:
+    """A host whose route to the other host's underlay address leads into one of its own bridges: a network whose
+    subnet overlaps the underlay. Every tunnelled packet (and every reply) between the two is lost."""
+    if not c.dst_host or c.src_host == c.dst_host:
+        return ""
+    for host, peer in ((c.src_host, c.dst_host), (c.dst_host, c.src_host)):
+        device = diag.misroutes.get(host, {}).get(peer)
+        if device:
+            return (f"{host} routes {peer}'s underlay address through {device} instead of the underlay: that "
+                    "network's subnet overlaps the underlay; remove it (or give it a subnet of its own)")
+    return ""
+
+
+def _detached(c: Check, pb: Playbook, diag: Diagnosis, lab_names: set[str]) -> str | None:
+    """The source or destination that the playbook puts on the check's network but that is not on it now."""
+    for name in (c.src, c.dst):
+        if name not in lab_names or name not in diag.actual_networks:
+            continue
+        x = pb.container(name)
+        if x.network_mode or c.network not in networks_of(pb, x):
+            continue
+        if c.network not in diag.actual_networks[name]:
+            return name
+    return None
 
 
 def _isolation_cause(c: Check, pb: Playbook, diag: Diagnosis, lab_names: set[str]) -> str:

@@ -1,6 +1,6 @@
-"""Inputs nobody wrote by hand: the shipped playbooks and inventories, mutated at random (deleted keys, swapped
-types, duplicated and deeply nested values, huge strings, aliases, broken bytes). `labctl validate` must end every
-one of them with exit 0 or 2 within a second, and never with a traceback.
+"""Inputs nobody wrote by hand: the shipped playbooks, exercises and inventories, mutated at random (deleted keys,
+swapped types, duplicated and deeply nested values, huge strings, aliases, broken bytes). `labctl validate` must
+end every one of them with exit 0 or 2 within a second, and never with a traceback.
 
 The generator is seeded, so a failure names a case that can be reproduced (`FUZZ_SEED`, `FUZZ_CASES`)."""
 
@@ -20,6 +20,7 @@ from labctl import cli
 
 ROOT = Path(__file__).parents[2]
 PLAYBOOKS = sorted((ROOT / "playbooks").glob("*.yaml"))
+EXERCISES = sorted((ROOT / "exercises").glob("*.yaml"))
 INVENTORIES = [ROOT / "inventories" / n for n in ("sandbox.yaml", "static.example.yaml", "vagrant.yaml")]
 SEED = int(os.environ.get("FUZZ_SEED", "20261124"))
 CASES = int(os.environ.get("FUZZ_CASES", "1200"))
@@ -112,11 +113,13 @@ def mutate_text(text: str, rng: random.Random) -> bytes:
 
 
 def _cases() -> list[tuple[str, bytes, Path | None]]:
-    """(kind, mutated bytes, the shipped file it came from): half playbooks, half inventories."""
+    """(kind, mutated bytes, the shipped file it came from): a third each playbooks, exercises, inventories."""
     rng = random.Random(SEED)
     cases = []
+    kinds = ("playbook", "exercise", "inventory")
     for i in range(CASES):
-        shipped = rng.choice(PLAYBOOKS if i % 2 == 0 else INVENTORIES)
+        kind = kinds[i % 3]
+        shipped = rng.choice({"playbook": PLAYBOOKS, "exercise": EXERCISES, "inventory": INVENTORIES}[kind])
         text = shipped.read_text()
         if rng.random() < 0.6:
             data = mutate_structure(yaml.safe_load(text), rng)
@@ -126,7 +129,7 @@ def _cases() -> list[tuple[str, bytes, Path | None]]:
                 body = yaml.safe_dump(str(data)[:1000]).encode()
         else:
             body = mutate_text(text, rng)
-        cases.append(("playbook" if i % 2 == 0 else "inventory", body, shipped))
+        cases.append((kind, body, shipped))
     return cases
 
 
@@ -138,6 +141,8 @@ def test_mutated_inputs_end_in_exit_0_or_2_within_a_second(tmp_path: Path, capsy
         case.write_bytes(body)
         if kind == "playbook":
             argv = ["validate", "-i", str(inventory), "-p", str(case)]
+        elif kind == "exercise":
+            argv = ["validate", "-i", str(inventory), "-e", str(case)]
         else:
             (tmp_path / "Vagrantfile").write_text("")  # the vagrant inventory looks for its Vagrantfile
             argv = ["validate", "-i", str(case)]

@@ -41,7 +41,12 @@ def index(checks):
 
 def test_seed_expectations() -> None:
     checks = index(derive(SEED, SEED_FACTS))
-    assert len(checks) == 4 * 3 * 3 + 4  # ordered pairs x (ov by IP, mv by IP, by name) + macvlan own host
+    # ordered pairs x (ov by IP, mv by IP, by name) + macvlan own host + a whole packet each way across ov
+    assert len(checks) == 4 * 3 * 3 + 4 + 2
+    whole = [c for c in checks.values() if c.via == "size"]
+    assert {(c.src_host, c.dst_host) for c in whole} == {("node1", "node2"), ("node2", "node1")}
+    assert all(c.size == 1450 - 28 and c.network == "ov" and c.expect == "reach" for c in whole)
+    assert checks[("c1", "c3", "ov", "size")].address == "172.30.0.1"
     assert checks[("c1", "c3", "ov", "ip")].address == "172.30.0.1"
     assert checks[("c1", "c3", "ov", "ip")].expect == "reach"
     assert checks[("c1", "c3", "ov", "name")].address == "c3"
@@ -97,7 +102,7 @@ def test_expect_entries_add_and_override() -> None:
     assert checks[("c2", "host:node2", "host", "host")].address == "198.18.0.13"
     assert checks[("c4", "198.18.0.1", "-", "address")].expect == "isolated"
     assert checks[("c3", "web1", "-", "name")].address == "web1"
-    assert len(checks) == 40 + 3
+    assert len(checks) == 42 + 3
 
 
 @pytest.mark.parametrize("entry, message", [
@@ -168,11 +173,11 @@ def test_json_and_junit_agree() -> None:
     lost = {c.key: "isolated" for c in derive(SEED, SEED_FACTS) if c.src == "c4" and c.expect == "reach"}
     results = outcome(lost)
     data = to_json("seed-overlay", results, 1.5)
-    assert data["ok"] is False and data["summary"] == {"total": 40, "passed": 31, "failed": 9}
+    assert data["ok"] is False and data["summary"] == {"total": 42, "passed": 33, "failed": 9}
     xml = to_junit("seed-overlay", results, 1.5)
-    assert 'tests="40" failures="9"' in xml and xml.count("<failure ") == 9
+    assert 'tests="42" failures="9"' in xml and xml.count("<failure ") == 9
     tables = matrices(results)
-    assert set(tables) == {"ov", "mv", "ov (by name)"}
+    assert set(tables) == {"ov", "mv", "ov (by name)", "ov (whole packets)"}
     assert tables["ov"][2][("c4", "c1")] == "MISMATCH" and tables["ov"][2][("c1", "c4")] == "reach"
 
 

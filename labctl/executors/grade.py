@@ -1,0 +1,95 @@
+"""`grade` on the hosts: read every network and container (made by hand or not), probe the exercise's
+reachability checks with verify's probes, and total the points. Read-only: nothing is created, changed or
+removed on a host (the fping helper is uploaded to labctl's private directory and removed in the same command,
+as verify does).
+
+A class is graded student by student in parallel, each over its own SSH connections; a student whose hosts cannot
+be reached is reported as such and does not hold up the others."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from fabric import Connection
+
+from labctl.errors import HostsFailed
+from labctl.executors.remote import Hosts, failure_from
+from labctl.executors.verify import parse_underlay, probe_modes, run_probes, underlay_query
+from labctl.model.class_roster import Roster
+from labctl.model.exercise import Exercise, load_exercise
+from labctl.model.inventory import Inventory
+from labctl.plan import grade as plan
+from labctl.plan.verify import Facts
+from labctl.providers import registry
+from labctl.ui import Progress
+
+STUDENTS_AT_ONCE = 8
+
+
+def gather(inv: Inventory, hosts: Hosts, progress: Progress) -> tuple[dict[str, plan.HostObjects], dict[str, str]]:
+    """Every docker host's objects (one round trip each); hosts that cannot be asked, with why."""
+    names = [h.name for h in inv.docker_hosts]
+    command = plan.query(underlay_query(inv.underlay_interface))
+
+    def one(name: str, conn: Connection) -> plan.HostObjects:
+        progress.step(name, "reading networks and containers (every one, labelled or not)")
+        return plan.parse_objects(str(conn.run(command, hide=True).stdout))
+
+    try:
+        return hosts.each(one, names, step="read objects"), {}
+    except HostsFailed as exc:
+        return dict(exc.results), {f.host: f.stderr_tail.strip().splitlines()[-1] if f.stderr_tail.strip() else
+                                   f"exit {f.exit_code}" for f in exc.failures}
+
+
+def grade(inv: Inventory, ex: Exercise, hosts: Hosts, progress: Progress, probe: str = "auto",
+          student: str | None = None) -> plan.Report:
+    t0 = time.monotonic()
+    objects, unreachable = gather(inv, hosts, progress)
+    down = {h: "dockerd does not answer" for h, o in objects.items() if not o.engine}
+    unreachable.update(down)
+    objects = {h: o for h, o in objects.items() if h not in down}
+    underlay = {h: parse_underlay(o.extra) for h, o in objects.items()}
+    modes, notes = probe_modes(probe, {h: o.extra for h, o in objects.items()})
+    match = plan.match_objects(ex, objects)
+    todo, cannot = plan.probes(ex, objects, match, {h: u[0] for h, u in underlay.items() if u[0]})
+    found = plan.object_findings(ex, objects, match)
+    state = {name: str((c.get("State") or {}).get("Status")) for o in objects.values()
+             for name, c in o.containers.items()}
+    reach: dict[str, list[plan.Finding]] = {}
+    if todo:
+        progress.step("all", f"probing {len(todo)} reachability check(s)")
+        checks = [p.check for p in todo]
+        probed, _ = run_probes(hosts, checks, Facts(state=state, addresses={}, host_addresses={}), progress,
+                               unreachable, modes)
+        reach = plan.probe_findings(list(zip(todo, probed, strict=True)))
+    results = plan.grade(ex, plan.unreachable_findings(ex, unreachable), found, cannot, reach)
+    return plan.Report(ex, inv.source, results, unreachable, time.monotonic() - t0, modes, notes, student)
+
+
+def grade_class(roster: Roster, exercise_path: str, probe: str, progress: Progress) -> list[plan.Report]:
+    """Every student at once (STUDENTS_AT_ONCE at a time), each against its own inventory; the reports in the
+    roster's order. A student whose hosts cannot be reached gets a report with `error` set."""
+    quiet = Progress(quiet=True)
+
+    def one(student: str, inv: Inventory) -> plan.Report:
+        t0 = time.monotonic()
+        ex = load_exercise(exercise_path, inv)
+        try:
+            with Hosts(registry.endpoints(inv)) as hosts:
+                report = grade(inv, ex, hosts, quiet, probe, student)
+        except Exception as exc:  # noqa: BLE001 - one student's failure never stops the class
+            report = plan.Report(ex, inv.source, plan.grade(ex), {}, time.monotonic() - t0, student=student,
+                            error=str(failure_from(student, exc)).splitlines()[-1].strip())
+        if len(report.unreachable) == len(inv.docker_hosts):
+            report.error = "no docker host could be reached: " + "; ".join(
+                f"{h}: {why}" for h, why in sorted(report.unreachable.items()))
+        state = (f"UNREACHABLE ({report.error})" if report.error else
+                 f"{report.points}/{report.max_points} points")
+        progress.step(student, f"{state} in {report.duration_s:.1f}s")
+        return report
+
+    with ThreadPoolExecutor(max_workers=max(1, min(STUDENTS_AT_ONCE, len(roster.students)))) as pool:
+        futures = [pool.submit(one, s.name, s.inventory) for s in roster.students]
+        return [f.result() for f in futures]
