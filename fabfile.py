@@ -123,3 +123,37 @@ def verify(c, inventory=None, playbook=None, sample=False, json=None, junit=None
     _labctl("verify", "--inventory", _inv(inventory), *_pb(playbook), *(["--sample"] if sample else []),
             *(["--json", json] if json else []), *(["--junit", junit] if junit else []), "--probe", probe,
             *(["--html", html] if html else []))
+
+
+def _opt(flag: str, value: str | None) -> list[str]:
+    return [flag, value] if value else []
+
+
+@task(help={"exercise": "exercise file (exercises/*.yaml)", "inventory": "inventory file (one student's lab)",
+            "roster": "class file (student -> inventory): grade every student at once",
+            "json": "write the grade as JSON to this file", "junit": "write one JUnit testcase per task",
+            "csv": "write the roster as CSV", "details": "also list what passed", "probe": "auto, fping or container"})
+def grade(c, exercise, inventory=None, roster=None, json=None, junit=None, csv=None,  # type: ignore[no-untyped-def]
+          details=False, probe="auto"):
+    """Grade an exercise done by hand: the hosts' real objects and reachability against its tasks (read-only)."""
+    _labctl("grade", "--exercise", exercise, *(["--class", roster] if roster else ["--inventory", _inv(inventory)]),
+            *_opt("--json", json), *_opt("--junit", junit), *_opt("--csv", csv), *(["--details"] if details else []),
+            "--probe", probe)
+
+
+@task(name="break", help={"scenario": "the fault to inject (fab list-scenarios)", "undo": "revert the recorded fault",
+                          "inventory": "inventory file", "playbook": "playbook file (default $LABCTL_PLAYBOOK)",
+                          "host": "docker host to break", "container": "container to break",
+                          "network": "network (container-disconnected)"})
+def break_(c, scenario=None, undo=False, inventory=None, playbook=None, host=None,  # type: ignore[no-untyped-def]
+           container=None, network=None):
+    """Inject one named fault into the running lab for a student to diagnose; --undo reverts it exactly."""
+    _labctl("break", "--inventory", _inv(inventory), *_pb(playbook), *([scenario] if scenario else []),
+            *(["--undo"] if undo else []), *_opt("--host", host), *_opt("--container", container),
+            *_opt("--network", network))
+
+
+@task
+def list_scenarios(c):  # type: ignore[no-untyped-def]
+    """The faults `fab break` can inject, and what verify then shows."""
+    _labctl("list-scenarios")

@@ -305,8 +305,8 @@ def _cause(r: Result, pb: Playbook, facts: Facts, diag: Diagnosis, drivers: dict
             return f"{faulty[0]}: {diag.vxlan_faults[faulty[0]][0]}; `labctl up` repairs it"
         if c.src_host != c.dst_host:
             return _vxlan_cause(c, diag)
-    if c.via == "size" and any(p.check.network == c.network and p.check.via == "ip" and
-                               {p.check.src_host, p.check.dst_host} == {c.src_host, c.dst_host} for p in passed):
+    if c.via == "size" and any(p.check.network == c.network and p.check.via == "ip" and p.check.expect == "reach"
+                               and {p.check.src_host, p.check.dst_host} == {c.src_host, c.dst_host} for p in passed):
         return _size_cause(c, pb, diag)   # small packets pass the same way: it is the size
     if c.via == "host" and driver == "macvlan" and c.src_host == c.dst_host:
         return "a macvlan container cannot reach its own host through the parent interface (Linux macvlan rule)"

@@ -339,3 +339,88 @@ def test_trace_out_through_nat_and_bad_arguments(lab: Lab, hosts: Hosts) -> None
         res = lab.labctl("trace", "-i", str(lab.inventory), "-p", str(lab.playbook), *args, check=False)
         assert res.returncode == 2 and "error: trace:" in res.stderr, res.stderr
     nothing_left_of_trace(hosts)
+
+
+# ------------------------------------------------------------------ break-and-fix scenarios
+
+def cross_ov(c: dict) -> bool:
+    return (c["network"] == "ov" and c["src_host"] != c["dst_host"] and c["expect"] == "reach") or c["dst"] == "web2"
+
+
+def with_c4(c: dict) -> bool:
+    return "c4" in (c["src"], c["dst"]) and c["expect"] == "reach"
+
+
+# scenario -> (extra arguments, the checks that must fail, the cause they must give (for checks to a host))
+SCENARIOS = {
+    "vxlan-blocked": ((), cross_ov, "VXLAN (UDP 4789) is dropped on node2 by its firewall"),
+    "store-stopped": ((), with_c4, "c4 is not running (state: exited): the cluster store does not answer"),
+    "mtu-lowered": ((), lambda c: c["via"] == "size", "underlay MTU 1400 on node2 is below the 1500 bytes"),
+    "container-stopped": (("--container", "c4"), with_c4, "c4 is not running (state: exited)"),
+    # c3 still finds c4 by name: they share mv on node2, and Docker's DNS answers for every network they share
+    "container-disconnected": (("--container", "c4", "--network", "ov"), lambda c: with_c4(c) and c["network"] == "ov"
+                               and not (c["via"] == "name" and c["src_host"] == c["dst_host"]),
+                               "c4 is not attached to ov"),
+    "wrong-subnet": ((), cross_ov, "node1 routes node2's underlay address through br-"),
+}
+
+
+def nothing_left_of_breaks(lab: Lab, hosts: Hosts) -> None:
+    for host in ("store", "node1", "node2"):
+        assert sh(hosts, host, "test -e /var/lib/labctl/breaks/seed-overlay.json").failed, f"{host}: record left"
+    for host in ("node1", "node2"):
+        assert "labctl.break" not in sh(hosts, host, "iptables-save").stdout
+        assert sh(hosts, host, "cat /sys/class/net/eth1/mtu").stdout.strip() == "1500"
+        assert "in-the-way" not in sh(hosts, host, "docker network ls --format '{{.Name}}'").stdout
+    status = json.loads(lab.labctl("status", "-i", str(lab.inventory), "-p", str(lab.playbook), "--json").stdout)
+    assert status["missing"] == [] and status["extra"] == []
+
+
+def test_list_scenarios_names_each_one(lab: Lab) -> None:
+    out = lab.labctl("list-scenarios").stdout
+    assert all(name in out for name in SCENARIOS)
+
+
+@pytest.mark.parametrize("scenario", list(SCENARIOS))
+def test_break_fails_exactly_the_expected_checks_and_undo_restores_the_lab(lab: Lab, tmp_path, hosts: Hosts,
+                                                                           scenario: str) -> None:
+    extra, expected, cause = SCENARIOS[scenario]
+    base = ("-i", str(lab.inventory), "-p", str(lab.playbook))
+    res = lab.labctl("break", *base, scenario, *extra)
+    try:
+        assert "broke seed-overlay" in res.stdout and scenario in res.stdout
+        again = lab.labctl("break", *base, "container-stopped", check=False)
+        assert again.returncode == 2 and "already has a fault injected" in again.stderr
+        code, data, _, _ = verify(lab, tmp_path)
+    finally:
+        undo = lab.labctl("break", "--undo", *base, check=False)
+    assert undo.returncode == 0 and "reverted" in undo.stdout, undo.stderr
+    assert code == 1
+    bad = failed(data)
+    want = [c for c in data["checks"] if expected(c)]
+    assert want and sorted(map(str, bad)) == sorted(map(str, want)), f"{scenario}: exactly these checks fail"
+    with_host = [c for c in bad if c["dst_host"] and c["dst"] != "web2"]
+    assert with_host and all(cause in c["cause"] for c in with_host), [c["cause"] for c in with_host][:3]
+    code, data, _, _ = verify(lab, tmp_path)
+    assert code == 0, failed(data)
+    nothing_left_of_breaks(lab, hosts)
+
+
+def test_a_break_killed_after_its_record_is_undone_and_down_undoes_a_break(lab: Lab, tmp_path, hosts: Hosts) -> None:
+    from labctl.plan import breaks
+    base = ("-i", str(lab.inventory), "-p", str(lab.playbook))
+    # killed right after the record was written on node1, before the network was created: undo still works
+    inj = breaks.Injection("wrong-subnet", "seed-overlay", "by hand", (breaks.Action(
+        "node1", ("true",), ("docker network rm in-the-way 2>/dev/null || true",)),))
+    run(hosts, "node1", breaks.write_record("seed-overlay", inj.record(0)))
+    assert "undid wrong-subnet" in lab.labctl("break", "--undo", *base).stdout
+    assert sh(hosts, "node1", "test -e /var/lib/labctl/breaks/seed-overlay.json").failed
+    # `down` reverts an injected fault too (an iptables rule that removing containers would not touch)
+    lab.labctl("break", *base, "vxlan-blocked")
+    try:
+        out = lab.labctl("down", *base).stdout
+        assert "undid vxlan-blocked" in out
+        assert "labctl.break" not in sh(hosts, "node2", "iptables-save").stdout
+    finally:
+        lab.labctl("up", *base)
+    assert verify(lab, tmp_path)[0] == 0
