@@ -389,7 +389,8 @@ def write_results(rows: list[Row], info: dict[str, str], seed: dict) -> None:
 
 LEGEND = """Columns: `up cold` = `labctl up` on fresh sandbox hosts with dockerd running and no lab
 (store start, daemon.json, dockerd restarts, network, containers); `up warm` = second `up` (`!` if it reported
-changes); `verify` = full matrix (`!` if any check failed); `checks` = ordered pairs x 2 (by IP and by name);
+changes); `verify` = full matrix (`!` if any check failed); `checks` = ordered pairs x 2 (by IP and by name), plus
+one whole packet per ordered host pair across the overlay (since 2026-12-02);
 `peak MB` = the largest max RSS of the labctl process over up/verify/down; `lab GB` = the machine's available memory
 before `sandbox up` minus after the cold `up` (all hosts, dockerds, containers); `base up` / `base verify` = the
 tutorials' way, one new `ssh` per step / per ordered pair, sequential (`*` = measured on the first N pairs and

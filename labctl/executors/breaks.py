@@ -51,12 +51,18 @@ def inject(inv: Inventory, pb: Playbook, hosts: Hosts, scenario: str, progress: 
                          f"({first.get('target')})", hint=f"`labctl break --undo -p {pb.source}` first")
     progress.step("all", "reading the lab's state (containers, addresses, underlay)")
     inj = plan.plan_break(pb, inv, scenario, lab_facts(inv, pb, hosts), host, container, network)
-    for step, action in enumerate(inj.actions):
-        conn = hosts.conn(action.host)
-        progress.step(action.host, f"{inj.scenario}: recording how to undo it, then breaking")
-        conn.run(plan.write_record(pb.name, inj.record(step)), hide=True)
-        for command in action.apply:
-            _run(inv, pb, conn, action.host, command, progress)
+    try:
+        for step, action in enumerate(inj.actions):
+            conn = hosts.conn(action.host)
+            progress.step(action.host, f"{inj.scenario}: recording how to undo it, then breaking")
+            conn.run(plan.write_record(pb.name, inj.record(step)), hide=True)
+            for command in action.apply:
+                _run(inv, pb, conn, action.host, command, progress)
+    except Exception:
+        # a step the host refused: what was done so far is taken back, so the lab that worked still works
+        progress.step("all", f"{inj.scenario} failed: undoing what was done")
+        undo(inv, pb, hosts, progress)
+        raise
     return inj
 
 

@@ -119,7 +119,7 @@ def full_size_checks(pb: Playbook, facts: Facts) -> list[Check]:
     what breaks real traffic (TLS handshakes, file transfers) while ping looks fine."""
     checks = []
     for net in pb.networks:
-        if net.driver != "overlay":
+        if net.driver != "overlay" and net.vni is None:   # vni: the vxlan plane's overlays, macvlan to Docker
             continue
         first: dict[str, Container] = {}
         for c in pb.containers:
@@ -289,7 +289,8 @@ def _cause(r: Result, pb: Playbook, facts: Facts, diag: Diagnosis, drivers: dict
         return f"{text}: run `labctl up` (or `docker start {name}` on its host)"
     if c.expect == "isolated":
         return _isolation_cause(c, pb, diag, lab_names)
-    misroute = _misroute(c, diag) if drivers.get(c.network) != "macvlan" else ""   # macvlan frames are not routed
+    tunnelled = drivers.get(c.network) == "overlay" or _vni(pb, c.network) is not None
+    misroute = _misroute(c, diag) if tunnelled or c.via == "host" else ""   # macvlan frames are not routed
     if misroute:
         return misroute
     detached = _detached(c, pb, diag, lab_names)
@@ -299,15 +300,15 @@ def _cause(r: Result, pb: Playbook, facts: Facts, diag: Diagnosis, drivers: dict
     if not c.address:
         return f"{c.dst} has no address on {c.network} (not attached: started while the store was unreachable?)"
     driver = drivers.get(c.network, "")
+    if c.via == "size" and any(p.check.network == c.network and p.check.via == "ip" and p.check.expect == "reach"
+                               and {p.check.src_host, p.check.dst_host} == {c.src_host, c.dst_host} for p in passed):
+        return _size_cause(c, pb, diag)   # small packets pass the same way: it is the size
     if c.via != "name" and pb.control == "vxlan" and _vni(pb, c.network) is not None:
         faulty = [h for h in (c.src_host, c.dst_host) if h and diag.vxlan_faults.get(h)]
         if faulty:  # a device down takes its macvlan containers down with it, on the same host too
             return f"{faulty[0]}: {diag.vxlan_faults[faulty[0]][0]}; `labctl up` repairs it"
         if c.src_host != c.dst_host:
             return _vxlan_cause(c, diag)
-    if c.via == "size" and any(p.check.network == c.network and p.check.via == "ip" and p.check.expect == "reach"
-                               and {p.check.src_host, p.check.dst_host} == {c.src_host, c.dst_host} for p in passed):
-        return _size_cause(c, pb, diag)   # small packets pass the same way: it is the size
     if c.via == "host" and driver == "macvlan" and c.src_host == c.dst_host:
         return "a macvlan container cannot reach its own host through the parent interface (Linux macvlan rule)"
     if driver == "overlay" and c.src_host != c.dst_host:

@@ -64,7 +64,7 @@ def up(lab: Lab, playbook: str | Path = SEED, *extra: str, check: bool = True) -
 def assert_verify_passes(lab: Lab, why: str) -> None:
     res = lab.labctl("verify", *lab_args(lab), check=False)
     assert res.returncode == 0, f"{why}: verify failed\n{res.stdout[-3000:]}\n{res.stderr[-2000:]}"
-    assert "OK: 40/40" in res.stdout, res.stdout[-500:]
+    assert "OK: 42/42" in res.stdout, res.stdout[-500:]
 
 
 def assert_nothing_left(hosts: Hosts, why: str) -> None:

@@ -78,7 +78,7 @@ def test_swarm_seed_lab_carries_vxlan_with_the_reported_vni(lab: Lab, hosts: Hos
     assert f"vni {ov['vni']}" in out, out
     assert re.search(rf"{re.escape(ADDR['node1'])}\.\d+ > {re.escape(ADDR['node2'])}\.4789: VXLAN", out), out
     verify = lab.labctl("verify", *args(lab))
-    assert "OK: 40/40" in verify.stdout
+    assert "OK: 42/42" in verify.stdout
     again = lab.labctl("up", *args(lab))
     assert "no changes" in again.stdout, again.stdout
 
@@ -106,7 +106,7 @@ def test_switching_control_planes_on_the_same_hosts(lab: Lab, hosts: Hosts) -> N
     for pb, plane in ((SEED, "kvstore"), (SWARM, "swarm"), (SEED, "kvstore")):
         res = lab.labctl("up", *args(lab, pb))
         assert f"overlay control plane: {plane}" in res.stderr
-        assert "OK: 40/40" in lab.labctl("verify", *args(lab, pb)).stdout, f"{pb} after a switch"
+        assert "OK: 42/42" in lab.labctl("verify", *args(lab, pb)).stdout, f"{pb} after a switch"
         lab.labctl("down", *args(lab, pb))
         assert_no_swarm_left(hosts)
         for h in NODES:
@@ -175,5 +175,5 @@ def test_switching_to_the_store_without_down_is_refused_until_down(lab: Lab, hos
     lab.labctl("down", *args(lab, str(kvstore)))  # the same lab: its down leaves the swarm whatever the playbook says
     assert_no_swarm_left(hosts)
     assert "overlay control plane: kvstore" in lab.labctl("up", *args(lab, str(kvstore))).stderr
-    assert "OK: 40/40" in lab.labctl("verify", *args(lab, str(kvstore))).stdout
+    assert "OK: 42/42" in lab.labctl("verify", *args(lab, str(kvstore))).stdout
     lab.labctl("down", *args(lab, str(kvstore)))

@@ -424,3 +424,18 @@ def test_a_break_killed_after_its_record_is_undone_and_down_undoes_a_break(lab: 
     finally:
         lab.labctl("up", *base)
     assert verify(lab, tmp_path)[0] == 0
+
+
+def test_a_break_docker_refuses_is_taken_back(lab: Lab, tmp_path, hosts: Hosts) -> None:
+    """A network named in-the-way made by hand: Docker refuses labctl's, the record is taken back, the hand-made
+    network stays (it has no labctl label), and the lab still passes."""
+    base = ("-i", str(lab.inventory), "-p", str(lab.playbook))
+    run(hosts, "node1", "docker network create --subnet 10.99.0.0/24 in-the-way")
+    try:
+        res = lab.labctl("break", *base, "wrong-subnet", check=False)
+        assert res.returncode == 1 and "in-the-way" in res.stderr
+        assert sh(hosts, "node1", "test -e /var/lib/labctl/breaks/seed-overlay.json").failed
+        assert "10.99.0.0/24" in sh(hosts, "node1", "docker network inspect in-the-way").stdout
+        assert verify(lab, tmp_path)[0] == 0
+    finally:
+        run(hosts, "node1", "docker network rm in-the-way")

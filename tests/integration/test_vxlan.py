@@ -70,7 +70,7 @@ def test_vxlan_seed_lab_carries_the_playbooks_vni(lab: Lab, hosts: Hosts) -> Non
     assert "vni 4200" in out, out
     assert re.search(rf"{re.escape(ADDR['node1'])}\.\d+ > {re.escape(ADDR['node2'])}\.4789: VXLAN", out), out
     verify = lab.labctl("verify", *args(lab))
-    assert "OK: 40/40" in verify.stdout
+    assert "OK: 42/42" in verify.stdout
     assert "no changes" in lab.labctl("up", *args(lab)).stdout
 
 
@@ -93,7 +93,7 @@ def test_a_device_down_is_the_cause_and_up_repairs_it(lab: Lab, hosts: Hosts) ->
     causes = {c["cause"] for c in json.loads(res.stdout)["checks"] if not c["ok"]}
     assert "node2: VXLAN device vxl4200 of ov is down; `labctl up` repairs it" in causes, causes
     assert "node2: vxlan vxl4200: repaired" in lab.labctl("up", *args(lab)).stdout
-    assert "OK: 40/40" in lab.labctl("verify", *args(lab)).stdout
+    assert "OK: 42/42" in lab.labctl("verify", *args(lab)).stdout
 
 
 def test_a_leftover_device_of_the_lab_is_removed_by_up(lab: Lab, hosts: Hosts) -> None:
@@ -114,7 +114,7 @@ def test_vxlan_down_leaves_nothing(lab: Lab, hosts: Hosts) -> None:
 def test_switching_between_vxlan_and_swarm(lab: Lab, hosts: Hosts) -> None:
     for pb, plane in ((SWARM, "swarm"), (VXLAN, "vxlan")):
         assert f"overlay control plane: {plane}" in lab.labctl("up", *args(lab, pb)).stderr
-        assert "OK: 40/40" in lab.labctl("verify", *args(lab, pb)).stdout
+        assert "OK: 42/42" in lab.labctl("verify", *args(lab, pb)).stdout
         lab.labctl("down", *args(lab, pb))
         assert_nothing_left(hosts)
         assert sh(hosts, "node1", "docker info --format '{{.Swarm.LocalNodeState}}'").stdout.strip() == "inactive"

@@ -208,3 +208,12 @@ def test_roster_csv_json_and_junit() -> None:
     assert len(suites[1].findall("testcase")) == 5
     failure = suites[1].find("testcase[3]/failure")
     assert failure is not None and failure.get("message") == "0/1 points"
+
+
+def test_nothing_checked_earns_nothing_and_says_why() -> None:
+    ex = exercise("overlay")
+    results, todo = run(ex, {}, unreachable={"node1": "timed out", "node2": "timed out"})
+    assert todo == [] and g.total(results) == (0, 7)
+    assert failures(results, "network") == ["nothing could be checked: no docker host answered"]
+    assert failures(results, "containers") == ["host node1 cannot be asked: timed out",
+                                               "host node2 cannot be asked: timed out"]
