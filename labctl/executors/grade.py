@@ -55,8 +55,7 @@ def grade(inv: Inventory, ex: Exercise, hosts: Hosts, progress: Progress, probe:
     match = plan.match_objects(ex, objects)
     todo, cannot = plan.probes(ex, objects, match, {h: u[0] for h, u in underlay.items() if u[0]})
     found = plan.object_findings(ex, objects, match)
-    state = {name: str((c.get("State") or {}).get("Status")) for o in objects.values()
-             for name, c in o.containers.items()}
+    state = plan.probe_state(ex, objects, match)
     reach: dict[str, list[plan.Finding]] = {}
     if todo:
         progress.step("all", f"probing {len(todo)} reachability check(s)")

@@ -384,6 +384,18 @@ def _shared(a: dict[str, Any], a_host: str, b: dict[str, Any], b_host: str, obje
                   if a_host == b_host or kinds.get((a_host, n)) not in LOCAL)
 
 
+def probe_state(ex: Exercise, objects: dict[str, HostObjects], m: Match) -> dict[str, str]:
+    """The state of each matched container, on the host its task names (a container of the same name on another
+    host must not stand in for it)."""
+    state = {}
+    for x in ex.containers:
+        name = m.containers.get(x.key)
+        c = objects[x.host].containers.get(name or "") if x.host in objects else None
+        if name and c is not None:
+            state[name] = str((c.get("State") or {}).get("Status"))
+    return state
+
+
 def probe_findings(results: list[tuple[Probe, Result]]) -> dict[str, list[Finding]]:
     out: dict[str, list[Finding]] = {}
     for p, r in results:

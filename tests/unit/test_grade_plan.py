@@ -217,3 +217,12 @@ def test_nothing_checked_earns_nothing_and_says_why() -> None:
     assert failures(results, "network") == ["nothing could be checked: no docker host answered"]
     assert failures(results, "containers") == ["host node1 cannot be asked: timed out",
                                                "host node2 cannot be asked: timed out"]
+
+
+def test_the_state_probes_use_is_the_matched_containers_own() -> None:
+    objects = captured()
+    ex = exercise("macvlan")
+    other = copy.deepcopy(objects["node1"].containers["m1"])
+    other["State"]["Status"] = "exited"
+    objects["node2"].containers["m1"] = other        # a stopped m1 on the other host must not count
+    assert g.probe_state(ex, objects, g.match_objects(ex, objects)) == {"m1": "running", "m2": "running"}
