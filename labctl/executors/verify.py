@@ -275,13 +275,13 @@ def misroute_query(peers: list[str], iface: str) -> str:
 
 
 def parse_misroutes(lines: list[str], by_address: dict[str, str]) -> dict[str, str]:
-    """peer host -> "DEVICE (network NAME, subnet S)" from misroute_query's output."""
+    """peer host -> "DEVICE (network NAME, subnet S)" from misroute_query's output: only where the device is a
+    Docker network's bridge (a routed underlay legitimately reaches peers through other interfaces)."""
     found = {}
     for line in lines:
         parts = line.split()
-        if len(parts) >= 3 and parts[0] == "misroute" and parts[1] in by_address:
-            what = f" (network {parts[3]}, subnet {parts[4]})" if len(parts) >= 5 else ""
-            found[by_address[parts[1]]] = f"{parts[2]}{what}"
+        if len(parts) >= 5 and parts[0] == "misroute" and parts[1] in by_address:
+            found[by_address[parts[1]]] = f"{parts[2]} (network {parts[3]}, subnet {parts[4]})"
     return found
 
 

@@ -211,7 +211,8 @@ def test_causes_for_whole_packets_a_detached_container_and_a_misrouted_peer() ->
     explain(results, SEED, facts, Diagnosis(store_ok=True, actual_networks={"c1": ["ov", "mv"], "c4": ["mv"]}))
     assert {r.cause for r in results if not r.ok and r.check.network == "ov"} == {
         "c4 is not attached to ov (disconnected by hand?): `docker network connect ov c4` on node2, or `labctl up`"}
-    lines = ["misroute 198.18.0.13 br-186e24614a48 in-the-way 198.18.0.12/30", "unrelated"]
+    lines = ["misroute 198.18.0.13 br-186e24614a48 in-the-way 198.18.0.12/30", "unrelated",
+             "misroute 198.18.0.12 eth0"]   # through another interface, no Docker network: a routed underlay
     routes = parse_misroutes(lines, {"198.18.0.13": "node2", "198.18.0.12": "node1"})
     assert routes == {"node2": "br-186e24614a48 (network in-the-way, subnet 198.18.0.12/30)"}
     results, facts = results_with({("*", "ov", "ip"), ("*", "ov", "size"), ("*", "ov", "name")})
