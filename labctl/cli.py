@@ -301,14 +301,13 @@ def print_hosts(inv: Inventory, engine_ids: dict[str, str] | None = None) -> Non
 def cmd_sandbox_down(args: argparse.Namespace, progress: Progress) -> int:
     if getattr(args, "roster", None):
         roster = load_roster(args.roster)
-        code = 0
         for s in roster.students:
             require_sandbox(s.inventory, "labctl sandbox down --class")
         for s in roster.students:
             with sandbox.state_lock(s.inventory.name, "sandbox down", args.wait, progress):
                 removed = sandbox.down(s.inventory.name, progress)
             print(f"{s.name}\t{s.inventory.name}\t{'removed' if removed else 'nothing to remove'}")
-        return code
+        return 0
     inv = load(args)
     require_sandbox(inv, f"labctl {args.command}")
     sandbox.check_prerequisites(inv)
@@ -507,11 +506,11 @@ def cmd_grade(args: argparse.Namespace, progress: Progress) -> int:
     t0 = time.monotonic()
     if args.roster:
         roster = load_roster(args.roster)
-        for student in roster.students:   # bad input in the exercise: exit 2 before any host is asked
-            load_exercise(args.exercise, student.inventory)
+        # bad input in the exercise: exit 2 before any host is asked
+        exercises = {s.name: load_exercise(args.exercise, s.inventory) for s in roster.students}
         progress.step("all", f"grading {len(roster.students)} student(s) of {roster.name}, "
                              f"{grade_exec.STUDENTS_AT_ONCE} at a time")
-        reports = grade_exec.grade_class(roster, args.exercise, args.probe, progress)
+        reports = grade_exec.grade_class(roster, exercises, args.probe, progress)
         write_grades(args, reports, gradebook.class_dict(roster.name, reports, time.monotonic() - t0))
         if args.json != "-":
             print_roster(roster.name, reports, time.monotonic() - t0)

@@ -17,7 +17,7 @@ from labctl.errors import HostsFailed
 from labctl.executors.remote import Hosts, failure_from
 from labctl.executors.verify import parse_underlay, probe_modes, run_probes, underlay_query
 from labctl.model.class_roster import Roster
-from labctl.model.exercise import Exercise, load_exercise
+from labctl.model.exercise import Exercise
 from labctl.model.inventory import Inventory
 from labctl.plan import grade as plan
 from labctl.plan.verify import Facts
@@ -67,14 +67,15 @@ def grade(inv: Inventory, ex: Exercise, hosts: Hosts, progress: Progress, probe:
     return plan.Report(ex, inv.source, results, unreachable, time.monotonic() - t0, modes, notes, student)
 
 
-def grade_class(roster: Roster, exercise_path: str, probe: str, progress: Progress) -> list[plan.Report]:
+def grade_class(roster: Roster, exercises: dict[str, Exercise], probe: str, progress: Progress) -> list[plan.Report]:
     """Every student at once (STUDENTS_AT_ONCE at a time), each against its own inventory; the reports in the
-    roster's order. A student whose hosts cannot be reached gets a report with `error` set."""
+    roster's order. A student whose hosts cannot be reached gets a report with `error` set. `exercises`: the
+    exercise as validated against each student's inventory."""
     quiet = Progress(quiet=True)
 
     def one(student: str, inv: Inventory) -> plan.Report:
         t0 = time.monotonic()
-        ex = load_exercise(exercise_path, inv)
+        ex = exercises[student]
         try:
             with Hosts(registry.endpoints(inv)) as hosts:
                 report = grade(inv, ex, hosts, quiet, probe, student)

@@ -17,13 +17,14 @@ from labctl.errors import Problem, ValidationError
 from labctl.model.checks import DNS_NAME_RE, IFACE_RE, IMAGE_RE, Collector, join, short
 from labctl.model.inventory import Inventory
 from labctl.model.playbook import (
-    ALIAS_RE,
     CONTAINER_NAME_RE,
     DOCKER_NAME_RE,
     DRIVERS,
     EXPECT_FIELDS,
     EXPECT_TARGETS,
     Expectation,
+    parse_aliases,
+    parse_options,
     parse_port,
 )
 from labctl.model.yamlsrc import parse_yaml, read_source
@@ -232,7 +233,7 @@ def _networks(c: Collector, fld: str, value: object, task: str,
                 if got is not None:
                     fields.append((f, got))
         _check_network_fields(c, nfld, dict(fields), driver)
-        options = _options(c, join(nfld, "options"), raw.get("options"))
+        options = parse_options(c, join(nfld, "options"), raw.get("options"))
         hosts = _hosts(c, join(nfld, "hosts"), raw["hosts"], docker_hosts) if "hosts" in raw else None
         result.append(NetworkSpec(key=key, name=name, driver=driver, hosts=hosts, fields=tuple(fields),
                                   options=options, task=task))
@@ -254,21 +255,6 @@ def _check_network_fields(c: Collector, fld: str, fields: dict[str, str], driver
         c.add(join(fld, "bridge_name"), "only for driver 'bridge'")
     if "parent" in fields and driver not in (None, "macvlan"):
         c.add(join(fld, "parent"), "only for driver 'macvlan'")
-
-
-def _options(c: Collector, fld: str, value: object) -> tuple[tuple[str, str], ...]:
-    if value is None:
-        return ()
-    if not isinstance(value, dict):
-        c.add(fld, "must be a mapping of driver option -> value (or any)")
-        return ()
-    result = []
-    for k, v in value.items():
-        if not isinstance(k, str) or not re.match(r"^[a-z0-9_.-]+$", k) or not isinstance(v, str | int | bool):
-            c.add(join(fld, str(k)), "driver options are name -> string (e.g. com.docker.network.driver.mtu: '1400')")
-            continue
-        result.append((k, str(v).lower() if isinstance(v, bool) else str(v)))
-    return tuple(result)
 
 
 def _hosts(c: Collector, fld: str, value: object, docker_hosts: tuple[str, ...]) -> tuple[str, ...] | None:
@@ -336,11 +322,8 @@ def _attachments(c: Collector, fld: str, value: object) -> tuple[AttachSpec, ...
         afld = join(fld, str(net))
         raw = c.mapping(spec, afld, ATTACH_FIELDS)
         ip = _any_or(c, raw["ip"], join(afld, "ip"), "address") if "ip" in raw else None
-        aliases = raw.get("aliases", [])
-        if not isinstance(aliases, list) or not all(isinstance(a, str) and ALIAS_RE.match(a) for a in aliases):
-            c.add(join(afld, "aliases"), "must be a list of DNS labels (letters, digits, '-')")
-            aliases = []
-        result.append(AttachSpec(network=str(net), ip=ip, aliases=tuple(aliases)))
+        result.append(AttachSpec(network=str(net), ip=ip, aliases=parse_aliases(c, join(afld, "aliases"),
+                                                                                raw.get("aliases"))))
     return tuple(result)
 
 
@@ -394,20 +377,21 @@ def _check_unique(c: Collector, tasks: list[Task]) -> None:
             c.add(f"tasks[{t.index}].id", f"task id {t.id!r} is used twice")
         ids.add(t.id)
     handles: dict[tuple[str, str], str] = {}
-    names: dict[tuple[str, str], str] = {}
+    names: dict[tuple[str, str, str], str] = {}
     for t in tasks:
         for kind, key, name, host in ([("network", n.key, n.name, "") for n in t.networks]
                                       + [("container", x.key, x.name, x.host) for x in t.containers]):
             if (kind, key) in handles:
                 c.add(f"tasks[{t.index}].{kind}s.{key}", f"{kind} {key!r} is already defined in task "
-                                                     f"{handles[(kind, key)]!r}: define it once, refer to it by "
-                                                     "its handle elsewhere")
+                                                         f"{handles[(kind, key)]!r}: define it once, refer to it by "
+                                                         "its handle elsewhere")
             handles[(kind, key)] = t.id
-            if name is not None and (kind, name + "@" + host) in names:
+            if name is None:
+                continue
+            if (kind, name, host) in names:
                 c.add(f"tasks[{t.index}].{kind}s.{key}", f"the Docker name {name!r} is also {kind} "
-                                                     f"{names[(kind, name + '@' + host)]!r}")
-            if name is not None:
-                names[(kind, name + "@" + host)] = key
+                                                         f"{names[(kind, name, host)]!r}")
+            names[(kind, name, host)] = key
 
 
 def _check_references(c: Collector, tasks: list[Task], docker_hosts: tuple[str, ...]) -> None:

@@ -415,7 +415,7 @@ def _network(c: Collector, fld: str, name: str, raw: dict, inv: Inventory, docke
         c.add(join(fld, "parent"), "only for driver 'macvlan'")
         parent = None
     mtu = c.integer(raw["mtu"], join(fld, "mtu"), 576, 9216) if "mtu" in raw else None
-    options = _options(c, join(fld, "options"), raw.get("options"))
+    options = parse_options(c, join(fld, "options"), raw.get("options"))
     _check_known_options(c, join(fld, "options"), options, driver)
     if driver is None or subnet is None:
         return None
@@ -441,7 +441,8 @@ def _network_hosts(c: Collector, fld: str, raw: dict, driver: str | None, docker
     return tuple(h for h in value if h in docker_hosts)
 
 
-def _options(c: Collector, fld: str, value: object) -> tuple[tuple[str, str], ...]:
+def parse_options(c: Collector, fld: str, value: object) -> tuple[tuple[str, str], ...]:
+    """Driver options: name -> text (booleans as Docker writes them); also for exercises."""
     if value is None:
         return ()
     if not isinstance(value, dict):
@@ -628,12 +629,19 @@ def _attachments(c: Collector, fld: str, value: object, networks: dict[str, Netw
                 elif net.gateway is not None and addr == net.gateway:
                     c.add(join(afld, "ip"), f"{addr} is {net_name}'s gateway")
                 ip = str(addr)
-        aliases = raw.get("aliases", [])
-        if not isinstance(aliases, list) or not all(isinstance(a, str) and ALIAS_RE.match(a) for a in aliases):
-            c.add(join(afld, "aliases"), "must be a list of DNS labels (letters, digits, '-')")
-            aliases = []
-        result.append(Attachment(network=net_name, ip=ip, aliases=tuple(aliases)))
+        result.append(Attachment(network=net_name, ip=ip, aliases=parse_aliases(c, join(afld, "aliases"),
+                                                                           raw.get("aliases"))))
     return result
+
+
+def parse_aliases(c: Collector, fld: str, value: object) -> tuple[str, ...]:
+    """A network attachment's aliases: DNS labels; also for exercises."""
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(a, str) and ALIAS_RE.match(a) for a in value):
+        c.add(fld, "must be a list of DNS labels (letters, digits, '-')")
+        return ()
+    return tuple(value)
 
 
 @dataclass(frozen=True)
