@@ -16,7 +16,7 @@ APT_PACKAGES := docker.io etcd-server etcd-client openssh-server openssh-client 
 # tests skip and say why; no VM is started.
 APT_OPTIONAL := vagrant vagrant-libvirt
 
-.PHONY: help deps apt venv lab verify down test unit integration lint bench clean
+.PHONY: help deps apt venv lab verify down test unit integration lint bench clean vms-e2e
 
 help:
 	@echo "make lab    install what is missing, bring up the sandbox hosts of $(INVENTORY), then the lab $(PLAYBOOK)"
@@ -25,6 +25,7 @@ help:
 	@echo "make down   remove the lab, then the sandbox hosts"
 	@echo "make lint   ruff + mypy"
 	@echo "make bench  benchmarks on sandbox hosts: up, verify, down vs the tutorials' way and the floor"
+	@echo "make vms-e2e  the lab on three real VMs (Vagrant + libvirt, QEMU): box, boot, provision, up, verify, down"
 
 deps: apt venv
 
@@ -87,3 +88,9 @@ clean:
 BENCH_ARGS ?=
 bench: deps
 	$(VENV)/bin/python bench/run.py $(BENCH_ARGS)
+
+# The lab on three booted VMs (root; not part of `make test`): builds the Debian 12 box (cached), starts libvirt,
+# vagrant up --provider=libvirt, fab provision/up/verify/down, vagrant destroy -f; times per step, logs and
+# verify-junit.xml in vms-e2e/. See vms/e2e.sh.
+vms-e2e:
+	vms/e2e.sh

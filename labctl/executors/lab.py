@@ -276,7 +276,8 @@ def rollback(pb: Playbook, hosts: Hosts, names: list[str], before_nets: dict[str
             notes += [f"NOT restored on {f.host}: {f.stderr_tail.splitlines()[-1] if f.stderr_tail else ''}"
                       for f in exc.failures]
     if not steps and not lost:
-        notes.append("nothing of the lab had changed before the refusal")
+        notes.append("nothing the lab had before this run was changed; what this run created stays (`labctl up` "
+                     "again continues from it, `labctl down` removes it)")
     return notes
 
 

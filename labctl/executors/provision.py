@@ -6,6 +6,7 @@ import os
 
 from fabric import Connection
 
+from labctl.executors.aptproxy import served_packages, source_hosts
 from labctl.executors.remote import Hosts
 from labctl.executors.steps import PreflightRefused, Report, run_steps
 from labctl.model.inventory import Inventory
@@ -22,22 +23,26 @@ FACTS_SCRIPT = f"; echo {SEP}; ".join((
     "/usr/local/bin/consul version 2>/dev/null | head -n 1",
     "systemctl is-enabled etcd.service 2>/dev/null; systemctl is-active etcd.service 2>/dev/null",
     "docker info --format '{{.ID}}' 2>/dev/null",
-    "for t in curl unzip iptables fping nsenter python3 tcpdump; do command -v $t >/dev/null && echo $t; done; "
-    "test -f /etc/ssl/certs/ca-certificates.crt && echo ca-certificates",
+    "for t in curl unzip iptables fping nsenter python3 tcpdump apparmor_parser; do "
+    "command -v $t >/dev/null && echo $t; done; "
+    "test -f /etc/ssl/certs/ca-certificates.crt && echo ca-certificates; "
+    "grep -qx Y /sys/module/apparmor/parameters/enabled 2>/dev/null && echo apparmor-enabled",
+    "cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources 2>/dev/null "
+    "| grep -v '^[[:space:]]*#' | grep -oE 'https?://[^[:space:]]+' | sort -u",
 ))
 
 
 def parse_provision_facts(out: str, name: str) -> ProvisionFacts:
     parts = [p.strip() for p in out.split(SEP)]
-    parts += [""] * (8 - len(parts))
-    os_line, init, dockerd, etcd, consul, etcd_unit, engine_id, tools = parts[:8]
+    parts += [""] * (9 - len(parts))
+    os_line, init, dockerd, etcd, consul, etcd_unit, engine_id, tools, sources = parts[:9]
     version = dockerd.split()[2].rstrip(",") if dockerd.startswith("Docker version ") else ""
     consul_version = consul.split()[1].lstrip("v") if consul.startswith("Consul v") else ""
     unit_words = etcd_unit.split()
     return ProvisionFacts(name=name, os=os_line, systemd=init == "systemd", dockerd_version=version,
                           etcd=bool(etcd), consul_version=consul_version,
                           distro_etcd_unit="enabled" in unit_words or "active" in unit_words,
-                          engine_id=engine_id, tools=frozenset(tools.split()))
+                          engine_id=engine_id, tools=frozenset(tools.split()), apt_sources=tuple(sources.split()))
 
 
 def provision_facts(conn: Connection, name: str) -> ProvisionFacts:
@@ -50,9 +55,25 @@ def provision(inv: Inventory, pb: Playbook, hosts: Hosts, progress: Progress, re
     facts = hosts.each(lambda n, c: provision_facts(c, n), [h.name for h in inv.hosts], step="provision facts")
     sha = os.environ.get("LABCTL_DOCKER_CE_SHA256") or DOCKER_CE_SHA256
     plan = plan_provision(inv, pb, facts, sha)
+    if inv.packages == "controller" and plan.apt_hosts:
+        allowed = source_hosts(u for h in plan.apt_hosts for u in facts[h].apt_sources)
+        bare = [h for h in plan.apt_hosts if not source_hosts(facts[h].apt_sources)]
+        plan.problems += [f"[{h}] has no http:// apt source to fetch from through the controller (packages: "
+                          "controller): add one to /etc/apt/sources.list, or set `packages: direct`" for h in bare]
     if plan.problems:
         raise PreflightRefused(plan.problems)
     for s in plan.steps:
         if s.command is None:
             progress.step(s.host, f"{s.what}: {s.reason}")
-    run_steps(hosts, plan.changes, progress, report, "provision")
+    if inv.packages != "controller" or not plan.apt_hosts:
+        run_steps(hosts, plan.changes, progress, report, "provision")
+        return
+    progress.step("all", f"packages through the controller, over SSH, from {', '.join(sorted(allowed))}")
+    with served_packages({h: hosts.conn(h) for h in plan.apt_hosts}, allowed) as (proxies, served):
+        plan = plan_provision(inv, pb, facts, sha, proxies)
+        try:
+            run_steps(hosts, plan.changes, progress, report, "provision")
+        finally:
+            progress.step("all", f"the controller relayed {served.requests} requests, "
+                                 f"{served.bytes / 1e6:.1f} MB" + (f"; refused: {'; '.join(served.refused[:3])}"
+                                                                    if served.refused else ""))

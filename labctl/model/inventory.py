@@ -30,7 +30,10 @@ FIRST_SANDBOX_HOST_OFFSET = 11  # store = .11, node1 = .12, ... like the tutoria
 DEFAULT_VAGRANT_SUBNET = "192.168.56.0/24"   # the Vagrantfile's private network (LABCTL_SUBNET)
 VAGRANT_STORE_OFFSET = 10                      # as the Vagrantfile numbers its VMs: store .10, nodeN .(10+N)
 
-TOP_FIELDS = ("name", "provider", "underlay", "ssh", "image", "hosts", "vagrant")
+TOP_FIELDS = ("name", "provider", "underlay", "ssh", "image", "hosts", "vagrant", "packages")
+# How hosts get packages when labctl provisions them: from their own apt sources (direct), or through the
+# controller, over each host's SSH connection (controller: for VMs on isolated networks).
+PACKAGE_SOURCES = ("direct", "controller")
 HOST_FIELDS = ("roles", "address", "ssh")
 SSH_FIELDS = ("user", "port", "key", "known_hosts")
 
@@ -69,6 +72,7 @@ class Inventory:
     image: str
     hosts: tuple[Host, ...]
     vagrant_dir: str | None = None   # vagrant: the directory of the Vagrantfile (absolute)
+    packages: str = "direct"         # one of PACKAGE_SOURCES
 
     def host(self, name: str) -> Host:
         for h in self.hosts:
@@ -130,10 +134,12 @@ def _build(data: object, c: Collector, source: str, others: dict[str, str]) -> I
     default_ssh = _ssh(c, top.get("ssh"), "ssh", SSHSettings())
     hosts = _hosts(c, top.get("hosts"), provider, subnet, default_ssh)
     vagrant_dir = _vagrant_dir(c, top.get("vagrant"), provider, source)
+    packages = c.choice(top.get("packages", "direct"), "packages", PACKAGE_SOURCES)
     if c.problems or provider is None:
         return None
     return Inventory(source=source, name=name or "lab", provider=provider, underlay_interface=iface or "eth1",
-                     subnet=subnet, image=image or DEFAULT_IMAGE, hosts=tuple(hosts), vagrant_dir=vagrant_dir)
+                     subnet=subnet, image=image or DEFAULT_IMAGE, hosts=tuple(hosts), vagrant_dir=vagrant_dir,
+                     packages=packages or "direct")
 
 
 def _vagrant_dir(c: Collector, value: object, provider: str | None, source: str) -> str | None:

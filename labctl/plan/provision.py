@@ -67,21 +67,30 @@ class ProvisionFacts:
     distro_etcd_unit: bool = False     # Debian's etcd.service enabled or active
     engine_id: str = ""
     tools: frozenset[str] = field(default_factory=frozenset)   # of curl, unzip, iptables, ca-certificates, fping,
-    #                                                            nsenter, python3, tcpdump
+    #                      nsenter, python3, tcpdump, apparmor_parser; and apparmor-enabled when the kernel enforces it
+    apt_sources: tuple[str, ...] = ()  # the URLs of the host's apt sources (for `packages: controller`)
 
 
 @dataclass
 class ProvisionPlan:
     steps: list[Step]
     problems: list[str]
+    apt_hosts: list[str] = field(default_factory=list)   # hosts with an apt install step
+
 
     @property
     def changes(self) -> list[Step]:
         return [s for s in self.steps if s.command is not None]
 
 
+# The only proxy apt is pointed at: the controller's, forwarded to the host's loopback over SSH.
+APT_PROXY_RE = re.compile(r"http://127\.0\.0\.1:[0-9]{1,5}")
+
+
 def plan_provision(inv: Inventory, pb: Playbook, facts: dict[str, ProvisionFacts],
-                   docker_ce_sha256: str | None = DOCKER_CE_SHA256) -> ProvisionPlan:
+                   docker_ce_sha256: str | None = DOCKER_CE_SHA256,
+                   apt_proxy: dict[str, str] | None = None) -> ProvisionPlan:
+    """apt_proxy: host -> the URL under which the controller serves that host's packages (packages: controller)."""
     plan = ProvisionPlan([], [])
     backend = pb.store.backend if pb.store is not None else None
     upstream_docker = backend == "consul"
@@ -92,6 +101,8 @@ def plan_provision(inv: Inventory, pb: Playbook, facts: dict[str, ProvisionFacts
         packages: list[str] = []
         commands: list[tuple[str, str, str]] = []   # (what, reason, command) after the packages
         needs_docker = h.is_docker or (h.is_store and pb.store is not None and pb.store.image is not None)
+        if needs_docker:
+            _apparmor(f, packages)
         if needs_docker and upstream_docker and h.is_docker:
             _docker_ce(plan, f, packages, commands, docker_ce_sha256)
         elif needs_docker:
@@ -107,8 +118,10 @@ def plan_provision(inv: Inventory, pb: Playbook, facts: dict[str, ProvisionFacts
                                  f"Debian or Ubuntu only (this host: {f.os or 'unknown'}): install them yourself, or "
                                  "use the Vagrantfile's Debian 12 box")
         elif packages:
-            plan.steps.append(Step(h.name, f"install {' '.join(packages)}", _apt(packages),
-                                   "from the distribution's packages"))
+            proxy = (apt_proxy or {}).get(h.name)
+            plan.apt_hosts.append(h.name)
+            plan.steps.append(Step(h.name, f"install {' '.join(packages)}", _apt(packages, proxy),
+                                   "from the distribution's packages" + (", through the controller" if proxy else "")))
         for what, reason, cmd in commands:
             plan.steps.append(Step(h.name, what, cmd, reason))
     _engine_ids(plan, inv, facts)
@@ -133,8 +146,22 @@ def _probe_tools(plan: ProvisionPlan, f: ProvisionFacts, packages: list[str]) ->
                                "containers on this host (slower) and trace cannot capture; install them"))
 
 
-def _apt(packages: list[str]) -> str:
-    return f"{APT} update -q && {APT} install -y -q --no-install-recommends {' '.join(sorted(set(packages)))}"
+def _apparmor(f: ProvisionFacts, packages: list[str]) -> None:
+    """Where the kernel enforces AppArmor (Debian's does), dockerd loads its docker-default profile with
+    apparmor_parser before every container start, and without it refuses to start containers ("AppArmor enabled on
+    system but the docker-default profile could not be loaded"). docker.io only recommends apparmor, and labctl
+    installs without recommends: found on the first real VMs."""
+    if "apparmor-enabled" in f.tools and "apparmor_parser" not in f.tools:
+        packages.append("apparmor")
+
+
+def _apt(packages: list[str], proxy: str | None = None) -> str:
+    apt = APT
+    if proxy is not None:
+        if not APT_PROXY_RE.fullmatch(proxy):
+            raise ValueError(f"not a forwarded proxy URL: {proxy!r}")
+        apt = f"{APT} -o Acquire::http::Proxy={proxy} -o Acquire::Retries=3"
+    return f"{apt} update -q && {apt} install -y -q --no-install-recommends {' '.join(sorted(set(packages)))}"
 
 
 def _docker_io(plan: ProvisionPlan, f: ProvisionFacts, packages: list[str], control: str) -> None:
