@@ -41,9 +41,15 @@ if vagrant box list --machine-readable 2>/dev/null | grep -q ",box-name,$name\$"
     exit 0
 fi
 
+# debootstrap mounts /proc (and more) inside the root it builds; a build killed during debootstrap leaves them.
+unmount_under() {
+    local m
+    for m in $(awk -v d="$1/" 'index($2, d) == 1 {print $2}' /proc/mounts | sort -r); do umount -l "$m" || true; done
+}
+
 mkdir -p "$CACHE"
-# An earlier build killed half-way leaves its directory and maybe its QEMU: stop that QEMU by its PID file (a
-# process this script started), then remove the directory.
+# An earlier build killed half-way leaves its directory, maybe mounts and its QEMU: stop that QEMU by its PID file (a
+# process this script started), unmount, then remove the directory.
 for old in "$CACHE"/build.*; do
     [ -d "$old" ] || continue
     if [ -f "$old/qemu.pid" ]; then
@@ -51,6 +57,7 @@ for old in "$CACHE"/build.*; do
         if [ -n "$pid" ] && grep -q qemu "/proc/$pid/comm" 2>/dev/null; then kill "$pid" 2>/dev/null || true; sleep 1; fi
     fi
     say "removing $old, left by an earlier build that did not finish"
+    unmount_under "$old"
     rm -rf --one-file-system "$old"
 done
 
@@ -58,6 +65,7 @@ work=$CACHE/build.$$
 mkdir -p "$work"
 cleanup() {
     if [ -f "$work/qemu.pid" ]; then kill "$(cat "$work/qemu.pid")" 2>/dev/null || true; fi
+    unmount_under "$work"
     rm -rf --one-file-system "$work"
 }
 trap cleanup EXIT

@@ -28,7 +28,7 @@ export VAGRANT_DEFAULT_PROVIDER=libvirt
 export LIBVIRT_DEFAULT_URI=qemu:///system
 export PATH="$repo/$VENV/bin:$PATH"
 APT_VMS="vagrant vagrant-libvirt libvirt-daemon-system libvirt-clients dnsmasq-base qemu-system-x86 qemu-utils \
-debootstrap fdisk e2fsprogs"
+debootstrap debian-archive-keyring fdisk e2fsprogs python3-venv"
 DOMAINS_RE='^labctl-(store|node[0-9]+)$'
 NETWORKS="labctl-mgmt labctl-underlay"
 
@@ -136,8 +136,19 @@ trap finish EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+# The VMs' only way out would be a default route; there must be none (both libvirt networks are isolated).
+check_isolated() {
+    local m routes
+    for m in store $(seq -f 'node%g' 1 "$LABCTL_NODES"); do
+        routes=$(vagrant ssh "$m" --no-tty -c 'ip -4 route; ip -6 route show default' 2>/dev/null)
+        echo "$m: $(virsh dumpxml "labctl-$m" | grep -o "<domain type='[a-z]*'" | head -n 1) (qemu: software emulation)"
+        echo "$m: routes: $(echo "$routes" | tr '\n' ';')"
+        if echo "$routes" | grep -q '^default'; then echo "$m has a default route: not isolated"; return 1; fi
+    done
+}
+
+# Only what this path needs (not the sandbox tests' packages): the VM tools, and labctl in its virtualenv.
 deps() {
-    make deps
     local missing="" p
     for p in $APT_VMS; do
         dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed' || missing="$missing $p"
@@ -147,6 +158,7 @@ deps() {
         apt-get update -qq
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null
     fi
+    make venv
 }
 
 step deps deps
@@ -156,12 +168,13 @@ step box vms/build-box.sh
 box=$(tail -n 1 "$OUT/box.log")
 export LABCTL_BOX=$box
 remove_old_box_volumes "$box"
-step boot vagrant up --provider=libvirt
+step boot vagrant up --provider=libvirt --no-tty
+step isolation check_isolated
 step provision fab provision
 step up fab up
 step up-again fab up
 grep -q "no changes" "$OUT/up-again.log" || die "the second fab up changed something (see $OUT/up-again.log)"
 step verify fab verify --junit "$OUT/verify-junit.xml" --json "$OUT/verify.json"
 step down fab down
-step destroy vagrant destroy -f
+step destroy vagrant destroy -f --no-tty
 result=passed

@@ -61,6 +61,61 @@ def test_provision_on_sandbox_hosts_finds_everything_present(lab: Lab) -> None:
     assert re.search(r"store\s+etcd: etcd and etcdctl present", res.stderr), res.stderr
 
 
+def test_packages_come_through_the_controller_over_the_hosts_ssh_connection(lab: Lab, hosts: Hosts,
+                                                                           tmp_path) -> None:
+    """`packages: controller` for real: apt-get on a sandbox host fetches from a repository that only the controller
+    reaches (an HTTP server on the controller's loopback stands for the Debian archive), through the proxy forwarded
+    over the host's own SSH connection. The whole path with the Debian archive runs in `make vms-e2e`."""
+    import http.server
+    import threading
+
+    from labctl.executors.aptproxy import served_packages
+
+    pkg = tmp_path / "pkg"
+    (pkg / "DEBIAN").mkdir(parents=True)
+    (pkg / "DEBIAN" / "control").write_text("Package: labctl-probe\nVersion: 1.0\nArchitecture: all\n"
+                                            "Maintainer: labctl <labctl@invalid>\nDescription: test package\n")
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    subprocess.run(["dpkg-deb", "-Zgzip", "-b", str(pkg), str(repo / "labctl-probe_1.0_all.deb")], check=True,
+                   capture_output=True)
+    packages = subprocess.run(["dpkg-scanpackages", "."], cwd=repo, check=True, capture_output=True).stdout
+    (repo / "Packages").write_bytes(packages)
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), lambda *a: Quiet(*a, directory=str(repo)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+    apt = ('set -e; d=$(mktemp -d); trap \'rm -rf "$d"\' EXIT; mkdir -p "$d/lists/partial" "$d/archives/partial"; '
+           f'echo "deb [trusted=yes] http://127.0.0.1:{port}/ ./" > "$d/sources.list"; '
+           'o="-q -o Dir::Etc::SourceList=$d/sources.list -o Dir::Etc::SourceParts=/nonexistent '
+           '-o Dir::State::Lists=$d/lists -o Dir::Cache=$d -o Dir::Cache::archives=$d/archives {proxy}"; '
+           'apt-get $o update; cd "$d"; apt-get $o download labctl-probe; ls *.deb')
+    def listening() -> set[str]:
+        return set(sh(hosts, "node1", "ss -Htln | awk '{print $4}'").stdout.split())
+
+    try:
+        unreachable = sh(hosts, "node1", apt.replace("{proxy}", ""))
+        before = listening()
+        with served_packages({"node1": hosts.conn("node1")}, {"127.0.0.1"}) as (proxies, served):
+            during = listening()
+            res = sh(hosts, "node1", apt.replace("{proxy}", f"-o Acquire::http::Proxy={proxies['node1']}"))
+        after = listening()
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert not unreachable.ok, "the controller's loopback is not the host's: without the forward apt finds nothing"
+    assert res.ok, res.stdout + res.stderr
+    assert res.stdout.strip().splitlines()[-1] == "labctl-probe_1.0_all.deb"
+    assert served.requests >= 2 and served.bytes > len(packages), (served.requests, served.bytes)
+    assert not served.refused
+    assert during - before == {proxies["node1"].removeprefix("http://")}, "sshd listens on the host's loopback only"
+    assert after == before, "the forward is gone once the packages are in"
+
+
 def test_seed_overlay_up_vxlan_and_macvlan(lab: Lab, hosts: Hosts) -> None:
     res = lab.labctl("up", "-i", str(lab.inventory), "-p", SEED)
     assert "network ov: create overlay 172.30.0.0/16" in res.stdout

@@ -139,3 +139,37 @@ def test_vagrantfile_validates_with_the_libvirt_provider_block() -> None:
 def test_vagrantfile_refuses_a_bad_node_count() -> None:
     res = vagrant_validate({"LABCTL_NODES": "0"}, "--ignore-provider")
     assert res.returncode != 0 and "LABCTL_NODES must be between 1 and 200 (got 0)" in res.stderr
+
+
+def test_parses_vagrant_libvirt_output_of_booted_vms() -> None:
+    """Captured from `make vms-e2e`: three VMs of labctl's box, booted by vagrant-libvirt under QEMU."""
+    with open(os.path.join(DATA, "vagrant-ssh-config-libvirt-0.11.2.txt")) as f:
+        text = "".join(line for line in f if not line.startswith("#"))
+    found = vagrant.parse_ssh_config(text, "/elsewhere")
+    assert sorted(found) == ["node1", "node2", "store"]
+    for name, s in found.items():
+        assert s.port == 22 and s.user == "vagrant" and s.hostname.startswith("192.168.121."), s
+        assert s.identity_files == (f"/work/main/.vagrant/machines/{name}/libvirt/private_key",)
+    assert len({s.hostname for s in found.values()}) == 3
+
+
+@needs_vagrant
+@pytest.mark.parametrize("driver", ["kvm", "qemu"])
+def test_vagrantfile_takes_either_libvirt_driver(driver: str) -> None:
+    res = vagrant_validate({"LABCTL_LIBVIRT_DRIVER": driver}, "--ignore-provider")
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
+@needs_vagrant
+def test_vagrantfile_refuses_an_unknown_libvirt_driver() -> None:
+    res = vagrant_validate({"LABCTL_LIBVIRT_DRIVER": "xen"}, "--ignore-provider")
+    assert res.returncode != 0 and "LABCTL_LIBVIRT_DRIVER must be kvm or qemu (got xen)" in res.stderr
+
+
+def test_vagrantfile_keeps_libvirt_networks_isolated() -> None:
+    """No NAT on either network: the VMs' only outside traffic is the packages the controller relays."""
+    with open(os.path.join(ROOT, "Vagrantfile")) as f:
+        text = f.read()
+    assert 'lv.management_network_mode = "none"' in text
+    assert 'libvirt__forward_mode: "none"' in text
+    assert "kvm_usable?" in text and "vmx|svm" in text
