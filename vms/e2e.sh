@@ -114,13 +114,36 @@ remove_old_box_volumes() {
     done
 }
 
+# libvirt adds its chains (LIBVIRT_INP, _OUT, _FWI, _FWO, _FWX, _PRT) and the jumps to them on first use, and leaves
+# them behind, empty, when it stops. Removed only when this target started libvirtd, and only when empty.
+remove_libvirt_chains() {
+    local tool table chain rule
+    for tool in iptables ip6tables; do
+        command -v "$tool" >/dev/null || continue
+        for table in filter nat mangle; do
+            for chain in LIBVIRT_INP LIBVIRT_OUT LIBVIRT_FWI LIBVIRT_FWO LIBVIRT_FWX LIBVIRT_PRT; do
+                "$tool" -t "$table" -S "$chain" >/dev/null 2>&1 || continue
+                [ "$("$tool" -t "$table" -S "$chain" | wc -l)" = 1 ] || { echo "$tool $table $chain is not empty: kept"; continue; }
+                "$tool" -t "$table" -S | grep -E -- "-j $chain\$" | sed 's/^-A /-D /' | while read -r rule; do
+                    # shellcheck disable=SC2086 # the rule's words, as iptables -S printed them
+                    "$tool" -t "$table" $rule
+                done
+                "$tool" -t "$table" -X "$chain" && echo "removed $tool $table $chain (libvirt's, empty)"
+            done
+        done
+    done
+}
+
 finish() {
     local rc=$?
     trap - EXIT INT TERM
     say "cleanup: VMs, networks, daemons this target started"
     local t0=$SECONDS
     remove_vms || true
-    stop_our_daemons || true
+    if [ -f "$STATE/libvirtd.pid" ]; then
+        stop_our_daemons || true
+        remove_libvirt_chains || true
+    fi
     printf 'cleanup\t%d\t0\n' $((SECONDS - t0)) >>"$OUT/times.tsv"
     say "times (also in $OUT/times.tsv; logs and verify-junit.xml in $OUT)"
     awk -F'\t' '{printf "  %-12s %6d s   exit %s\n", $1, $2, $3; total += $2} END {printf "  %-12s %6d s\n", "total", total}' "$OUT/times.tsv"
@@ -138,10 +161,11 @@ trap 'exit 143' TERM
 
 # The VMs' only way out would be a default route; there must be none (both libvirt networks are isolated).
 check_isolated() {
-    local m routes
+    local m routes kind
     for m in store $(seq -f 'node%g' 1 "$LABCTL_NODES"); do
         routes=$(vagrant ssh "$m" --no-tty -c 'ip -4 route; ip -6 route show default' 2>/dev/null)
-        echo "$m: $(virsh dumpxml "labctl-$m" | grep -o "<domain type='[a-z]*'" | head -n 1) (qemu: software emulation)"
+        kind=$(virsh dumpxml "labctl-$m" | sed -n "s/^<domain type='\([a-z]*\)'.*/\1/p" | head -n 1)
+        echo "$m: libvirt domain type $kind$([ "$kind" = qemu ] && echo ' (QEMU software emulation)')"
         echo "$m: routes: $(echo "$routes" | tr '\n' ';')"
         if echo "$routes" | grep -q '^default'; then echo "$m has a default route: not isolated"; return 1; fi
     done
