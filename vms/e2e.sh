@@ -88,13 +88,20 @@ remove_vms() {
     if [ -d .vagrant/machines ]; then
         timeout 600 vagrant destroy -f || echo "vagrant destroy failed; removing the domains directly"
     fi
-    local dom net
+    local dom net vol
     for dom in $(virsh list --all --name | grep -E "$DOMAINS_RE" || true); do
         echo "removing domain $dom"
         virsh destroy "$dom" >/dev/null 2>&1 || true
         virsh undefine "$dom" --remove-all-storage --nvram >/dev/null 2>&1 \
             || virsh undefine "$dom" --remove-all-storage >/dev/null
     done
+    # A run killed between creating a VM's disk and defining the VM leaves the disk alone in the pool.
+    if virsh pool-info default >/dev/null 2>&1; then
+        for vol in $(virsh vol-list default | awk 'NR>2 {print $1}' | grep -E '^labctl-(store|node[0-9]+)\.img$' || true); do
+            echo "removing disk $vol"
+            virsh vol-delete "$vol" --pool default >/dev/null
+        done
+    fi
     for net in $NETWORKS; do
         if virsh net-info "$net" >/dev/null 2>&1; then
             echo "removing network $net"
