@@ -26,7 +26,19 @@ from fabric import Connection
 
 FETCH_TIMEOUT = 60            # seconds per upstream request (apt retries on its own)
 PASS_REQUEST = ("Range", "If-Range", "If-Modified-Since", "If-None-Match", "Cache-Control")
-PASS_RESPONSE = ("Content-Type", "Content-Length", "Content-Range", "Last-Modified", "ETag", "Accept-Ranges")
+PASS_RESPONSE = ("Content-Type", "Content-Length", "Content-Range", "Last-Modified", "ETag", "Accept-Ranges",
+                 "Location")
+
+
+class _PassRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirect goes back to apt, whose next request the proxy checks again: the proxy itself never fetches from
+    a host outside the allowed ones."""
+
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_PassRedirects)
 
 
 @dataclass
@@ -108,7 +120,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         headers = {k: v for k in PASS_REQUEST if (v := self.headers.get(k)) is not None}
         request = urllib.request.Request(self.path, headers=headers, method="HEAD" if head else "GET")
         try:
-            upstream = urllib.request.urlopen(request, timeout=FETCH_TIMEOUT)  # noqa: S310 - http only, checked
+            upstream = _OPENER.open(request, timeout=FETCH_TIMEOUT)
         except urllib.error.HTTPError as err:
             upstream = err
         except OSError as err:
@@ -129,8 +141,8 @@ class _ProxyHandler(BaseHTTPRequestHandler):
     def _copy(self, upstream: object) -> None:
         read = upstream.read  # type: ignore[attr-defined]
         while chunk := read(65536):
+            self.server.served.add(len(chunk))     # counted first: the client may read it all before we return
             self.wfile.write(chunk)
-            self.server.served.add(len(chunk))
 
 
 def _pipe(channel: paramiko.Channel, port: int) -> None:

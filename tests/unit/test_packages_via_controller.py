@@ -188,3 +188,16 @@ def test_apparmor_is_installed_where_the_kernel_enforces_it_and_docker_needs_it(
     no_apparmor = ProvisionFacts("node1", "debian 12", True, dockerd_version="20.10.24+dfsg1",
                                  tools=facts["node1"].tools - {"apparmor-enabled"})
     assert not [s for s in plan_provision(inv, pb, {"node1": no_apparmor}).changes if s.host == "node1"]
+
+
+def test_proxy_hands_redirects_back_instead_of_following_them(archive: str, proxy: ArchiveProxy) -> None:
+    """A redirect could lead anywhere: apt gets it and asks again, and the proxy checks that request too."""
+    with socket.create_connection(("127.0.0.1", proxy.port), timeout=5) as s:
+        s.sendall(f"GET {archive}/dists HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        answer = b""
+        while b"\r\n\r\n" not in answer and (chunk := s.recv(4096)):
+            answer += chunk
+    head = answer.decode(errors="replace")
+    assert head.split("\r\n")[0].endswith("301 Moved Permanently"), head
+    assert "Location: /dists/" in head
+    assert proxy.served.bytes == 0
