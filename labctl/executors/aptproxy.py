@@ -209,13 +209,3 @@ def served_packages(conns: dict[str, Connection], allowed: Iterable[str]) -> Ite
                 unforward(conns[name], port)
         proxy.stop()
 
-
-def source_hosts(urls: Iterable[str]) -> set[str]:
-    """The host names of apt source URLs (`http://deb.debian.org/debian` -> deb.debian.org)."""
-    hosts = set()
-    for u in urls:
-        parsed = urllib.parse.urlsplit(u)
-        if parsed.scheme in ("http", "https") and parsed.hostname:
-            hosts.add(parsed.hostname.lower())
-    return hosts
-

@@ -6,7 +6,7 @@ import os
 
 from fabric import Connection
 
-from labctl.executors.aptproxy import served_packages, source_hosts
+from labctl.executors.aptproxy import served_packages
 from labctl.executors.remote import Hosts
 from labctl.executors.steps import PreflightRefused, Report, run_steps
 from labctl.model.inventory import Inventory
@@ -55,11 +55,6 @@ def provision(inv: Inventory, pb: Playbook, hosts: Hosts, progress: Progress, re
     facts = hosts.each(lambda n, c: provision_facts(c, n), [h.name for h in inv.hosts], step="provision facts")
     sha = os.environ.get("LABCTL_DOCKER_CE_SHA256") or DOCKER_CE_SHA256
     plan = plan_provision(inv, pb, facts, sha)
-    if inv.packages == "controller" and plan.apt_hosts:
-        allowed = source_hosts(u for h in plan.apt_hosts for u in facts[h].apt_sources)
-        bare = [h for h in plan.apt_hosts if not source_hosts(facts[h].apt_sources)]
-        plan.problems += [f"[{h}] has no http:// apt source to fetch from through the controller (packages: "
-                          "controller): add one to /etc/apt/sources.list, or set `packages: direct`" for h in bare]
     if plan.problems:
         raise PreflightRefused(plan.problems)
     for s in plan.steps:
@@ -68,12 +63,12 @@ def provision(inv: Inventory, pb: Playbook, hosts: Hosts, progress: Progress, re
     if inv.packages != "controller" or not plan.apt_hosts:
         run_steps(hosts, plan.changes, progress, report, "provision")
         return
-    progress.step("all", f"packages through the controller, over SSH, from {', '.join(sorted(allowed))}")
-    with served_packages({h: hosts.conn(h) for h in plan.apt_hosts}, allowed) as (proxies, served):
+    progress.step("all", f"packages through the controller, over SSH, from {', '.join(sorted(plan.relay_from))}")
+    with served_packages({h: hosts.conn(h) for h in plan.apt_hosts}, plan.relay_from) as (proxies, served):
         plan = plan_provision(inv, pb, facts, sha, proxies)
         try:
             run_steps(hosts, plan.changes, progress, report, "provision")
         finally:
             progress.step("all", f"the controller relayed {served.requests} requests, "
-                                 f"{served.bytes / 1e6:.1f} MB" + (f"; refused: {'; '.join(served.refused[:3])}"
+                                 f"{served.bytes / 1e6:.1f} MB" + (f"; not relayed: {'; '.join(served.refused[:3])}"
                                                                     if served.refused else ""))

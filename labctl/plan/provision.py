@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import re
 import shlex
+import urllib.parse
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from labctl.model.inventory import Inventory
@@ -76,6 +78,7 @@ class ProvisionPlan:
     steps: list[Step]
     problems: list[str]
     apt_hosts: list[str] = field(default_factory=list)   # hosts with an apt install step
+    relay_from: set[str] = field(default_factory=set)    # packages: controller: the archive hosts to relay
 
 
     @property
@@ -120,12 +123,33 @@ def plan_provision(inv: Inventory, pb: Playbook, facts: dict[str, ProvisionFacts
         elif packages:
             proxy = (apt_proxy or {}).get(h.name)
             plan.apt_hosts.append(h.name)
+            if inv.packages == "controller":
+                _relay_sources(plan, f)
             plan.steps.append(Step(h.name, f"install {' '.join(packages)}", _apt(packages, proxy),
                                    "from the distribution's packages" + (", through the controller" if proxy else "")))
         for what, reason, cmd in commands:
             plan.steps.append(Step(h.name, what, cmd, reason))
     _engine_ids(plan, inv, facts)
     return plan
+
+
+def source_hosts(urls: Iterable[str], schemes: tuple[str, ...] = ("http", "https")) -> set[str]:
+    """The host names of apt source URLs (`http://deb.debian.org/debian` -> deb.debian.org)."""
+    hosts = set()
+    for u in urls:
+        parsed = urllib.parse.urlsplit(u)
+        if parsed.scheme in schemes and parsed.hostname:
+            hosts.add(parsed.hostname.lower())
+    return hosts
+
+
+def _relay_sources(plan: ProvisionPlan, f: ProvisionFacts) -> None:
+    """packages: controller relays plain HTTP only (apt checks signatures; an HTTPS tunnel would hide the host)."""
+    hosts = source_hosts(f.apt_sources, ("http",))
+    if not hosts:
+        plan.problems.append(f"[{f.name}] has no http:// apt source to fetch from through the controller (packages: "
+                             "controller): add one to /etc/apt/sources.list, or set `packages: direct`")
+    plan.relay_from |= hosts
 
 
 # verify's fast probes run these on each docker host (fping into each container's network namespace), and trace

@@ -18,11 +18,11 @@ from collections.abc import Iterator
 import pytest
 
 from labctl.errors import ValidationError
-from labctl.executors.aptproxy import ArchiveProxy, source_hosts
+from labctl.executors.aptproxy import ArchiveProxy
 from labctl.executors.provision import parse_provision_facts
 from labctl.model.inventory import parse_inventory
 from labctl.model.playbook import parse_playbook
-from labctl.plan.provision import ProvisionFacts, plan_provision
+from labctl.plan.provision import ProvisionFacts, plan_provision, source_hosts
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DATA = os.path.join(ROOT, "tests", "unit", "data")
@@ -201,3 +201,17 @@ def test_proxy_hands_redirects_back_instead_of_following_them(archive: str, prox
     assert head.split("\r\n")[0].endswith("301 Moved Permanently"), head
     assert "Location: /dists/" in head
     assert proxy.served.bytes == 0
+
+
+def test_controller_relays_the_http_sources_and_refuses_hosts_with_https_only() -> None:
+    """Refused before any change: the proxy relays plain HTTP only, so an https-only host could fetch nothing."""
+    inv = inventory("packages: controller\n")
+    pb = parse_playbook("name: t\nstore: {backend: etcd}\n", "p.yaml", inv)
+    facts = fresh_facts()
+    plan = plan_provision(inv, pb, facts)
+    assert plan.problems == [] and plan.relay_from == {"deb.debian.org"}
+    facts["node1"] = ProvisionFacts("node1", "debian 12", True, apt_sources=("https://deb.debian.org/debian",))
+    plan = plan_provision(inv, pb, facts)
+    assert plan.problems == ["[node1] has no http:// apt source to fetch from through the controller (packages: "
+                             "controller): add one to /etc/apt/sources.list, or set `packages: direct`"]
+    assert plan_provision(inventory(), pb, facts).problems == [], "packages: direct fetches as the host does"

@@ -8,6 +8,7 @@ change with LABCTL_REGEN_GOLDEN=1. The etcd path also runs for real on sandbox h
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import shutil
@@ -31,7 +32,9 @@ from labctl.plan.provision import (
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DATA = os.path.join(ROOT, "tests", "unit", "data")
-INV = load_inventory(os.path.join(ROOT, "inventories", "vagrant.yaml"))
+# What to install, whatever the package source: the shipped inventory relays packages through the controller, whose
+# own refusals and commands are tested in test_packages_via_controller.py.
+INV = dataclasses.replace(load_inventory(os.path.join(ROOT, "inventories", "vagrant.yaml")), packages="direct")
 NETS = "networks:\n  ov: {driver: overlay, subnet: 172.30.0.0/16}\n"
 PLAYBOOKS = {
     "etcd": "name: t\nstore: {backend: etcd}\n" + NETS,
