@@ -228,7 +228,8 @@ def _bring_up(inv: Inventory, progress: Progress) -> tuple[int, dict[str, str]]:
     manager = manager_for(inv.provider)
     with Hosts(endpoints) as hosts:
         engines = hosts.each(
-            lambda name, conn: dockerhost.ensure_engine(conn, name, dockerhost.sandbox_dockerd(inv.name, name),
+            lambda name, conn: dockerhost.ensure_engine(conn, name, dockerhost.sandbox_dockerd(
+                inv.name, name, sandbox.host_engine(inv, name)),
                                                         manager, progress),
             docker_names, step="start dockerd")
         image = busybox_rootfs(inv.image)
@@ -788,6 +789,13 @@ def print_status(result: dict) -> None:
     if store:
         state = store["error"] or ("running" if store["running"] else "not running")
         console.print(escape(f"store: {store['url']} on {store['host']}: {state}"))
+        contents = store.get("contents")
+        if contents and not contents.get("error"):
+            console.print(escape(f"  leader {contents['leader'] or '(none)'}; registered engines: "
+                                 f"{', '.join(contents['nodes']) or '(none)'}; overlays in the store: "
+                                 f"{', '.join(store['overlays']) or '(none)'} ({contents['keys']} keys under docker/)"))
+        elif contents:
+            console.print(escape(f"  cannot read the store: {contents['error']}"))
     for line in result.get("missing", []):
         console.print(f"missing: {escape(line)}")
     for line in result.get("extra", []):

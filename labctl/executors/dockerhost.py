@@ -5,6 +5,7 @@ from __future__ import annotations
 from fabric import Connection
 
 from labctl.errors import LabctlError
+from labctl.executors.enginecache import Unpacked
 from labctl.executors.images import ImageArchive, ensure_image
 from labctl.executors.remote import Hosts
 from labctl.executors.services import Service, ServiceManager
@@ -13,12 +14,17 @@ from labctl.ui import Progress
 DOCKER_READY_TIMEOUT = 60
 
 
-def sandbox_dockerd(lab: str, host: str) -> Service:
+def sandbox_dockerd(lab: str, host: str, engine: Unpacked | None = None) -> Service:
     """dockerd of a sandbox host: its containers' cgroups under a per-host parent that teardown can find.
 
-    Everything else stays in /etc/docker/daemon.json (the host's own), which `up` manages.
+    With a fetched engine (inventory `engine:`), its dockerd runs with the engine's directories first on PATH, so it
+    starts the engine's own containerd, shim, runc and docker-init. Everything else stays in
+    /etc/docker/daemon.json (the host's own), which `up` manages.
     """
-    return Service("dockerd", argv=("/usr/sbin/dockerd", f"--cgroup-parent=labctl-{lab}-{host}"))
+    cgroup = f"--cgroup-parent=labctl-{lab}-{host}"
+    if engine is None:
+        return Service("dockerd", argv=("/usr/sbin/dockerd", cgroup))
+    return Service("dockerd", argv=(engine.binaries["dockerd"], cgroup), env={"PATH": engine.path})
 
 
 def wait_docker(conn: Connection, timeout: int = DOCKER_READY_TIMEOUT) -> None:

@@ -18,7 +18,7 @@ from labctl.executors.labimages import ensure_images
 from labctl.executors.remote import Hosts
 from labctl.executors.services import Service, ServiceManager, manager_for
 from labctl.executors.steps import PreflightRefused, Report, run_steps
-from labctl.executors.store import StoreRunner
+from labctl.executors.store import StoreRunner, store_runner
 from labctl.model.inventory import Inventory
 from labctl.model.playbook import Playbook
 from labctl.plan import controlplane, daemon
@@ -54,6 +54,7 @@ from labctl.plan.overlay import (
     warm_command,
 )
 from labctl.plan.preflight import HostFacts, preflight_problems, underlay_problems
+from labctl.providers import sandbox  # the provider knows which engine each of its hosts was built with
 from labctl.ui import Progress
 
 DAEMON_JSON = "/etc/docker/daemon.json"
@@ -64,7 +65,9 @@ JOURNAL = f"{PRIVATE_DIR}/dockerd-restart.pending"
 
 
 def dockerd_service(inv: Inventory, host: str) -> Service:
-    return sandbox_dockerd(inv.name, host) if inv.provider == "sandbox" else Service("docker")
+    if inv.provider != "sandbox":
+        return Service("docker")
+    return sandbox_dockerd(inv.name, host, sandbox.host_engine(inv, host))
 
 
 # ---------------------------------------------------------------- facts
@@ -202,7 +205,7 @@ def up(inv: Inventory, pb: Playbook, hosts: Hosts, progress: Progress) -> Report
     report = Report()
     docker_names = [h.name for h in inv.docker_hosts]
     manager = manager_for(inv.provider)
-    recover_engines(inv, pb, hosts, docker_names, manager, StoreRunner(pb, manager) if pb.store else None,
+    recover_engines(inv, pb, hosts, docker_names, manager, store_runner(inv, pb, manager) if pb.store else None,
                     progress, report)
     progress.step("all", "preflight: engines, IDs, hostnames, interfaces, daemon.json, names and subnets in use")
     facts = hosts.each(lambda n, c: host_facts(c, n, pb.name), docker_names, step="preflight")
@@ -564,7 +567,7 @@ def down(inv: Inventory, pb: Playbook, hosts: Hosts, progress: Progress) -> Repo
     report = Report()
     manager = manager_for(inv.provider)
     skipped = recover_engines(inv, pb, hosts, [h.name for h in inv.docker_hosts], manager,
-                              StoreRunner(pb, manager) if pb.store else None, progress, report, strict=False)
+                              store_runner(inv, pb, manager) if pb.store else None, progress, report, strict=False)
     report.skipped += [f"{n}: {why}" for n, why in skipped.items()]
     undo_faults(inv, pb, hosts, progress, report)
     docker_names = [h.name for h in inv.docker_hosts if h.name not in skipped]

@@ -11,7 +11,7 @@ from fabric import Connection
 from labctl.executors.lab import JOURNAL, overlay_vni
 from labctl.executors.remote import Hosts, failure_from
 from labctl.executors.services import manager_for
-from labctl.executors.store import StoreRunner
+from labctl.executors.store import store_runner
 from labctl.model.inventory import Inventory
 from labctl.model.playbook import Playbook
 from labctl.plan.controlplane import needs_decision
@@ -125,8 +125,15 @@ def store_status(inv: Inventory, pb: Playbook, hosts: Hosts) -> dict[str, Any]:
     assert pb.store is not None
     entry: dict[str, Any] = {"backend": pb.store.backend, "host": pb.store.host, "url": pb.store.url}
     try:
-        entry["running"] = StoreRunner(pb, manager_for(inv.provider)).is_running(hosts.conn(pb.store.host))
+        runner = store_runner(inv, pb, manager_for(inv.provider))
+        conn = hosts.conn(pb.store.host)
+        entry["running"] = runner.is_running(conn)
         entry["error"] = None
+        contents = runner.contents(conn) if entry["running"] else None
+        if contents is not None:   # Consul, through its API: what Docker wrote there
+            entry["contents"] = contents.as_dict()
+            entry["registered"] = contents.nodes
+            entry["overlays"] = sorted(contents.networks.values())
     except Exception as exc:  # noqa: BLE001
         entry["running"], entry["error"] = None, str(failure_from(pb.store.host, exc))
     return entry

@@ -7,17 +7,23 @@ import shlex
 from fabric import Connection
 
 from labctl.errors import LabctlError
+from labctl.executors import consulkv
 from labctl.executors.remote import Hosts
 from labctl.executors.services import Service, ServiceManager
+from labctl.model.inventory import Inventory
 from labctl.model.playbook import Playbook
 from labctl.plan.controlplane.kvstore import CONSUL_CONTAINER, HEALTH_TIMEOUT, StorePlan, plan_store, reachability_probe
+from labctl.providers import registry
+from labctl.ui import Progress
 
 
 class StoreRunner:
-    def __init__(self, pb: Playbook, manager: ServiceManager) -> None:
+    """binary: the store server's path on its host when the provider supplies it (see providers.store_binary)."""
+
+    def __init__(self, pb: Playbook, manager: ServiceManager, binary: str | None = None) -> None:
         assert pb.store is not None
         self.store = pb.store
-        self.plan: StorePlan = plan_store(pb.store, pb.name)
+        self.plan: StorePlan = plan_store(pb.store, pb.name, binary)
         self.manager = manager
         # systemd: labctl's own unit (labctl-etcd), never the distribution's etcd.service with its defaults
         self.service = Service(self.plan.backend, argv=self.plan.argv, unit=f"labctl-{self.plan.backend}")
@@ -56,7 +62,21 @@ class StoreRunner:
             return str(conn.run(f"docker logs --tail 20 {CONSUL_CONTAINER} 2>&1", hide=True, warn=True).stdout)
         return self.manager.log_tail(conn, self.service)
 
+    @property
+    def consul_api(self) -> bool:
+        """Consul is asked through its HTTP API (py-consul over an SSH forward), etcd through etcdctl."""
+        return self.plan.backend == "consul"
+
+    def _address(self) -> str:
+        return self.store.address or self.store.host
+
     def wait_healthy(self, conn: Connection) -> None:
+        if self.consul_api:
+            try:
+                consulkv.wait_leader(conn, self._address(), self.store.port, HEALTH_TIMEOUT)
+            except LabctlError as exc:
+                raise LabctlError(f"[{self.store.host}] {exc.message}; its log:\n{self.log_tail(conn)}") from None
+            return
         if not conn.run(self.plan.wait_healthy(), hide=True, warn=True).ok:
             raise LabctlError(f"[{self.store.host}] {self.plan.backend} not healthy within {HEALTH_TIMEOUT}s "
                               f"(`{self.plan.health}`); its log:\n{self.log_tail(conn)}")
@@ -73,9 +93,33 @@ class StoreRunner:
         conn.run(f"rm -rf -- {shlex.quote(self.store.data_dir)}", hide=True)
         return True
 
+    def healthy(self, conn: Connection) -> bool:
+        """One look, no waiting (verify's diagnosis)."""
+        if self.consul_api:
+            return bool(consulkv.state(conn, self._address(), self.store.port).leader)
+        return bool(conn.run(f"timeout 5 sh -c {shlex.quote(self.plan.health)}", hide=True, warn=True).ok)
+
+    def contents(self, conn: Connection) -> consulkv.ConsulState | None:
+        """What Docker wrote into the store (Consul only; None for etcd)."""
+        return consulkv.state(conn, self._address(), self.store.port) if self.consul_api else None
+
     def wipe(self, conn: Connection) -> bool:
         """Remove the keys Docker wrote; False when there were none (or the store does not answer)."""
+        if self.consul_api:
+            try:
+                return consulkv.wipe(conn, self._address(), self.store.port)
+            except Exception:  # noqa: BLE001 - as for etcd: down goes on, the data directory goes next
+                return False
         return bool(conn.run(self.plan.wipe, hide=True, warn=True).ok)
+
+
+def store_runner(inv: Inventory, pb: Playbook, manager: ServiceManager,
+                 progress: Progress | None = None) -> StoreRunner:
+    """The store of the playbook with its server where the provider puts it; progress: fetch it when missing (on
+    the controller: nothing changes on a host)."""
+    assert pb.store is not None
+    binary = registry.store_binary(inv, pb.store.backend, progress) if pb.store.image is None else None
+    return StoreRunner(pb, manager, binary)
 
 
 def check_store_reachable(pb: Playbook, hosts: Hosts, names: list[str]) -> None:

@@ -26,7 +26,7 @@ from labctl.executors.controlplane import swarm as swarm_exec
 from labctl.executors.remote import Hosts, put_private
 from labctl.executors.services import manager_for
 from labctl.executors.status import gather as gather_status
-from labctl.executors.store import StoreRunner
+from labctl.executors.store import store_runner
 from labctl.model.inventory import Inventory
 from labctl.model.playbook import Playbook
 from labctl.plan.controlplane import effective
@@ -316,11 +316,16 @@ def diagnose(inv: Inventory, pb: Playbook, hosts: Hosts, status: dict[str, Any],
             if rules:
                 swarm_drops[n] = rules
     store_ok, detail = None, ""
+    unregistered: dict[str, str] = {}
     if pb.store is not None:
-        runner = StoreRunner(pb, manager_for(inv.provider))
+        runner = store_runner(inv, pb, manager_for(inv.provider))
         conn = hosts.conn(pb.store.host)
-        store_ok = bool(conn.run(f"timeout 5 sh -c {shlex.quote(runner.plan.health)}", hide=True, warn=True).ok)
+        contents = runner.contents(conn)
+        store_ok = bool(contents.leader) if contents is not None else runner.healthy(conn)
         detail = f"{pb.store.url} {'answers' if store_ok else 'does not answer'}"
+        if contents is not None and store_ok:
+            registered = {node.rsplit(":", 1)[0] for node in contents.nodes}
+            unregistered = {n: a for n, a in addresses.items() if n in names and a not in registered}
     actual: dict[str, list[str]] = {c["name"]: [k for k, v in c["addresses"].items() if v]
                                     for c in status["containers"]}
     vxlan_faults: dict[str, list[str]] = {}
@@ -341,7 +346,8 @@ def diagnose(inv: Inventory, pb: Playbook, hosts: Hosts, status: dict[str, Any],
                      underlay_mtu={h: u[1] for h, u in underlay.items()},
                      actual_networks=actual, provider=inv.provider, unreachable_hosts=unreachable,
                      store_unreachable_from=[h for h, (_, _, ok, _) in per_host.items() if store_ok and not ok],
-                     control="swarm" if pb.control == "swarm" else "kvstore", swarm_out=swarm_out,
+                     store_unregistered=unregistered,
+                     control=pb.control if pb.control in ("swarm", "vxlan") else "kvstore", swarm_out=swarm_out,
                      swarm_drops=swarm_drops, vxlan_faults=vxlan_faults)
 
 

@@ -6,6 +6,7 @@ import ipaddress
 import os
 from dataclasses import dataclass, field
 
+from labctl import engines
 from labctl.errors import Problem, ValidationError
 from labctl.model.checks import (
     DNS_NAME_RE,
@@ -30,11 +31,11 @@ FIRST_SANDBOX_HOST_OFFSET = 11  # store = .11, node1 = .12, ... like the tutoria
 DEFAULT_VAGRANT_SUBNET = "192.168.56.0/24"   # the Vagrantfile's private network (LABCTL_SUBNET)
 VAGRANT_STORE_OFFSET = 10                      # as the Vagrantfile numbers its VMs: store .10, nodeN .(10+N)
 
-TOP_FIELDS = ("name", "provider", "underlay", "ssh", "image", "hosts", "vagrant", "packages")
+TOP_FIELDS = ("name", "provider", "underlay", "ssh", "image", "hosts", "vagrant", "packages", "engine")
 # How hosts get packages when labctl provisions them: from their own apt sources (direct), or through the
 # controller, over each host's SSH connection (controller: for VMs on isolated networks).
 PACKAGE_SOURCES = ("direct", "controller")
-HOST_FIELDS = ("roles", "address", "ssh")
+HOST_FIELDS = ("roles", "address", "ssh", "engine")
 SSH_FIELDS = ("user", "port", "key", "known_hosts")
 
 
@@ -52,6 +53,7 @@ class Host:
     roles: tuple[str, ...]
     address: str | None  # underlay/SSH address; None for vagrant until resolved
     ssh: SSHSettings = field(default_factory=SSHSettings)
+    engine: str = engines.SYSTEM   # where its Docker Engine comes from (labctl.engines); docker hosts only
 
     @property
     def is_docker(self) -> bool:
@@ -132,7 +134,8 @@ def _build(data: object, c: Collector, source: str, others: dict[str, str]) -> I
     image = c.string(top.get("image", DEFAULT_IMAGE), "image", IMAGE_RE, "image reference")
     subnet = _subnet(c, provider, underlay, name, others)
     default_ssh = _ssh(c, top.get("ssh"), "ssh", SSHSettings())
-    hosts = _hosts(c, top.get("hosts"), provider, subnet, default_ssh)
+    default_engine = _engine(c, top.get("engine", engines.SYSTEM), "engine")
+    hosts = _hosts(c, top.get("hosts"), provider, subnet, default_ssh, default_engine or engines.SYSTEM)
     vagrant_dir = _vagrant_dir(c, top.get("vagrant"), provider, source)
     packages = c.choice(top.get("packages", "direct"), "packages", PACKAGE_SOURCES)
     if c.problems or provider is None:
@@ -200,8 +203,16 @@ def _ssh(c: Collector, value: object, fld: str, base: SSHSettings) -> SSHSetting
     return SSHSettings(user=user or base.user, port=port or base.port, key=key, known_hosts=known)
 
 
+def _engine(c: Collector, value: object, fld: str) -> str | None:
+    names = engines.names()
+    if value not in names:
+        c.add(fld, f"unknown engine {short(value)}; allowed: {', '.join(names)} (see `labctl engines`)")
+        return None
+    return str(value)
+
+
 def _hosts(c: Collector, value: object, provider: str | None, subnet: ipaddress.IPv4Network | None,
-           default_ssh: SSHSettings) -> list[Host]:
+           default_ssh: SSHSettings, default_engine: str) -> list[Host]:
     if not isinstance(value, dict) or not value:
         c.add("hosts", "must be a non-empty mapping of host name -> {roles: [...]}")
         return []
@@ -222,7 +233,13 @@ def _hosts(c: Collector, value: object, provider: str | None, subnet: ipaddress.
         ssh = _ssh(c, raw.get("ssh"), join(fld, "ssh"), default_ssh)
         if provider == "vagrant" and address is None and subnet is not None:
             address = _vagrant_address(c, name, fld, subnet)
-        hosts.append(Host(name=name, roles=roles, address=address, ssh=ssh))
+        engine = default_engine
+        if "engine" in raw:
+            engine = _engine(c, raw["engine"], join(fld, "engine")) or default_engine
+            if roles and "docker" not in roles:
+                c.add(join(fld, "engine"), "only docker hosts run a Docker Engine; remove it, or add role 'docker'")
+        hosts.append(Host(name=name, roles=roles, address=address, ssh=ssh,
+                          engine=engine if "docker" in roles else engines.SYSTEM))
     _check_host_set(c, hosts, provider, subnet)
     return hosts
 

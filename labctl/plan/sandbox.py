@@ -78,6 +78,7 @@ class HostFacts:
     address: str | None  # as recorded in the lab state
     roles: tuple[str, ...] = ()
     sshd: bool = False   # port 22 answers
+    engine: str = "system"   # the engine it was built with (inventory `engine:`)
 
 
 @dataclass
@@ -123,8 +124,14 @@ def plan_sandbox(inv: Inventory, facts: SandboxFacts) -> list[Action]:
         elif f.address != addresses[h.name] or tuple(f.roles) != h.roles:
             actions.append(Action("destroy-host", h.name, "address or roles changed"))
             actions.append(Action("create-host", h.name, "address or roles changed"))
+        elif f.engine != h.engine:
+            # a fresh host: another engine's data root (images, networks) is not carried over
+            reason = f"engine changed from {f.engine} to {h.engine}"
+            actions.append(Action("destroy-host", h.name, reason))
+            actions.append(Action("create-host", h.name, reason))
         else:
-            actions.append(Action("keep-host", h.name, f"running at {f.address}"))
+            engine = f", engine {h.engine}" if h.engine != "system" else ""
+            actions.append(Action("keep-host", h.name, f"running at {f.address}{engine}"))
     return actions
 
 

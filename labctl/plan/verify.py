@@ -252,6 +252,8 @@ class Diagnosis:
     provider: str = "sandbox"
     unreachable_hosts: dict[str, str] = field(default_factory=dict)       # host -> why SSH failed
     store_unreachable_from: list[str] = field(default_factory=list)       # docker hosts that cannot open the store
+    # Consul labs: docker host -> its underlay address, for hosts whose engine is not under docker/nodes/ in the store
+    store_unregistered: dict[str, str] = field(default_factory=dict)
     control: str = "kvstore"                                   # the overlay's control plane: kvstore | swarm
     swarm_out: dict[str, str] = field(default_factory=dict)    # swarm labs: host -> its swarm state, when not active
     swarm_drops: dict[str, list[str]] = field(default_factory=dict)  # swarm labs: host -> rules dropping its ports
@@ -398,6 +400,11 @@ def _overlay_cause(c: Check, diag: Diagnosis, passed: list[Result]) -> str:
     if diag.store_ok is False:
         return (f"the cluster store does not answer ({diag.store_detail}): hosts cannot learn the overlay's "
                 "endpoints; start it with `labctl up`")
+    for host in (c.src_host, c.dst_host):
+        if host and host in diag.store_unregistered:
+            return (f"{host} is not registered in the cluster store (no docker/nodes/{diag.store_unregistered[host]}"
+                    ":... key): its dockerd does not use the store; check cluster-store and cluster-advertise in its "
+                    "daemon.json, then `labctl up`")
     for host in (c.src_host, c.dst_host):
         if host and host in diag.swarm_out:
             return (f"{host} is not in the lab's swarm (state: {diag.swarm_out[host]}): it cannot carry overlay "

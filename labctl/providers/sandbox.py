@@ -26,8 +26,10 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from labctl import engines
 from labctl.errors import LabctlError, PrerequisiteError, Problem, ValidationError
-from labctl.executors import local
+from labctl.executors import enginecache, local
+from labctl.executors.enginecache import Unpacked
 from labctl.model.inventory import Host, Inventory, sandbox_addresses
 from labctl.plan.sandbox import Action, HostFacts, Names, SandboxFacts, plan_sandbox
 from labctl.providers.base import Endpoint
@@ -301,7 +303,8 @@ def gather_facts(inv: Inventory) -> SandboxFacts:
         running = bool(pid) and procs.get(pid) == names.marker(name)
         addr = info.get("address")
         facts.hosts[name] = HostFacts(name=name, running=running, address=addr, roles=tuple(info.get("roles", ())),
-                                      sshd=running and bool(addr) and tcp_open(addr))
+                                      sshd=running and bool(addr) and tcp_open(addr),
+                                      engine=info.get("engine", engines.SYSTEM))
     for pid, marker in procs.items():
         host = marker[len(names.marker_prefix):]
         if recorded.get(host, {}).get("pid") != pid:
@@ -319,8 +322,9 @@ def check_prerequisites(inv: Inventory) -> None:
     missing = [b for b in needed if shutil.which(b) is None]
     if not os.access("/usr/sbin/sshd", os.X_OK):
         missing.append("/usr/sbin/sshd")
-    if inv.docker_hosts and not os.access("/usr/sbin/dockerd", os.X_OK) and shutil.which("dockerd") is None:
-        missing.append("dockerd")
+    system_engine = any(h.engine == engines.SYSTEM for h in inv.docker_hosts)
+    if system_engine and not os.access("/usr/sbin/dockerd", os.X_OK) and shutil.which("dockerd") is None:
+        missing.append("dockerd (or give the docker hosts an `engine:` from Debian's archive, see `labctl engines`)")
     if missing:
         raise PrerequisiteError(f"missing on this machine: {', '.join(missing)}", hint=APT_HINT)
 
@@ -395,7 +399,25 @@ def _wait(predicate: Callable[[], bool], timeout: float, interval: float = 0.02)
     return bool(predicate())
 
 
-def create_host(inv: Inventory, host: Host, address: str, progress: Progress) -> dict:
+ENGINE_PROFILE = """\
+# written by labctl: this sandbox host runs {name} ({version}) from the controller's engine cache
+export PATH={path}
+"""
+
+
+def write_engine_profile(hdir: str, engine: Unpacked | None) -> None:
+    """The host's own PATH puts its engine's binaries (docker, dockerd, containerd) first: bash sources ~/.bashrc
+    for every SSH command, and a login shell reads ~/.profile."""
+    if engine is None:
+        return
+    text = ENGINE_PROFILE.format(name=engine.name, version=engine.version, path=engine.path)
+    for rc in (".bashrc", ".profile"):
+        with open(os.path.join(hdir, "home", rc), "w", encoding="utf-8") as fh:
+            fh.write(text)
+
+
+def create_host(inv: Inventory, host: Host, address: str, progress: Progress,
+                engine: Unpacked | None = None) -> dict:
     """Start the host's namespaces, wire it to the switch, start sshd. Returns its state record."""
     assert inv.subnet is not None
     n = Names(inv.name)
@@ -404,6 +426,7 @@ def create_host(inv: Inventory, host: Host, address: str, progress: Progress) ->
     shutil.rmtree(hdir, ignore_errors=True)
     for sub in ("docker", "etc-docker", "run", "data", "home"):
         os.makedirs(os.path.join(hdir, sub), mode=0o711)
+    write_engine_profile(hdir, engine)
     hostkey = os.path.join(hdir, "ssh_host_ed25519_key")
     local.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", host.name, "-f", hostkey])
 
@@ -441,7 +464,10 @@ def create_host(inv: Inventory, host: Host, address: str, progress: Progress) ->
         raise LabctlError(f"[{host.name}] sshd does not answer on {address}:22")
     with open(hostkey + ".pub", encoding="ascii") as fh:
         pub = " ".join(fh.read().split()[:2])
-    return {"address": address, "roles": list(host.roles), "pid": pid, "host_key": pub}
+    record = {"address": address, "roles": list(host.roles), "pid": pid, "host_key": pub, "engine": host.engine}
+    if engine is not None:
+        record["engine_dir"] = engine.directory
+    return record
 
 
 def destroy_host(inv_name: str, host: str, pid: int | None) -> None:
@@ -497,6 +523,34 @@ def remove_lab_objects(lab: str) -> None:
 
 
 # ---------------------------------------------------------------- endpoints and client files
+
+
+def store_binary(backend: str, progress: Progress | None) -> str | None:
+    """Sandbox hosts share this machine's files: a store server this machine lacks (Consul; Debian 12 has none)
+    runs from the controller's cache, fetched from the Debian release that packages it."""
+    if backend != "consul" or engines.store_tool_source(backend) is None:
+        return None
+    unpacked = enginecache.cached(backend)
+    if unpacked is None and progress is not None:
+        unpacked = enginecache.ensure_store_tool(backend, progress)
+    return unpacked.binaries[backend] if unpacked is not None else None
+
+
+def host_engine(inv: Inventory, host: str) -> Unpacked | None:
+    """The fetched engine a sandbox host runs (None: this machine's own), as `sandbox up` built it."""
+    want = inv.host(host).engine
+    record = (read_state(paths_for(inv.name)) or {}).get("hosts", {}).get(host, {})
+    built = record.get("engine", engines.SYSTEM)
+    if built != want:
+        raise PrerequisiteError(f"[{host}] the sandbox host runs engine {built}, the inventory says {want}",
+                                hint=f"run `labctl sandbox up -i {inv.source}` to rebuild it with {want}")
+    if not engines.get(want).fetched:
+        return None
+    engine = enginecache.cached_at(record.get("engine_dir", ""))
+    if engine is None or not all(os.path.exists(p) for p in engine.binaries.values()):
+        raise PrerequisiteError(f"[{host}] engine {want} is no longer in the cache ({record.get('engine_dir')})",
+                                hint=f"run `labctl sandbox up -i {inv.source}` (it fetches it again)")
+    return engine
 
 
 def endpoints(inv: Inventory) -> list[Endpoint]:
@@ -555,9 +609,12 @@ def up(inv: Inventory, progress: Progress, workers: int = 8) -> list[Action]:
     creates = [inv.host(a.target) for a in actions if a.kind == "create-host"]
     addresses = sandbox_addresses(inv)
     write_state(paths, state)
+    fetched = {h.engine: enginecache.ensure_engine(h.engine, progress)
+               for h in creates if h.is_docker and engines.get(h.engine).fetched}
     errors: list[str] = []
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(creates)))) as pool:
-        futures = {h.name: pool.submit(create_host, inv, h, addresses[h.name], progress) for h in creates}
+        futures = {h.name: pool.submit(create_host, inv, h, addresses[h.name], progress, fetched.get(h.engine))
+                   for h in creates}
         for name, fut in futures.items():
             try:
                 state["hosts"][name] = fut.result()

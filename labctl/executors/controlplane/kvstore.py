@@ -8,7 +8,7 @@ from labctl.errors import LabctlError
 from labctl.executors.controlplane import ControlPlane, Run
 from labctl.executors.remote import Hosts
 from labctl.executors.steps import Report
-from labctl.executors.store import StoreRunner, check_store_reachable
+from labctl.executors.store import StoreRunner, check_store_reachable, store_runner
 from labctl.model.playbook import Playbook
 from labctl.ui import Progress
 
@@ -17,7 +17,7 @@ class KvStore(ControlPlane):
     name = "kvstore"
 
     def _store(self, run: Run) -> StoreRunner | None:
-        return StoreRunner(run.pb, run.manager) if run.pb.store is not None else None
+        return store_runner(run.inv, run.pb, run.manager, run.progress) if run.pb.store is not None else None
 
     def preflight(self, run: Run, active: bool) -> list[str]:
         store = self._store(run)

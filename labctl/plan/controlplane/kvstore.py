@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from labctl.model.playbook import Store
 
 ETCD_BIN = "/usr/bin/etcd"
-CONSUL_BIN = "/usr/local/bin/consul"        # the pinned release binary (provisioning installs it there)
+CONSUL_BIN = "/usr/bin/consul"              # Debian 11's consul package (provisioning installs it there)
 CONSUL_CONTAINER = "labctl-store-consul"
 STORE_LABEL = "labctl.store"                 # not labctl.lab: `down` removes lab containers before wiping the store
 HEALTH_TIMEOUT = 30
@@ -64,7 +64,9 @@ def consul_agent_args(store: Store) -> tuple[str, ...]:
             "-http-port", str(store.port), "-ui=false")
 
 
-def plan_store(store: Store, lab: str) -> StorePlan:
+def plan_store(store: Store, lab: str, binary: str | None = None) -> StorePlan:
+    """binary: where the store's server is on its host, when not where Debian's package puts it (sandbox hosts run
+    Consul from the controller's engine cache)."""
     url = endpoint(store)
     if store.backend == "etcd":
         return StorePlan(
@@ -73,15 +75,17 @@ def plan_store(store: Store, lab: str) -> StorePlan:
             wipe=f"ETCDCTL_API=2 etcdctl --endpoints {url} rm --recursive /docker",
             needs=f"test -x {ETCD_BIN} && command -v etcdctl",
             needs_hint="install etcd there (Debian: apt-get install etcd-server etcd-client)")
-    cli = shlex.join(["docker", "exec", CONSUL_CONTAINER, "consul"]) if store.image else CONSUL_BIN
+    consul_bin = binary or CONSUL_BIN
+    cli = shlex.join(["docker", "exec", CONSUL_CONTAINER, "consul"]) if store.image else shlex.quote(consul_bin)
     health = f"{cli} operator raft list-peers -http-addr={url} | grep -q leader"
     wipe = f"{cli} kv delete -http-addr={url} -recurse docker/"
     if store.image is None:
         return StorePlan(
-            backend="consul", kind="service", argv=(CONSUL_BIN, *consul_agent_args(store), "-data-dir",
+            backend="consul", kind="service", argv=(consul_bin, *consul_agent_args(store), "-data-dir",
                                                     store.data_dir),
-            start="", running="", stop="", health=health, wipe=wipe, needs=f"test -x {CONSUL_BIN} && echo {CONSUL_BIN}",
-            needs_hint=f"install the pinned Consul release binary as {CONSUL_BIN} (`labctl provision`), or set "
+            start="", running="", stop="", health=health, wipe=wipe,
+            needs=f"test -x {shlex.quote(consul_bin)} && echo {shlex.quote(consul_bin)}",
+            needs_hint=f"install Debian 11's consul package ({consul_bin}; `labctl provision` does it), or set "
                        "`store.image: hashicorp/consul:1.15` to run it as a container")
     # The image's entrypoint adds -data-dir=/consul/data and -config-dir; data persists in the host's data_dir,
     # so a container left over (stopped, or from another image) is replaced, not restarted.
