@@ -157,3 +157,12 @@ def break_(c, scenario=None, undo=False, inventory=None, playbook=None, host=Non
 def list_scenarios(c):  # type: ignore[no-untyped-def]
     """The faults `fab break` can inject, and what verify then shows."""
     _labctl("list-scenarios")
+
+
+@task(help={"json": "machine-readable output", "fetch": "an engine (or consul) to fetch from Debian's archive"})
+def engines(c, json=False, fetch=None):  # type: ignore[no-untyped-def]
+    """Docker engines a host can run (inventory `engine:`): version, cluster-store backends, swarm, cached."""
+    if fetch:
+        _labctl("engines", "fetch", fetch)
+    else:
+        _labctl("engines", *(["--json"] if json else []))

@@ -17,10 +17,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from labctl import gradebook, html, verdict
+from labctl import engines, gradebook, html, verdict
 from labctl.errors import LabctlError, Problem, UsageError, ValidationError
 from labctl.executors import breaks as breaks_exec
-from labctl.executors import dockerhost, lab, provision, status, verify
+from labctl.executors import dockerhost, enginecache, lab, provision, status, verify
 from labctl.executors import grade as grade_exec
 from labctl.executors import graph as graph_exec
 from labctl.executors import trace as trace_exec
@@ -189,6 +189,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("host")
     p.add_argument("remote_command", nargs="*", help="command to run instead of a shell (after --)")
 
+    eng = sub.add_parser("engines", help="Docker engines a host can run (inventory `engine:`): version, cluster-store "
+                                         "backends, swarm, whether cached")
+    eng.add_argument("--json", action="store_true", help="machine-readable output")
+    engsub = eng.add_subparsers(dest="engines_command", required=False, metavar="ACTION")
+    p = engsub.add_parser("fetch", help="fetch one engine (or the consul server) from Debian's archive into the cache")
+    p.add_argument("name", help="an engine name from `labctl engines` (debian-11, debian-12, debian-13) or consul")
+
     img = sub.add_parser("image", help="lab images without a registry")
     imgsub = img.add_subparsers(dest="image_command", required=True, metavar="ACTION")
     p = imgsub.add_parser("load", help="push an image (rootfs dir, rootfs tar or `docker save` tar) "
@@ -227,15 +234,15 @@ def _bring_up(inv: Inventory, progress: Progress) -> tuple[int, dict[str, str]]:
     docker_names = [h.name for h in inv.docker_hosts]
     manager = manager_for(inv.provider)
     with Hosts(endpoints) as hosts:
-        engines = hosts.each(
-            lambda name, conn: dockerhost.ensure_engine(conn, name, dockerhost.sandbox_dockerd(
-                inv.name, name, sandbox.host_engine(inv, name)),
-                                                        manager, progress),
+        started = hosts.each(
+            lambda name, conn: dockerhost.ensure_engine(
+                conn, name, dockerhost.sandbox_dockerd(inv.name, name, sandbox.host_engine(inv, name)), manager,
+                progress),
             docker_names, step="start dockerd")
         image = busybox_rootfs(inv.image)
         images = dockerhost.load_images(hosts, docker_names, image, progress)
         ids = hosts.group_run("docker info --format '{{.ID}}'", docker_names, step="docker info")
-    changes = len(created) + sum(engines.values()) + sum(images.values()) + sum(
+    changes = len(created) + sum(started.values()) + sum(images.values()) + sum(
         a.kind == "destroy-host" for a in actions)
     return changes, {n: s.strip() for n, s in ids.items()}
 
@@ -287,12 +294,14 @@ def sandbox_up_class(args: argparse.Namespace, progress: Progress) -> int:
 
 def print_hosts(inv: Inventory, engine_ids: dict[str, str] | None = None) -> None:
     table = Table(title=f"lab {inv.name} ({inv.provider})", title_justify="left")
-    for col in ("host", "address", "roles", "ssh"):
+    for col in ("host", "address", "roles", "ssh", "engine"):
         table.add_column(col)
     if engine_ids is not None:
         table.add_column("docker engine id")
     for ep in registry.endpoints(inv):
-        row = [ep.name, ep.address, ",".join(ep.roles), f"{ep.user}@{ep.address}:{ep.port}"]
+        host = inv.host(ep.name)
+        row = [ep.name, ep.address, ",".join(ep.roles), f"{ep.user}@{ep.address}:{ep.port}",
+               host.engine if host.is_docker else "-"]
         if engine_ids is not None:
             row.append(engine_ids.get(ep.name, "-"))
         table.add_row(*[escape(x) for x in row])
@@ -388,11 +397,58 @@ def cmd_validate(args: argparse.Namespace, progress: Progress) -> int:
     return 0
 
 
+def cmd_engines(args: argparse.Namespace, progress: Progress) -> int:
+    rows = enginecache.describe()
+    if args.json:
+        print(json.dumps({"cache": enginecache.cache_root(), "engines": rows}, indent=2))
+        return 0
+    table = Table(title=f"engines (cache: {enginecache.cache_root()})", title_justify="left")
+    for col in ("name", "kind", "version", "cluster store", "swarm", "cached"):
+        table.add_column(col, no_wrap=col in ("name", "version", "kind"))
+    for r in rows:
+        known = r["cached"] is not False
+        engine = r["kind"] == "engine"
+        version = r["version"].replace("Docker version ", "").split(",")[0] if r["version"] else \
+            ("(not fetched)" if not known else "-")
+        backends = (" ".join(r["backends"]) or "none") if known else "?"
+        swarm = ("yes" if r["swarm"] else "no") if known else "?"
+        cached = "own" if r["cached"] is None else ("yes" if r["cached"] else "no")
+        table.add_row(*map(escape, (r["name"], "engine" if engine else "store", version,
+                                    backends if engine else "-", swarm if engine else "-", cached)))
+    Console(highlight=False).print(table)
+    notes = [f"{r['name']}: {helper} from {why}" for r in rows for helper, why in r["from_host"].items()]
+    for note in notes:
+        print(escape(note))
+    if any(r["cached"] is False for r in rows):
+        print("fetch one: labctl engines fetch NAME (sandbox hosts also fetch theirs at `labctl sandbox up`)")
+    return 0
+
+
+def cmd_engines_fetch(args: argparse.Namespace, progress: Progress) -> int:
+    names = [r["name"] for r in enginecache.describe() if r["cached"] is not None]
+    if args.name not in names:
+        raise UsageError(f"unknown engine {args.name!r}; fetchable: {', '.join(names)}")
+    if args.name in engines.names():
+        unpacked = enginecache.fetch(args.name, progress)
+    else:
+        src = engines.store_tool_source(args.name)
+        assert src is not None and src.release is not None
+        unpacked = enginecache.fetch(args.name, progress, packages=src.store_tools[args.name], release=src.release,
+                                     helpers=())
+    print(f"{unpacked.name}: {unpacked.version} in {unpacked.directory}")
+    for pkg, version in unpacked.packages.items():
+        print(f"  {pkg} {version}")
+    for helper, why in unpacked.from_host.items():
+        print(f"  {helper}: {why}")
+    return 0
+
+
 def cmd_hosts(args: argparse.Namespace, progress: Progress) -> int:
     inv = load(args)
     if args.json:
         print(json.dumps({"lab": inv.name, "provider": inv.provider,
-                          "hosts": [ep.as_dict() for ep in registry.endpoints(inv)]}, indent=2))
+                          "hosts": [{**ep.as_dict(), "engine": inv.host(ep.name).engine}
+                                    for ep in registry.endpoints(inv)]}, indent=2))
     else:
         print_hosts(inv)
     return 0
@@ -839,6 +895,8 @@ HANDLERS = {
     ("hosts", None): cmd_hosts,
     ("ssh", None): cmd_ssh,
     ("image", "load"): cmd_image_load,
+    ("engines", None): cmd_engines,
+    ("engines", "fetch"): cmd_engines_fetch,
 }
 
 
@@ -857,7 +915,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    sub = getattr(args, "sandbox_command", None) or getattr(args, "image_command", None)
+    sub = (getattr(args, "sandbox_command", None) or getattr(args, "image_command", None)
+           or getattr(args, "engines_command", None))
     handler = HANDLERS[(args.command, sub)]
     progress = Progress(quiet=args.quiet)
     try:
