@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shlex
 import socket
 import time
 from collections.abc import Iterator
@@ -96,6 +97,11 @@ def state(conn: Connection, address: str, port: int) -> ConsulState:
 def wait_leader(conn: Connection, address: str, port: int, timeout: float) -> str:
     """The leader's address once one is elected; raises with the last error after timeout seconds."""
     deadline = time.monotonic() + timeout
+    # Until the agent listens, every forwarded connection is refused, and Fabric re-raises those refusals when the
+    # forward closes: wait for the port on the store host first (one SSH command).
+    probe = f"until timeout 1 bash -c '</dev/tcp/{address}/{int(port)}' 2>/dev/null; do sleep 0.1; done"
+    if not conn.run(f"timeout {int(timeout)} bash -c {shlex.quote(probe)}", hide=True, warn=True).ok:
+        raise LabctlError(f"Consul does not listen on {address}:{port} after {timeout:g}s")
     last = ""
     with client(conn, address, port) as c:
         while time.monotonic() < deadline:
