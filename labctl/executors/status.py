@@ -34,10 +34,8 @@ def _query(label_filter: str, extra: str = "") -> str:
 
 def host_status(conn: Connection, label_filter: str, vnis: bool = True, extra: str = "") -> dict[str, Any]:
     """One round trip (plus one per local overlay when `vnis`); `extra`: a command whose output comes back too."""
-    out = str(conn.run(_query(label_filter, extra), hide=True).stdout)
-    version, nets, ctrs, more = (out.split(SEP + "\n") + ["", "", ""])[:4]
-    networks = [json.loads(line) for line in nets.splitlines() if line.strip()]
-    containers = [json.loads(line) for line in ctrs.splitlines() if line.strip()]
+    data = parse_host_status(str(conn.run(_query(label_filter, extra), hide=True).stdout))
+    networks, containers = data["networks"], data["containers"]
     local_names = {c["Name"].lstrip("/") for c in containers}
     found = {}
     for n in networks if vnis else []:
@@ -47,9 +45,18 @@ def host_status(conn: Connection, label_filter: str, vnis: bool = True, extra: s
         parent = vxlan_plan.DEVICE_RE.match(str((n.get("Options") or {}).get("parent", "")))
         if n.get("Driver") == "macvlan" and parent:  # the vxlan control plane: labctl's VXLAN device is the parent
             found[n["Name"]] = int(parent.group(1))
+    data["vnis"] = found
+    return data
+
+
+def parse_host_status(out: str) -> dict[str, Any]:
+    """_query's output: the engine's version, whether a dockerd restart is pending, `docker network inspect` and
+    `docker inspect` of every network and container (one JSON document a line), and the extra command's output."""
+    version, nets, ctrs, more = (out.split(SEP + "\n") + ["", "", ""])[:4]
     pending = version.startswith("journal")
-    version = version.removeprefix("journal").strip()
-    return {"engine": version, "pending": pending, "networks": networks, "containers": containers, "vnis": found,
+    return {"engine": version.removeprefix("journal").strip(), "pending": pending,
+            "networks": [json.loads(line) for line in nets.splitlines() if line.strip()],
+            "containers": [json.loads(line) for line in ctrs.splitlines() if line.strip()], "vnis": {},
             "extra": more}
 
 

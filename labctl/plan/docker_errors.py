@@ -39,7 +39,10 @@ _PATTERNS: tuple[tuple[str, str, str], ...] = (
      "there lists them: disconnect or remove them, then run up (or down) again"),
     ("link-not-running", r"Cannot link to a non running container: /(?P<name>[^ ]+)",
      "{entry} links to {name}, which is not running on {host}; start {name} first (`docker start {name}`)"),
-    ("ip-outside-subnet", r"Invalid address (?P<ip>\S+): It does not belong to any of this network's subnets",
+    # 20.10: "Invalid address X: It does not belong ..."; 26: "no configured subnet or ip-range contain the IP address X"
+    ("ip-outside-subnet", r"(?:Invalid address (?P<ip>[0-9a-fA-F.:]+): It does not belong to any of this network's "
+                          r"subnets|no configured subnet or ip-range contain the IP address (?P<ip26>\d+\.\d+\.\d+\.\d+|"
+                          r"[0-9a-fA-F:]+))",
      "{ip} is outside the network's subnet as it exists on {host}: the network there differs from the playbook; "
      "run `labctl down` then `labctl up` to recreate it"),
     ("ip-in-use", r"Address already in use",
@@ -64,9 +67,10 @@ def explain(stderr: str, host: str, entry: str) -> Explanation | None:
         match = re.search(pattern, stderr)
         if match is None:
             continue
-        groups = {k: v for k, v in match.groupdict().items() if v is not None}
-        if "image2" in groups:
-            groups.setdefault("image", groups.pop("image2"))
+        groups: dict[str, str] = {}
+        for k, v in match.groupdict().items():  # an engine's other wording: the same group with a number (image2)
+            if v is not None:
+                groups.setdefault(k.rstrip("0123456789"), v)
         line = next((ln for ln in stderr.splitlines() if match.group(0) in ln), match.group(0))
         line = re.sub(r"^(docker: )?Error response from daemon: ", "", line.strip())
         return Explanation(kind, line, hint.format(host=host, entry=entry, **groups))

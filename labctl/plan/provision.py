@@ -265,7 +265,8 @@ def private_download(url: str, sha256: str, name: str, then: str) -> str:
 
 
 def _engine_ids(plan: ProvisionPlan, inv: Inventory, facts: dict[str, ProvisionFacts]) -> None:
-    """Boxes cloned with Docker inside share /etc/docker/key.json, hence the engine ID; the first keeps it."""
+    """Boxes cloned with Docker inside share the engine ID (Engine 20.10 derives it from /etc/docker/key.json, 23 and
+    later keep it in /var/lib/docker/engine-id); the first keeps it."""
     seen: dict[str, str] = {}
     for h in inv.docker_hosts:
         f = facts.get(h.name)
@@ -274,7 +275,8 @@ def _engine_ids(plan: ProvisionPlan, inv: Inventory, facts: dict[str, ProvisionF
         if f.engine_id not in seen:
             seen[f.engine_id] = h.name
             continue
-        cmd = ("systemctl stop docker.service && rm -f /etc/docker/key.json && systemctl start docker.service"
+        cmd = ("systemctl stop docker.service && rm -f /etc/docker/key.json /var/lib/docker/engine-id && "
+               "systemctl start docker.service"
                if f.systemd else None)
         plan.steps.append(Step(h.name, "new engine ID", cmd, f"same engine ID as {seen[f.engine_id]} "
-                               "(cloned box): key.json removed, dockerd makes a new one"))
+                               "(cloned box): key.json and engine-id removed, dockerd makes a new one"))

@@ -15,12 +15,14 @@ from labctl.plan.docker_errors import explain
 from labctl.plan.lab import Step
 
 DATA = os.path.join(os.path.dirname(__file__), "data", "docker-errors-20.10.24.txt")
+ENGINES = ("20.10.24", "26.1.5")   # Debian 12's docker.io and Debian 13's (engine: debian-13)
 
 
-def captured() -> dict[str, str]:
+def captured(version: str = "20.10.24") -> dict[str, str]:
     cases: dict[str, str] = {}
     kind = None
-    for line in Path(DATA).read_text(encoding="utf-8").splitlines():
+    path = os.path.join(os.path.dirname(__file__), "data", f"docker-errors-{version}.txt")
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
         if line.startswith("## "):
             kind = line[3:].strip()
             cases[kind] = ""
@@ -30,17 +32,19 @@ def captured() -> dict[str, str]:
 
 
 CASES = captured()
+ALL_CASES = [(v, k, text) for v in ENGINES for k, text in sorted(captured(v).items())]
 MISSION_ERRORS = ("pool-overlaps", "network-exists", "endpoint-exists", "user-ip-default-bridge",
                   "active-endpoints", "link-not-running")
 
 
-def test_every_error_the_mission_names_was_captured() -> None:
-    assert set(MISSION_ERRORS) <= set(CASES)
+@pytest.mark.parametrize("version", ENGINES)
+def test_every_error_the_mission_names_was_captured(version: str) -> None:
+    assert set(MISSION_ERRORS) <= set(captured(version))
 
 
-@pytest.mark.parametrize("kind", sorted(CASES))
-def test_captured_message_is_recognised(kind: str) -> None:
-    why = explain(CASES[kind], "node1", "containers.c1")
+@pytest.mark.parametrize(("version", "kind", "text"), ALL_CASES, ids=[f"{v}-{k}" for v, k, _ in ALL_CASES])
+def test_captured_message_is_recognised(version: str, kind: str, text: str) -> None:
+    why = explain(text, "node1", "containers.c1")
     assert why is not None, f"{kind}: not recognised"
     assert why.kind == kind
     assert "node1" in why.hint or "containers.c1" in why.hint

@@ -141,8 +141,8 @@ def test_cloned_boxes_get_new_engine_ids_except_the_first() -> None:
                                     tools=facts["node1"].tools)
     changes = plan_for("etcd", facts).changes
     assert [(s.host, s.what) for s in changes] == [("node2", "new engine ID")]
-    assert changes[0].command == ("systemctl stop docker.service && rm -f /etc/docker/key.json && "
-                                  "systemctl start docker.service")
+    assert changes[0].command == ("systemctl stop docker.service && rm -f /etc/docker/key.json "
+                                  "/var/lib/docker/engine-id && systemctl start docker.service")
     assert "same engine ID as node1" in changes[0].reason
 
 
