@@ -27,6 +27,15 @@ class EngineSource:
     helpers: tuple[str, ...] = ()
     store_tools: dict[str, tuple[str, ...]] = field(default_factory=dict)  # store backend -> packages it supplies
 
+    def helpers_of_newer(self, host_version_id: str) -> tuple[str, ...]:
+        """Packages a host of this Debian release keeps its own of: a newer release's runc and tini need a newer
+        glibc (Debian 13's: 2.38; Debian 12 has 2.36)."""
+        try:
+            newer = int(self.version_id or 0) > int(host_version_id)
+        except ValueError:
+            newer = False
+        return tuple(p for p in self.packages if p in ("runc", "tini")) if newer else ()
+
     @property
     def fetched(self) -> bool:
         """Whether labctl fetches this engine (False for the host's own)."""

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 from fabric import Connection
 
 from labctl.executors.aptproxy import served_packages
@@ -11,7 +9,7 @@ from labctl.executors.remote import Hosts
 from labctl.executors.steps import PreflightRefused, Report, run_steps
 from labctl.model.inventory import Inventory
 from labctl.model.playbook import Playbook
-from labctl.plan.provision import DOCKER_CE_SHA256, ProvisionFacts, plan_provision
+from labctl.plan.provision import ProvisionFacts, plan_provision
 from labctl.ui import Progress
 
 SEP = "--labctl-provision-fact--"
@@ -20,7 +18,7 @@ FACTS_SCRIPT = f"; echo {SEP}; ".join((
     "test -d /run/systemd/system && echo systemd",
     "dockerd --version 2>/dev/null || /usr/local/bin/dockerd --version 2>/dev/null",
     "test -x /usr/bin/etcd && command -v etcdctl",
-    "/usr/local/bin/consul version 2>/dev/null | head -n 1",
+    "consul version 2>/dev/null | head -n 1",
     "systemctl is-enabled etcd.service 2>/dev/null; systemctl is-active etcd.service 2>/dev/null",
     "docker info --format '{{.ID}}' 2>/dev/null",
     "for t in curl unzip iptables fping nsenter python3 tcpdump apparmor_parser; do "
@@ -29,20 +27,22 @@ FACTS_SCRIPT = f"; echo {SEP}; ".join((
     "grep -qx Y /sys/module/apparmor/parameters/enabled 2>/dev/null && echo apparmor-enabled",
     "cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources 2>/dev/null "
     "| grep -v '^[[:space:]]*#' | grep -oE 'https?://[^[:space:]]+' | sort -u",
+    "dpkg-query -W -f='${Version}' docker.io 2>/dev/null",
 ))
 
 
 def parse_provision_facts(out: str, name: str) -> ProvisionFacts:
     parts = [p.strip() for p in out.split(SEP)]
-    parts += [""] * (9 - len(parts))
-    os_line, init, dockerd, etcd, consul, etcd_unit, engine_id, tools, sources = parts[:9]
+    parts += [""] * (10 - len(parts))
+    os_line, init, dockerd, etcd, consul, etcd_unit, engine_id, tools, sources, docker_package = parts[:10]
     version = dockerd.split()[2].rstrip(",") if dockerd.startswith("Docker version ") else ""
     consul_version = consul.split()[1].lstrip("v") if consul.startswith("Consul v") else ""
     unit_words = etcd_unit.split()
     return ProvisionFacts(name=name, os=os_line, systemd=init == "systemd", dockerd_version=version,
                           etcd=bool(etcd), consul_version=consul_version,
                           distro_etcd_unit="enabled" in unit_words or "active" in unit_words,
-                          engine_id=engine_id, tools=frozenset(tools.split()), apt_sources=tuple(sources.split()))
+                          engine_id=engine_id, tools=frozenset(tools.split()), apt_sources=tuple(sources.split()),
+                          docker_package=docker_package.strip())
 
 
 def provision_facts(conn: Connection, name: str) -> ProvisionFacts:
@@ -53,8 +53,7 @@ def provision(inv: Inventory, pb: Playbook, hosts: Hosts, progress: Progress, re
     """Refuses (exit 2) before any change when a host cannot be brought to what the playbook needs."""
     progress.step("all", "provision: what is installed (Docker, store, tools)")
     facts = hosts.each(lambda n, c: provision_facts(c, n), [h.name for h in inv.hosts], step="provision facts")
-    sha = os.environ.get("LABCTL_DOCKER_CE_SHA256") or DOCKER_CE_SHA256
-    plan = plan_provision(inv, pb, facts, sha)
+    plan = plan_provision(inv, pb, facts)
     if plan.problems:
         raise PreflightRefused(plan.problems)
     for s in plan.steps:
@@ -65,7 +64,7 @@ def provision(inv: Inventory, pb: Playbook, hosts: Hosts, progress: Progress, re
         return
     progress.step("all", f"packages through the controller, over SSH, from {', '.join(sorted(plan.relay_from))}")
     with served_packages({h: hosts.conn(h) for h in plan.apt_hosts}, plan.relay_from) as (proxies, served):
-        plan = plan_provision(inv, pb, facts, sha, proxies)
+        plan = plan_provision(inv, pb, facts, proxies)
         try:
             run_steps(hosts, plan.changes, progress, report, "provision")
         finally:

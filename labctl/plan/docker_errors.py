@@ -39,10 +39,11 @@ _PATTERNS: tuple[tuple[str, str, str], ...] = (
      "there lists them: disconnect or remove them, then run up (or down) again"),
     ("link-not-running", r"Cannot link to a non running container: /(?P<name>[^ ]+)",
      "{entry} links to {name}, which is not running on {host}; start {name} first (`docker start {name}`)"),
-    # 20.10: "Invalid address X: It does not belong ..."; 26: "no configured subnet or ip-range contain the IP address X"
+    # 20.10: "Invalid address X: It does not belong ..."; 26: "no configured subnet or ip-range contain the IP
+    # address X"
     ("ip-outside-subnet", r"(?:Invalid address (?P<ip>[0-9a-fA-F.:]+): It does not belong to any of this network's "
-                          r"subnets|no configured subnet or ip-range contain the IP address (?P<ip26>\d+\.\d+\.\d+\.\d+|"
-                          r"[0-9a-fA-F:]+))",
+                          r"subnets|no configured subnet or ip-range contain the IP address "
+                          r"(?P<ip26>\d+\.\d+\.\d+\.\d+|[0-9a-fA-F:]+))",
      "{ip} is outside the network's subnet as it exists on {host}: the network there differs from the playbook; "
      "run `labctl down` then `labctl up` to recreate it"),
     ("ip-in-use", r"Address already in use",

@@ -4,9 +4,12 @@ Per store backend:
 - etcd: docker hosts get Debian's docker.io (20.10, built with the etcd and ZooKeeper cluster-store backends); the
   store host gets etcd-server and etcd-client, and the distribution's own etcd.service is disabled (it would hold
   127.0.0.1:2380, which labctl's etcd uses; labctl runs the store as its own unit, labctl-etcd).
-- consul: docker hosts get upstream Docker CE 20.10.24 static binaries (Debian's docker.io has no Consul backend),
-  pinned by version and SHA-256, with a systemd unit; the store host gets the pinned Consul release binary, or
-  Docker when the playbook runs Consul from an image.
+- consul: docker hosts get Debian 11's docker.io 20.10.5 (built with the Consul backend; Debian 12's is not), the
+  store host Debian 11's consul 1.8.7, or Docker when the playbook runs Consul from an image.
+Engines (the inventory's `engine:`): `debian-N` installs that release's docker.io (and containerd; runc and tini too
+when the release is not newer than the host's, since Debian 13's need a newer glibc than Debian 12 has) from an apt
+source for that release on the host's own Debian mirror, pinned so that only those packages come from it. Every
+binary comes from Debian's archive, checked by apt against the archive's keyring.
 Cloned boxes that carry the same /etc/docker/key.json have the same engine ID; all but the first get a new one.
 Pure: facts in, steps out (a step without command is a no-op with its reason).
 """
@@ -19,43 +22,22 @@ import urllib.parse
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from labctl.model.inventory import Inventory
+from labctl import engines
+from labctl.engines import EngineSource
+from labctl.model.inventory import Host, Inventory
 from labctl.model.playbook import Playbook
 from labctl.plan.controlplane import kvstore_refusal
-from labctl.plan.controlplane.kvstore import CONSUL_BIN
 from labctl.plan.lab import Step
-from labctl.plan.lock import PRIVATE_DIR
 
-DOCKER_CE_VERSION = "20.10.24"
-DOCKER_CE_URL = f"https://download.docker.com/linux/static/stable/x86_64/docker-{DOCKER_CE_VERSION}.tgz"
-# Not pinned in the repository: download.docker.com publishes no checksum for its static archives, and the
-# machine labctl was written on cannot reach it. Set LABCTL_DOCKER_CE_SHA256 to the archive's SHA-256, checked on a
-# trusted machine (`curl -fsSLO URL && sha256sum docker-20.10.24.tgz`); provisioning refuses the Consul path
-# without it rather than install an unchecked binary.
-DOCKER_CE_SHA256: str | None = None
-CONSUL_VERSION = "1.15.4"
-CONSUL_URL = f"https://releases.hashicorp.com/consul/{CONSUL_VERSION}/consul_{CONSUL_VERSION}_linux_amd64.zip"
-# As published in the release's consul_1.15.4_SHA256SUMS (and pinned in HashiCorp's Homebrew formula).
-CONSUL_SHA256 = "f0d683ec9589884873f12a71dfb2fe0a03f0440f9d63bc30676f397919184c9a"
 APT = "DEBIAN_FRONTEND=noninteractive apt-get"
-
-DOCKER_UNIT = f"""[Unit]
-Description=Docker Engine {DOCKER_CE_VERSION} (static binaries, installed by labctl)
-After=network-online.target
-Wants=network-online.target
-
-[Service]
-Type=notify
-ExecStart=/usr/local/bin/dockerd
-ExecReload=/bin/kill -s HUP $MAINPID
-LimitNOFILE=1048576
-Delegate=yes
-KillMode=process
-Restart=on-failure
-
-[Install]
-WantedBy=multi-user.target
-"""
+CONSUL_ENGINE = "debian-11"   # the one Debian engine built with Consul: what a consul store's docker hosts get
+APT_DIR = "/etc/apt/sources.list.d"
+PREF_DIR = "/etc/apt/preferences.d"
+KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
+# Pinned packages of another release win over the host's own, also when that means a downgrade (Debian 11's
+# docker.io 20.10.5 on a Debian 12 host); everything else of that release stays below the host's own (100 < 500).
+PIN_ENGINE = 1001
+PIN_OTHERS = 100
 
 
 @dataclass(frozen=True)
@@ -65,7 +47,8 @@ class ProvisionFacts:
     systemd: bool = False
     dockerd_version: str = ""          # "20.10.24+dfsg1" (Debian) or "20.10.24" (upstream); "" when absent
     etcd: bool = False                 # /usr/bin/etcd and etcdctl present
-    consul_version: str = ""           # "1.15.4"; "" when absent
+    consul_version: str = ""           # "1.8.7"; "" when absent
+    docker_package: str = ""           # the installed docker.io package's version ("20.10.5+dfsg1-1+deb11u2")
     distro_etcd_unit: bool = False     # Debian's etcd.service enabled or active
     engine_id: str = ""
     tools: frozenset[str] = field(default_factory=frozenset)   # of curl, unzip, iptables, ca-certificates, fping,
@@ -90,24 +73,33 @@ class ProvisionPlan:
 APT_PROXY_RE = re.compile(r"http://127\.0\.0\.1:[0-9]{1,5}")
 
 
+def engine_for(host: Host, backend: str | None) -> EngineSource:
+    """The engine a docker host gets: its inventory `engine:`; with a Consul store and the system's engine, Debian
+    11's (Debian's only docker.io with the Consul backend)."""
+    name = host.engine
+    if name == engines.SYSTEM and backend == "consul":
+        name = CONSUL_ENGINE
+    return engines.get(name)
+
+
 def plan_provision(inv: Inventory, pb: Playbook, facts: dict[str, ProvisionFacts],
-                   docker_ce_sha256: str | None = DOCKER_CE_SHA256,
                    apt_proxy: dict[str, str] | None = None) -> ProvisionPlan:
     """apt_proxy: host -> the URL under which the controller serves that host's packages (packages: controller)."""
     plan = ProvisionPlan([], [])
     backend = pb.store.backend if pb.store is not None else None
-    upstream_docker = backend == "consul"
     for h in inv.hosts:
         f = facts.get(h.name)
         if f is None:
             continue
         packages: list[str] = []
+        pins: dict[str, set[str]] = {}               # another release's codename -> packages taken from it
         commands: list[tuple[str, str, str]] = []   # (what, reason, command) after the packages
         needs_docker = h.is_docker or (h.is_store and pb.store is not None and pb.store.image is not None)
         if needs_docker:
             _apparmor(f, packages)
-        if needs_docker and upstream_docker and h.is_docker:
-            _docker_ce(plan, f, packages, commands, docker_ce_sha256)
+        source = engine_for(h, backend) if h.is_docker else engines.get(engines.SYSTEM)
+        if needs_docker and source.fetched:
+            _debian_engine(plan, f, source, packages, pins)
         elif needs_docker:
             _docker_io(plan, f, packages, pb.control)
         if h.is_docker:
@@ -115,7 +107,7 @@ def plan_provision(inv: Inventory, pb: Playbook, facts: dict[str, ProvisionFacts
         if h.is_store and backend == "etcd":
             _etcd(plan, f, packages, commands)
         if h.is_store and backend == "consul" and pb.store is not None and pb.store.image is None:
-            _consul(plan, f, packages, commands)
+            _consul(plan, f, packages, pins)
         if packages and f.os.split()[:1] not in (["debian"], ["ubuntu"]):
             plan.problems.append(f"[{h.name}] needs {' '.join(packages)}, and labctl installs packages with apt on "
                                  f"Debian or Ubuntu only (this host: {f.os or 'unknown'}): install them yourself, or "
@@ -125,8 +117,19 @@ def plan_provision(inv: Inventory, pb: Playbook, facts: dict[str, ProvisionFacts
             plan.apt_hosts.append(h.name)
             if inv.packages == "controller":
                 _relay_sources(plan, f)
-            plan.steps.append(Step(h.name, f"install {' '.join(packages)}", _apt(packages, proxy),
-                                   "from the distribution's packages" + (", through the controller" if proxy else "")))
+            for codename, pinned in sorted(pins.items()):
+                url = mirror(f)
+                if url is None:
+                    plan.problems.append(f"[{h.name}] has no Debian mirror among its apt sources to take "
+                                         f"{' '.join(sorted(pinned))} from Debian {codename}; add one")
+                    continue
+                plan.steps.append(Step(h.name, f"apt source {codename}", release_source(codename, url, pinned),
+                                       f"{', '.join(sorted(pinned))} from Debian {codename}, pinned; nothing else "
+                                       "of that release is preferred"))
+            from_release = "".join(f"; {', '.join(sorted(p))} from Debian {c}" for c, p in sorted(pins.items()))
+            plan.steps.append(Step(h.name, f"install {' '.join(packages)}", _apt(packages, proxy, bool(pins)),
+                                   "from the distribution's packages" + from_release
+                                   + (", through the controller" if proxy else "")))
         for what, reason, cmd in commands:
             plan.steps.append(Step(h.name, what, cmd, reason))
     _engine_ids(plan, inv, facts)
@@ -179,13 +182,15 @@ def _apparmor(f: ProvisionFacts, packages: list[str]) -> None:
         packages.append("apparmor")
 
 
-def _apt(packages: list[str], proxy: str | None = None) -> str:
+def _apt(packages: list[str], proxy: str | None = None, downgrades: bool = False) -> str:
     apt = APT
     if proxy is not None:
         if not APT_PROXY_RE.fullmatch(proxy):
             raise ValueError(f"not a forwarded proxy URL: {proxy!r}")
         apt = f"{APT} -o Acquire::http::Proxy={proxy} -o Acquire::Retries=3"
-    return f"{apt} update -q && {apt} install -y -q --no-install-recommends {' '.join(sorted(set(packages)))}"
+    allow = " --allow-downgrades" if downgrades else ""   # a pinned older release (Debian 11's engine on 12)
+    return (f"{apt} update -q && {apt} install -y -q --no-install-recommends{allow} "
+            f"{' '.join(sorted(set(packages)))}")
 
 
 def _docker_io(plan: ProvisionPlan, f: ProvisionFacts, packages: list[str], control: str) -> None:
@@ -202,35 +207,6 @@ def _docker_io(plan: ProvisionPlan, f: ProvisionFacts, packages: list[str], cont
         plan.steps.append(Step(f.name, "docker", None, f"Docker {f.dockerd_version} present"))
 
 
-def _docker_ce(plan: ProvisionPlan, f: ProvisionFacts, packages: list[str], commands: list[tuple[str, str, str]],
-               sha256: str | None) -> None:
-    if f.dockerd_version == DOCKER_CE_VERSION:
-        plan.steps.append(Step(f.name, "docker", None, f"Docker CE {DOCKER_CE_VERSION} (upstream) present"))
-        return
-    if f.dockerd_version:
-        plan.problems.append(f"[{f.name}] Docker {f.dockerd_version} is installed, and the Consul store needs "
-                             f"upstream Docker CE {DOCKER_CE_VERSION} (Debian's docker.io has no Consul backend): "
-                             "remove it (`apt-get purge docker.io`), or use `store: {backend: etcd}`")
-        return
-    if not sha256:
-        plan.problems.append(f"[{f.name}] the Consul store needs Docker CE {DOCKER_CE_VERSION} static binaries, and "
-                             "their SHA-256 is not pinned here: set LABCTL_DOCKER_CE_SHA256 to the checksum of "
-                             f"{DOCKER_CE_URL}, checked on a trusted machine (or use `store: {{backend: etcd}}`)")
-        return
-    if not re.fullmatch(r"[0-9a-f]{64}", sha256):
-        plan.problems.append(f"LABCTL_DOCKER_CE_SHA256 must be the 64 lowercase hexadecimal digits `sha256sum` prints "
-                             f"for {DOCKER_CE_URL}, not {sha256[:80]!r}")
-        return
-    packages += [t for t in ("curl", "ca-certificates", "iptables") if t not in f.tools]
-    fetch = private_download(DOCKER_CE_URL, sha256, "docker.tgz",
-                             'tar -xzf "$d/docker.tgz" --strip-components 1 -C /usr/local/bin')
-    unit = (f"cat > /etc/systemd/system/docker.service <<'LABCTL_EOF'\n{DOCKER_UNIT}LABCTL_EOF\n"
-            "systemctl daemon-reload && systemctl enable --now docker.service")
-    commands.append((f"install Docker CE {DOCKER_CE_VERSION}", "static binaries, checked against the pinned "
-                     "SHA-256 (the Consul store needs upstream Docker)", fetch))
-    commands.append(("docker.service", "systemd unit for the static dockerd", unit))
-
-
 def _etcd(plan: ProvisionPlan, f: ProvisionFacts, packages: list[str], commands: list[tuple[str, str, str]]) -> None:
     if not f.etcd:
         packages += ["etcd-server", "etcd-client"]
@@ -241,27 +217,65 @@ def _etcd(plan: ProvisionPlan, f: ProvisionFacts, packages: list[str], commands:
                          "the store as its own unit (labctl-etcd)", "systemctl disable --now etcd.service"))
 
 
-def _consul(plan: ProvisionPlan, f: ProvisionFacts, packages: list[str],
-            commands: list[tuple[str, str, str]]) -> None:
-    if f.consul_version == CONSUL_VERSION:
-        plan.steps.append(Step(f.name, "consul", None, f"Consul {CONSUL_VERSION} present"))
+def _consul(plan: ProvisionPlan, f: ProvisionFacts, packages: list[str], pins: dict[str, set[str]]) -> None:
+    """Debian 11's consul package (Debian 12 and 13 have none), from the host's own release where it has it."""
+    if f.consul_version:
+        plan.steps.append(Step(f.name, "consul", None, f"Consul {f.consul_version} present"))
         return
-    packages += [t for t in ("curl", "unzip", "ca-certificates") if t not in f.tools]
-    commands.append((f"install Consul {CONSUL_VERSION}", "pinned release binary, checked against its SHA-256",
-                     private_download(CONSUL_URL, CONSUL_SHA256, "consul.zip",
-                                      f'unzip -o -q "$d/consul.zip" consul -d {CONSUL_BIN.rsplit("/", 1)[0]}')))
+    src = engines.store_tool_source("consul")
+    assert src is not None and src.release is not None and src.version_id is not None
+    packages.append("consul")
+    if host_release(f) != src.version_id:
+        pins.setdefault(src.release, set()).add("consul")
 
 
-def private_download(url: str, sha256: str, name: str, then: str) -> str:
-    """Download into a new directory under labctl's root-only directory (a name no other user can predict or
-    prepare), check the pinned SHA-256, run `then` (which finds the file as "$d/NAME"), and remove the directory
-    whatever happened."""
-    if not re.fullmatch(r"[0-9a-f]{64}", sha256) or not re.fullmatch(r"[A-Za-z0-9._-]+", name):
-        raise ValueError(f"bad checksum or file name for {url}")
-    return (f"mkdir -p {PRIVATE_DIR} && chmod 700 {PRIVATE_DIR} && "
-            f"d=$(mktemp -d {PRIVATE_DIR}/download.XXXXXXXX) && trap 'rm -rf \"$d\"' EXIT && "
-            f'curl -fsSL -o "$d/{name}" {shlex.quote(url)} && '
-            f'echo "{sha256}  $d/{name}" | sha256sum -c - && {then}')
+def host_release(f: ProvisionFacts) -> str | None:
+    """VERSION_ID of a Debian host ("12"); None on anything else."""
+    words = f.os.split()
+    return words[1] if len(words) == 2 and words[0] == "debian" else None
+
+
+def mirror(f: ProvisionFacts) -> str | None:
+    """The host's own Debian mirror (its first apt source that is not the security archive)."""
+    return next((u.rstrip("/") for u in f.apt_sources if u.startswith(("http://", "https://")) and
+                 "security" not in u), None)
+
+
+def release_source(codename: str, url: str, pinned: set[str]) -> str:
+    """An apt source for another Debian release, signed by the archive's keyring, and a pin that takes only the
+    named packages from it (PIN_ENGINE: also a downgrade) and leaves the rest of that release below the host's."""
+    if not re.fullmatch(r"[a-z]+", codename) or not all(re.fullmatch(r"[a-z0-9][a-z0-9.+-]*", p) for p in pinned):
+        raise ValueError(f"bad release or package names: {codename!r} {sorted(pinned)!r}")
+    if not re.fullmatch(r"https?://[A-Za-z0-9.:/_~+-]+", url):
+        raise ValueError(f"not an archive URL: {url!r}")
+    line = f"deb [signed-by={KEYRING}] {url} {codename} main\n"
+    pref = (f"# written by labctl: only these packages come from Debian {codename}\n"
+            f"Package: {' '.join(sorted(pinned))}\nPin: release n={codename}\nPin-Priority: {PIN_ENGINE}\n\n"
+            f"Package: *\nPin: release n={codename}\nPin-Priority: {PIN_OTHERS}\n")
+    return (f"printf %s {shlex.quote(line)} > {APT_DIR}/labctl-{codename}.list && "
+            f"printf %s {shlex.quote(pref)} > {PREF_DIR}/labctl-{codename}.pref")
+
+
+def _debian_engine(plan: ProvisionPlan, f: ProvisionFacts, src: EngineSource, packages: list[str],
+                   pins: dict[str, set[str]]) -> None:
+    assert src.version_id is not None and src.release is not None
+    own = host_release(f)
+    if own is None:
+        plan.problems.append(f"[{f.name}] engine {src.name} is Debian {src.version_id}'s docker.io, and this host "
+                             f"is not Debian ({f.os or 'unknown'}): use `engine: system` for it")
+        return
+    if f"deb{src.version_id}u" in f.docker_package or (own == src.version_id and f.docker_package):
+        plan.steps.append(Step(f.name, "docker", None, f"Debian {src.version_id}'s docker.io {f.docker_package} "
+                                                       "present"))
+        return
+    if f.dockerd_version and not f.docker_package:
+        plan.problems.append(f"[{f.name}] Docker {f.dockerd_version} is installed outside Debian's packages; "
+                             f"engine {src.name} installs Debian {src.version_id}'s docker.io: remove it first")
+        return
+    wanted = [p for p in src.packages if p not in src.helpers_of_newer(own)]
+    packages.extend(wanted)
+    if own != src.version_id:
+        pins.setdefault(src.release, set()).update(wanted)
 
 
 def _engine_ids(plan: ProvisionPlan, inv: Inventory, facts: dict[str, ProvisionFacts]) -> None:

@@ -46,7 +46,8 @@ def test_hosts_json_for_static(tmp_path, capsys) -> None:
     assert cli.main(["hosts", "--json", "-i", str(p)]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["hosts"] == [{"name": "a", "address": "192.0.2.5", "port": 2222, "user": "admin", "key_file": "/k/id",
-                             "known_hosts": None, "roles": ["docker"], "strict_host_keys": True}]
+                             "known_hosts": None, "roles": ["docker"], "strict_host_keys": True,
+                             "engine": "system"}]
 
 
 @pytest.mark.skipif(shutil.which("busybox") is None, reason="busybox-static not installed")

@@ -9,26 +9,15 @@ change with LABCTL_REGEN_GOLDEN=1. The etcd path also runs for real on sandbox h
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
-import shutil
-import subprocess
 import textwrap
 
 import pytest
 
 from labctl.executors.provision import parse_provision_facts
-from labctl.model.inventory import load_inventory
+from labctl.model.inventory import load_inventory, parse_inventory
 from labctl.model.playbook import parse_playbook
-from labctl.plan.lock import PRIVATE_DIR
-from labctl.plan.provision import (
-    CONSUL_SHA256,
-    DOCKER_CE_VERSION,
-    ProvisionFacts,
-    ProvisionPlan,
-    plan_provision,
-    private_download,
-)
+from labctl.plan.provision import ProvisionFacts, ProvisionPlan, plan_provision
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DATA = os.path.join(ROOT, "tests", "unit", "data")
@@ -41,8 +30,8 @@ PLAYBOOKS = {
     "consul": "name: t\nstore: {backend: consul}\n" + NETS,
     "consul-image": "name: t\nstore: {backend: consul, image: 'hashicorp/consul:1.15'}\n" + NETS,
 }
-SHA = "0" * 64   # a stand-in: the real Docker CE checksum is not pinned in the repository (see plan.provision)
-FRESH = {h.name: ProvisionFacts(h.name, os="debian 12", systemd=True) for h in INV.hosts}
+SOURCES = ("http://mirror.example/debian", "http://mirror.example/debian-security")   # the VMs' own apt sources
+FRESH = {h.name: ProvisionFacts(h.name, os="debian 12", systemd=True, apt_sources=SOURCES) for h in INV.hosts}
 
 
 def render(plan: ProvisionPlan) -> str:
@@ -53,8 +42,8 @@ def render(plan: ProvisionPlan) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plan_for(backend: str, facts: dict[str, ProvisionFacts], sha: str | None = SHA) -> ProvisionPlan:
-    return plan_provision(INV, parse_playbook(PLAYBOOKS[backend], "p.yaml", INV), facts, sha)
+def plan_for(backend: str, facts: dict[str, ProvisionFacts], inv=INV) -> ProvisionPlan:  # type: ignore[no-untyped-def]
+    return plan_provision(inv, parse_playbook(PLAYBOOKS[backend], "p.yaml", inv), facts)
 
 
 @pytest.mark.parametrize("backend", sorted(PLAYBOOKS))
@@ -76,55 +65,75 @@ def test_etcd_path_uses_debians_docker_and_etcd() -> None:
     assert "systemctl disable --now etcd.service" in text and "download.docker.com" not in text
 
 
-def test_consul_path_checks_pinned_checksums() -> None:
-    text = render(plan_for("consul", FRESH))
-    assert f"docker-{DOCKER_CE_VERSION}.tgz" in text and f'echo "{SHA}  $d/docker.tgz" | sha256sum -c -' in text
-    assert f'echo "{CONSUL_SHA256}  $d/consul.zip" | sha256sum -c -' in text
-    assert "docker.io" not in text, "Debian's docker.io has no Consul backend"
-    assert "/tmp" not in text, "downloads go to a private directory with an unpredictable name"
+def test_consul_path_takes_docker_and_consul_from_debian_11_pinned() -> None:
+    plan = plan_for("consul", FRESH)
+    assert plan.problems == []
+    text = render(plan)
+    for host in ("node1", "node2"):
+        source = next(s for s in plan.steps if s.host == host and s.what == "apt source bullseye")
+        assert "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://mirror.example/debian " \
+               "bullseye main" in source.command
+        assert "Package: containerd docker.io runc tini\nPin: release n=bullseye\nPin-Priority: 1001" \
+            in source.command.replace("'\\''", "'"), "the engine's packages win, also as a downgrade"
+        assert "Pin-Priority: 100\n" in source.command, "nothing else of Debian 11 is preferred"
+    store = next(s for s in plan.steps if s.host == "store" and s.what == "apt source bullseye")
+    assert "Package: consul\n" in store.command
+    assert "security" not in text.split("apt source")[1].split("\n")[1], "the mirror, not the security archive"
+    assert "https://" not in text, "every binary comes from Debian's archive"
 
 
-def test_a_malformed_docker_ce_checksum_is_a_problem_not_a_command() -> None:
-    plan = plan_for("consul", FRESH, sha="abc; rm -rf /")
-    assert any("LABCTL_DOCKER_CE_SHA256 must be the 64 lowercase hexadecimal digits" in p for p in plan.problems)
-    assert "rm -rf /" not in render(plan)
+@pytest.mark.parametrize(("engine", "pinned", "host"), [
+    ("debian-13", "containerd docker-cli docker.io", "debian 12"),        # Debian 13's runc and tini need glibc 2.38
+    ("debian-11", "containerd docker.io runc tini", "debian 12"),
+    ("debian-12", None, "debian 12"),                                     # the host's own release: no extra source
+])
+def test_engine_field_on_vms_installs_that_release_pinned(engine: str, pinned: str | None, host: str) -> None:
+    text = (ROOT + "/inventories/vagrant.yaml")
+    inv = dataclasses.replace(load_inventory(text), packages="direct")
+    inv = dataclasses.replace(inv, hosts=tuple(dataclasses.replace(h, engine=engine) if h.is_docker else h
+                                               for h in inv.hosts))
+    facts = {n: dataclasses.replace(f, os=host) for n, f in FRESH.items()}
+    plan = plan_for("etcd", facts, inv)
+    assert plan.problems == []
+    sources = [s for s in plan.steps if s.host == "node1" and s.what.startswith("apt source")]
+    install = next(s for s in plan.steps if s.host == "node1" and s.what.startswith("install"))
+    if pinned is None:
+        assert sources == [] and "docker.io" in install.what
+        return
+    (source,) = sources
+    assert f"Package: {pinned}\n" in source.command
+    assert all(p in install.what.split() for p in pinned.split())
+    done = {n: dataclasses.replace(f, docker_package={"debian-13": "26.1.5+dfsg1-9+deb13u1+b1",
+                                                      "debian-11": "20.10.5+dfsg1-1+deb11u2"}[engine],
+                                   dockerd_version="x") for n, f in facts.items()}
+    again = [s for s in plan_for("etcd", done, inv).changes if s.host == "node1" and "docker" in s.what]
+    assert again == [], "installed once, present the next time"
 
 
-def _run_download(tmp_path, payload: bytes, sha: str) -> tuple[int, str]:
-    """The generated download command, run by bash with the private directory moved under tmp_path."""
-    src = tmp_path / "payload.bin"
-    src.write_bytes(payload)
-    private = tmp_path / "private"
-    cmd = private_download(f"file://{src}", sha, "payload.bin", f'cp "$d/payload.bin" {tmp_path}/installed')
-    cmd = cmd.replace(PRIVATE_DIR, str(private))
-    res = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, timeout=30)
-    assert oct(private.stat().st_mode & 0o777) == "0o700"
-    assert list(private.iterdir()) == [], "the download directory is removed whatever happened"
-    return res.returncode, res.stderr
-
-
-@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed on this machine")
-def test_private_download_checks_the_checksum_and_cleans_up(tmp_path) -> None:
-    payload = b"a pinned release"
-    good = hashlib.sha256(payload).hexdigest()
-    assert _run_download(tmp_path, payload, good)[0] == 0
-    assert (tmp_path / "installed").read_bytes() == payload
-    (tmp_path / "installed").unlink()
-    code, err = _run_download(tmp_path, payload, "0" * 64)
-    assert code != 0 and "did NOT match" in err
-    assert not (tmp_path / "installed").exists(), "nothing is installed from a file that fails its checksum"
+def test_a_debian_engine_on_a_host_that_is_not_debian_is_refused() -> None:
+    inv = parse_inventory("provider: static\nengine: debian-13\nhosts:\n"
+                          "  node1: {roles: [docker], address: 192.0.2.21}\n"
+                          "  node2: {roles: [docker], address: 192.0.2.22}\n"
+                          "  store: {roles: [store], address: 192.0.2.23}\n", "i.yaml")
+    plan = plan_for("etcd", {"node1": ProvisionFacts("node1", "ubuntu 24.04", True, apt_sources=SOURCES)}, inv)
+    assert any("engine debian-13 is Debian 13's docker.io, and this host is not Debian (ubuntu 24.04)" in p
+               for p in plan.problems), plan.problems
 
 
 def installed(backend: str) -> dict[str, ProvisionFacts]:
     """The facts the same VMs report once the golden commands have run."""
-    docker = DOCKER_CE_VERSION if backend.startswith("consul") else "20.10.24+dfsg1"
+    consul = backend.startswith("consul")   # a Consul store's docker hosts run Debian 11's docker.io
+    docker = "20.10.5+dfsg1" if consul else "20.10.24+dfsg1"
+    package = "20.10.5+dfsg1-1+deb11u2" if consul else "20.10.24+dfsg1-1+deb12u1+b6"
     tools = frozenset({"curl", "unzip", "iptables", "ca-certificates", "fping", "nsenter", "python3", "tcpdump"})
     return {
         "store": ProvisionFacts("store", "debian 12", True, etcd=backend == "etcd",
                                 dockerd_version="20.10.24+dfsg1" if backend == "consul-image" else "",
-                                consul_version="1.15.4" if backend == "consul" else "", tools=tools),
-        "node1": ProvisionFacts("node1", "debian 12", True, dockerd_version=docker, engine_id="AAAA", tools=tools),
-        "node2": ProvisionFacts("node2", "debian 12", True, dockerd_version=docker, engine_id="BBBB", tools=tools),
+                                consul_version="1.8.7" if backend == "consul" else "", tools=tools),
+        "node1": ProvisionFacts("node1", "debian 12", True, dockerd_version=docker, engine_id="AAAA", tools=tools,
+                                docker_package=package),
+        "node2": ProvisionFacts("node2", "debian 12", True, dockerd_version=docker, engine_id="BBBB", tools=tools,
+                                docker_package=package),
     }
 
 
@@ -147,17 +156,22 @@ def test_cloned_boxes_get_new_engine_ids_except_the_first() -> None:
 
 
 def test_refusals_before_any_change() -> None:
-    no_sha = plan_for("consul", FRESH, sha=None)
-    assert any("LABCTL_DOCKER_CE_SHA256" in p for p in no_sha.problems)
     facts = dict(FRESH, node1=ProvisionFacts("node1", "debian 12", True, dockerd_version="24.0.7"))
     kvstore = parse_playbook("name: t\noverlay: {control: kvstore}\nstore: {backend: etcd}\n" + NETS, "p.yaml", INV)
     assert any("[node1] Docker Engine 24.0.7 is installed: it has no cluster-store" in p
-               for p in plan_provision(INV, kvstore, facts, SHA).problems)
+               for p in plan_provision(INV, kvstore, facts).problems)
     auto = plan_for("etcd", facts)
     assert not any("[node1]" in p for p in auto.problems), "auto: a current engine carries the overlay on swarm"
     assert any(s.host == "node1" and "the overlay runs on swarm mode" in s.reason for s in auto.steps)
-    facts = dict(FRESH, node1=ProvisionFacts("node1", "debian 12", True, dockerd_version="20.10.24+dfsg1"))
-    assert any("Debian's docker.io has no Consul backend" in p for p in plan_for("consul", facts).problems)
+    upstream = dict(FRESH, node1=ProvisionFacts("node1", "debian 12", True, dockerd_version="20.10.24",
+                                                apt_sources=SOURCES))
+    assert any("[node1] Docker 20.10.24 is installed outside Debian's packages; engine debian-11 installs Debian "
+               "11's docker.io: remove it first" in p for p in plan_for("consul", upstream).problems)
+    debian12 = dict(FRESH, node1=ProvisionFacts("node1", "debian 12", True, dockerd_version="20.10.24+dfsg1",
+                                                docker_package="20.10.24+dfsg1-1+deb12u1+b6", apt_sources=SOURCES))
+    plan = plan_for("consul", debian12)
+    assert plan.problems == [], "Debian 12's docker.io (no Consul backend) gives way to Debian 11's, pinned"
+    assert ("node1", "apt source bullseye") in [(s.host, s.what) for s in plan.changes]
 
 
 def test_hosts_without_apt_are_refused_not_half_provisioned() -> None:

@@ -45,13 +45,13 @@ def test_consul_binary_plan() -> None:
     plan = plan_store(store_of("store: {backend: consul, data_dir: /var/lib/labctl/consul-data}\n"), "lab1")
     assert plan.kind == "service"
     assert plan.argv == (
-        "/usr/local/bin/consul", "agent", "-server", "-bootstrap-expect=1", "-node", "store",
+        "/usr/bin/consul", "agent", "-server", "-bootstrap-expect=1", "-node", "store",
         "-bind", "198.18.40.11", "-client", "198.18.40.11", "-http-port", "8500", "-ui=false",
         "-data-dir", "/var/lib/labctl/consul-data")
-    assert plan.health == ("/usr/local/bin/consul operator raft list-peers -http-addr=http://198.18.40.11:8500 "
+    assert plan.health == ("/usr/bin/consul operator raft list-peers -http-addr=http://198.18.40.11:8500 "
                            "| grep -q leader")
-    assert plan.wipe == "/usr/local/bin/consul kv delete -http-addr=http://198.18.40.11:8500 -recurse docker/"
-    assert plan.needs == "test -x /usr/local/bin/consul && echo /usr/local/bin/consul"
+    assert plan.wipe == "/usr/bin/consul kv delete -http-addr=http://198.18.40.11:8500 -recurse docker/"
+    assert plan.needs == "test -x /usr/bin/consul && echo /usr/bin/consul"
 
 
 def test_consul_image_plan() -> None:
@@ -91,3 +91,11 @@ def test_systemd_unit_for_the_store_is_labctls_own() -> None:
         "--listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 "
         "--initial-cluster store=http://127.0.0.1:2380\nRestart=on-failure\n\n[Install]\n"
         "WantedBy=multi-user.target\n")
+
+
+def test_consul_from_the_engine_cache_on_sandbox_hosts() -> None:
+    """Sandbox hosts share this machine's files: Consul runs from where `labctl engines` unpacked Debian 11's."""
+    binary = "/var/cache/labctl/engines/consul/869278f1f4d3/root/usr/bin/consul"
+    plan = plan_store(store_of("store: {backend: consul, data_dir: /var/lib/labctl/consul}\n"), "lab1", binary)
+    assert plan.argv[0] == binary
+    assert plan.needs == f"test -x {binary} && echo {binary}"
