@@ -91,6 +91,7 @@ bench: deps
 
 # The lab on three booted VMs (root; not part of `make test`): builds the Debian 12 box (cached), starts libvirt,
 # vagrant up --provider=libvirt, fab provision/up/verify/down, vagrant destroy -f; times per step, logs and
-# verify-junit.xml in vms-e2e/. See vms/e2e.sh.
+# verify-junit.xml in vms-e2e/. See vms/e2e.sh. PLAYBOOK=playbooks/seed-overlay-consul.yaml: the Consul lab (Debian 11's
+# docker.io and consul, installed by provisioning from Debian's archive).
 vms-e2e:
-	vms/e2e.sh
+	PLAYBOOK=$(PLAYBOOK) vms/e2e.sh

@@ -118,29 +118,37 @@ def must(env: dict[str, str], *args: str) -> tuple[float, float, subprocess.Comp
 
 
 SEED_SUBNET = "198.18.91.0/24"
-SEED_PLAYBOOKS = {"kvstore": ROOT / "playbooks" / "seed-overlay.yaml",        # cluster store (etcd)
-                  "swarm": ROOT / "playbooks" / "seed-overlay-swarm.yaml",    # swarm mode, no dockerd restart
-                  "vxlan": ROOT / "playbooks" / "seed-overlay-vxlan.yaml"}    # labctl's own VXLAN devices
+PB = ROOT / "playbooks"
+SEED_PLAYBOOKS = {"kvstore": PB / "seed-overlay.yaml",        # cluster store (etcd)
+                  "swarm": PB / "seed-overlay-swarm.yaml",    # swarm mode, no dockerd restart
+                  "vxlan": PB / "seed-overlay-vxlan.yaml",    # labctl's own VXLAN devices
+                  "kvstore-consul": PB / "seed-overlay-consul.yaml"}   # the tutorials' Consul
+# One seed row per engine and plane that can carry the lab (engine: the inventory's `engine:` of both docker hosts;
+# system = this machine's own, Debian 12's docker.io 20.10.24).
+SEEDS = {"system/kvstore": ("system", "kvstore"), "system/swarm": ("system", "swarm"),
+         "system/vxlan": ("system", "vxlan"), "debian-11/kvstore-consul": ("debian-11", "kvstore-consul"),
+         "debian-13/swarm": ("debian-13", "swarm"), "debian-13/vxlan": ("debian-13", "vxlan")}
 
 
 def measure_seeds(work: Path) -> dict[str, dict[str, float]]:
-    return {plane: measure_seed(work, plane) for plane in SEED_PLAYBOOKS}
+    return {key: measure_seed(work, key) for key in SEEDS}
 
 
-def measure_seed(work: Path, plane: str = "kvstore", warm_runs: int = 3) -> dict[str, float]:
-    """The seed lab (2 docker hosts, overlay + macvlan, 4 containers) on one control plane: cold up, warm up
-    (median of `warm_runs`), verify, down, on fresh sandbox hosts of its own (lab `benchseed`)."""
+def measure_seed(work: Path, key: str = "system/kvstore", warm_runs: int = 3) -> dict[str, float]:
+    """The seed lab (2 docker hosts, overlay + macvlan, 4 containers) on one engine and control plane: cold up, warm
+    up (median of `warm_runs`), verify, down, on fresh sandbox hosts of its own (lab `benchseed`)."""
+    engine, plane = SEEDS[key]
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     inv = work / "benchseed.yaml"
-    inv.write_text(f"name: benchseed\nprovider: sandbox\nunderlay: {{subnet: {SEED_SUBNET}}}\nhosts:\n"
-                   "  store: {roles: [store]}\n  node1: {roles: [docker]}\n  node2: {roles: [docker]}\n")
+    inv.write_text(f"name: benchseed\nprovider: sandbox\nengine: {engine}\nunderlay: {{subnet: {SEED_SUBNET}}}\n"
+                   "hosts:\n  store: {roles: [store]}\n  node1: {roles: [docker]}\n  node2: {roles: [docker]}\n")
     lab = ("-i", str(inv), "-p", str(SEED_PLAYBOOKS[plane]))
     must(env, "sandbox", "down", "-i", str(inv))
     must(env, "sandbox", "up", "-i", str(inv))
     try:
         cold = must(env, "up", *lab)[0]
         warm = [must(env, "up", *lab)[0] for _ in range(warm_runs)]
-        verdict = work / f"seed-{plane}.json"
+        verdict = work / f"seed-{key.replace('/', '-')}.json"
         verify_s, _, res = run_labctl(env, "verify", *lab, "--json", str(verdict))
         modes = set(json.loads(verdict.read_text())["probe"]["modes"].values()) if verdict.exists() else set()
         verify_container_s, _, res_container = run_labctl(env, "verify", *lab, "--probe", "container")
@@ -159,8 +167,10 @@ def seed_line(seeds: dict) -> str:
     if "up_cold_s" in seeds:  # results.json of an older run: the cluster-store lab only
         seeds = {"kvstore": seeds}
     lines = []
-    for plane, seed in seeds.items():
-        lines.append(f"Seed lab on {plane} ({SEED_PLAYBOOKS[plane].relative_to(ROOT)}, sandbox hosts): cold `up` "
+    for key, seed in seeds.items():
+        engine, plane = SEEDS.get(key, ("system", key))   # results of older runs: keyed by plane only
+        lines.append(f"Seed lab, engine {engine}, {plane} ({SEED_PLAYBOOKS[plane].relative_to(ROOT)}, sandbox hosts): "
+                     "cold `up` "
                      f"{seed['up_cold_s']:.1f}s, warm `up` {seed['up_warm_s']:.1f}s (median of 3, max "
                      f"{seed['up_warm_max_s']:.1f}s; target < 3 s), `verify` {seed['verify_s']:.1f}s "
                      f"({'all passing' if seed['verify_ok'] else 'MISMATCHES'}; probe {seed.get('probe', 'container')}"

@@ -22,7 +22,7 @@ OUT=${LABCTL_E2E_OUT:-$repo/vms-e2e}
 VENV=${VENV:-.venv}
 STATE=/run/labctl-vms                      # PID files of the libvirt daemons this target started
 export LABCTL_INVENTORY=inventories/vagrant.yaml
-export LABCTL_PLAYBOOK=playbooks/seed-overlay.yaml
+export LABCTL_PLAYBOOK=${PLAYBOOK:-playbooks/seed-overlay.yaml}   # make vms-e2e PLAYBOOK=playbooks/seed-overlay-consul.yaml
 export LABCTL_NODES=2
 export VAGRANT_DEFAULT_PROVIDER=libvirt
 export LIBVIRT_DEFAULT_URI=qemu:///system

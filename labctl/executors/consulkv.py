@@ -19,11 +19,14 @@ import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import consul
 from fabric import Connection
 
 from labctl.errors import LabctlError
+
+if TYPE_CHECKING:   # imported where used: py-consul brings requests, 0.2 s of start-up every labctl run would pay
+    import consul
 
 NODES_PREFIX = "docker/nodes/"
 NETWORKS_PREFIX = "docker/network/v1.0/network/"
@@ -39,6 +42,8 @@ def _free_port() -> int:
 @contextlib.contextmanager
 def client(conn: Connection, address: str, port: int) -> Iterator[consul.Consul]:
     """A py-consul client whose requests travel through the store host's SSH connection to address:port there."""
+    import consul
+
     local = _free_port()
     with conn.forward_local(local, remote_port=port, remote_host=address, local_host="127.0.0.1"):
         yield consul.Consul(host="127.0.0.1", port=local, connections_timeout=TIMEOUT)

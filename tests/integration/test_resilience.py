@@ -98,7 +98,7 @@ def interrupt(lab: Lab, sig: signal.Signals, *, at_line: str | None = None, afte
               playbook: str | Path = SEED) -> tuple[bool, str]:
     """Start `labctl up` and send `sig` when a progress line contains at_line (or `after` seconds in).
     Returns whether the signal was sent before the run ended by itself, and the run's stderr."""
-    proc = subprocess.Popen([sys.executable, "-m", "labctl.cli", "up", *lab_args(lab, playbook), "--wait", "60"],
+    proc = subprocess.Popen([sys.executable, "-m", "labctl", "up", *lab_args(lab, playbook), "--wait", "60"],
                             env=lab.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             preexec_fn=_default_sigint)
     lines: queue.Queue[str | None] = queue.Queue()

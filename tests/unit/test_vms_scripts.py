@@ -24,7 +24,7 @@ def test_scripts_parse_and_are_executable(script: str) -> None:
 def test_vms_e2e_is_its_own_target_and_not_part_of_make_test() -> None:
     with open(os.path.join(ROOT, "Makefile")) as f:
         make = f.read()
-    assert re.search(r"^vms-e2e:\n\tvms/e2e\.sh$", make, re.M)
+    assert re.search(r"^vms-e2e:\n\tPLAYBOOK=\$\(PLAYBOOK\) vms/e2e\.sh$", make, re.M)
     test_rule = re.search(r"^test: (.*)$", make, re.M)
     assert test_rule is not None and "vms" not in test_rule.group(1)
 
