@@ -34,6 +34,9 @@ class Report:
         self.changes.append(f"{host}: {what}")
 
 
+REPORT_PREFIX = "labctl-report: "
+
+
 def run_steps(hosts: Hosts, steps: list[Step], progress: Progress, report: Report, phase: str) -> None:
     """Each host's steps in order, hosts in parallel."""
     per_host: dict[str, list[Step]] = {}
@@ -51,6 +54,9 @@ def run_steps(hosts: Hosts, steps: list[Step], progress: Progress, report: Repor
                     conn.run(s.cleanup, hide=True, warn=True)
                 raise step_failure(host, s, res.exited, str(res.stderr or res.stdout))
             report.add(host, f"{s.what}: {s.reason}")
+            for line in str(res.stdout).splitlines():   # what a step says it did (provisioning: exact versions)
+                if line.startswith(REPORT_PREFIX):
+                    report.add(host, line[len(REPORT_PREFIX):])
 
     hosts.each(one, list(per_host), step=phase)
 

@@ -189,8 +189,10 @@ def _apt(packages: list[str], proxy: str | None = None, downgrades: bool = False
             raise ValueError(f"not a forwarded proxy URL: {proxy!r}")
         apt = f"{APT} -o Acquire::http::Proxy={proxy} -o Acquire::Retries=3"
     allow = " --allow-downgrades" if downgrades else ""   # a pinned older release (Debian 11's engine on 12)
-    return (f"{apt} update -q && {apt} install -y -q --no-install-recommends{allow} "
-            f"{' '.join(sorted(set(packages)))}")
+    names = " ".join(sorted(set(packages)))
+    # the exact versions installed, for the run's report (executors.steps reads lines with this prefix)
+    said = f"dpkg-query -W -f='labctl-report: installed ${{Package}} ${{Version}}\\n' {names}"
+    return f"{apt} update -q && {apt} install -y -q --no-install-recommends{allow} {names} && {said}"
 
 
 def _docker_io(plan: ProvisionPlan, f: ProvisionFacts, packages: list[str], control: str) -> None:
