@@ -193,11 +193,25 @@ def test_big_matrices_fold_to_host_pairs_with_counts() -> None:
 def test_unreachable_host_and_blind_host_are_named() -> None:
     cross = {c.key: "isolated" for c in derive(SEED, SEED_FACTS) if c.network == "ov" and c.src_host != c.dst_host}
     results = outcome(cross)
+    assert sum(not r.ok for r in results) == len(cross) > 0, "the causes below are checked on failed checks"
     explain(results, SEED, SEED_FACTS, Diagnosis(store_ok=True, store_detail="etcd://198.18.0.11:2379 answers",
                                                  store_unreachable_from=["node2"]))
     assert all(r.cause.startswith("node2 cannot open a connection to the cluster store") for r in results if not r.ok)
     explain(results, SEED, SEED_FACTS, Diagnosis(store_ok=True, unreachable_hosts={"node2": "ssh: timed out"}))
     assert all(r.cause == "node2 cannot be asked: ssh: timed out" for r in results if not r.ok)
+
+
+def test_an_engine_missing_from_consul_is_named() -> None:
+    """Consul labs: the store answers, but node2's engine is not under docker/nodes/ (read with py-consul)."""
+    cross = {c.key: "isolated" for c in derive(SEED, SEED_FACTS) if c.network == "ov" and c.src_host != c.dst_host}
+    results = outcome(cross)
+    failed = [r for r in results if not r.ok]
+    assert len(failed) == len(cross) > 0
+    explain(results, SEED, SEED_FACTS, Diagnosis(store_ok=True, store_unregistered={"node2": "198.18.0.13"},
+                                                 overlay_missing={"node2": ["ov"]}))
+    assert {r.cause for r in failed} == {
+        "node2 is not registered in the cluster store (no docker/nodes/198.18.0.13:... key): its dockerd does not "
+        "use the store; check cluster-store and cluster-advertise in its daemon.json, then `labctl up`"}
 
 
 def test_names_across_hosts_resolve_only_on_an_overlay_that_docker_runs() -> None:
