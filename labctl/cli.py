@@ -373,6 +373,9 @@ def control_line(control: dict) -> str:
 def cmd_validate(args: argparse.Namespace, progress: Progress) -> int:
     inv = load(args)
     print(f"{inv.source}: ok ({inv.provider}, {len(inv.hosts)} hosts, {len(inv.docker_hosts)} docker)")
+    if any(h.engine != engines.SYSTEM for h in inv.docker_hosts):
+        print("  engines: " + ", ".join(f"{h.name} {h.engine}" for h in inv.docker_hosts)
+              + " (`labctl engines` shows their versions and cluster-store backends)")
     if args.playbook:
         pb = load_playbook(args.playbook, inv)
         check_image_archives(pb)
