@@ -305,7 +305,7 @@ def print_hosts(inv: Inventory, engine_ids: dict[str, str] | None = None) -> Non
         if engine_ids is not None:
             row.append(engine_ids.get(ep.name, "-"))
         table.add_row(*[escape(x) for x in row])
-    Console(highlight=False).print(table)
+    Console(highlight=False, emoji=False).print(table)
 
 
 def cmd_sandbox_down(args: argparse.Namespace, progress: Progress) -> int:
@@ -418,7 +418,7 @@ def cmd_engines(args: argparse.Namespace, progress: Progress) -> int:
         cached = "own" if r["cached"] is None else ("yes" if r["cached"] else "no")
         table.add_row(*map(escape, (r["name"], "engine" if engine else "store", version,
                                     backends if engine else "-", swarm if engine else "-", cached)))
-    Console(highlight=False).print(table)
+    Console(highlight=False, emoji=False).print(table)
     notes = [f"{r['name']}: {helper} from {why}" for r in rows for helper, why in r["from_host"].items()]
     for note in notes:
         print(escape(note))
@@ -598,7 +598,7 @@ def write_grades(args: argparse.Namespace, reports: list, data: dict) -> None:
 
 
 def print_grade(report: grade_plan.Report, details: bool = False) -> None:
-    console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
+    console = Console(highlight=False, emoji=False, width=None if sys.stdout.isatty() else 200)
     ex = report.exercise
     console.print(f"grade {escape(ex.name)}: {escape(ex.title)} ({escape(report.inventory)})", soft_wrap=True)
     width = max((len(t.task.id) for t in report.results), default=4)
@@ -631,7 +631,7 @@ def print_roster(name: str, reports: list[grade_plan.Report], seconds: float) ->
     for row in rows:
         style = "red" if row[-1].startswith("unreachable") else ("green" if row[-1] == "full marks" else "")
         table.add_row(*[escape(x) for x in row], style=style)
-    Console(highlight=False, width=None if sys.stdout.isatty() else 200).print(table)
+    Console(highlight=False, emoji=False, width=None if sys.stdout.isatty() else 200).print(table)
     graded = [r for r in reports if r.error is None]
     print(f"graded {len(graded)} of {len(reports)} student(s)" + (
         f"; not reachable: {', '.join(r.student or '' for r in reports if r.error)}" if len(graded) < len(reports)
@@ -697,7 +697,7 @@ def write_file(path: str, text: str) -> None:
 
 
 def print_verdict(result: verify.Verdict) -> None:
-    console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
+    console = Console(highlight=False, emoji=False, width=None if sys.stdout.isatty() else 200)
     style = {"reach": "green", "isolated": "blue", "MISMATCH": "bold red"}
     for title, (srcs, dsts, cells) in verdict.matrices(result.results).items():
         heading = f"{title}: rows reach (or not) columns"
@@ -780,7 +780,7 @@ def trace_json(r: trace_exec.TraceResult) -> dict:
 
 
 def print_trace(r: trace_exec.TraceResult) -> None:
-    console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+    console = Console(highlight=False, emoji=False, width=None if sys.stdout.isatty() else 160)
     p = r.path
     what = {"overlay": f"overlay, VNI {p.vni}, control plane {r.plane or '?'}",
             "vxlan": f"overlay on labctl's VXLAN devices, VNI {p.vni}", "macvlan": "macvlan on the underlay",
@@ -819,7 +819,7 @@ def cmd_status(args: argparse.Namespace, progress: Progress) -> int:
 
 
 def print_status(result: dict) -> None:
-    console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+    console = Console(highlight=False, emoji=False, width=None if sys.stdout.isatty() else 160)
     hosts = Table(title=escape(f"lab {result['lab'] or '(every labctl lab)'}: hosts"), title_justify="left")
     for col in ("host", "roles", "engine", "state"):
         hosts.add_column(col)

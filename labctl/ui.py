@@ -13,7 +13,7 @@ from rich.markup import escape
 
 class Progress:
     def __init__(self, quiet: bool = False, stream: IO[str] | None = None) -> None:
-        self.console = Console(file=stream or sys.stderr, highlight=False, soft_wrap=True)
+        self.console = Console(file=stream or sys.stderr, highlight=False, emoji=False, soft_wrap=True)
         self.quiet = quiet
         self.start = time.monotonic()
         self._lock = threading.Lock()

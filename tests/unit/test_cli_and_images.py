@@ -73,3 +73,14 @@ def test_archive_from_dir_and_rootfs_tar_needs_tag(tmp_path) -> None:
 def test_supervised_start_command_quotes_arguments() -> None:
     cmd = SupervisedProcess().start_command(Service("etcd", argv=("/usr/bin/etcd", "--name", "a b; rm -rf /")))
     assert "'a b; rm -rf /'" in cmd and "--pidfile /run/labctl/etcd.pid" in cmd
+
+
+def test_host_text_is_printed_literally_never_as_emoji_codes() -> None:
+    """rich turns `:cd:` into an emoji by default; a MAC address 12:71:13:cd:47:c9 must stay what it is."""
+    import io
+
+    from labctl.ui import Progress
+
+    out = io.StringIO()
+    Progress(stream=out).step("node1", "veth 12:71:13:cd:47:c9 [bold]x[/bold]")
+    assert "12:71:13:cd:47:c9 [bold]x[/bold]" in out.getvalue()
