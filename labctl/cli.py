@@ -810,7 +810,7 @@ def cmd_status(args: argparse.Namespace, progress: Progress) -> int:
     inv = load(args)
     pb = load_playbook(args.playbook, inv) if args.playbook else None
     with Hosts(registry.endpoints(inv)) as hosts:
-        result = status.gather(inv, pb, hosts)
+        result = status.gather(inv, pb, hosts, store_contents=True)
     if args.json:
         print(json.dumps(result, indent=2))
     else:

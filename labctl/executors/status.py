@@ -60,7 +60,8 @@ def parse_host_status(out: str) -> dict[str, Any]:
             "extra": more}
 
 
-def gather(inv: Inventory, pb: Playbook | None, hosts: Hosts, vnis: bool = True, extra: str = "") -> dict[str, Any]:
+def gather(inv: Inventory, pb: Playbook | None, hosts: Hosts, vnis: bool = True, extra: str = "",
+           store_contents: bool = False) -> dict[str, Any]:
     """Status of every docker host and of the store, all at once; a host that cannot be asked is reported with its
     error, not dropped. verify passes vnis=False (it needs no VNI) and its underlay query as `extra`: one round
     trip per host for all it needs to know before probing. `extra` outputs come back under "extra"."""
@@ -77,7 +78,7 @@ def gather(inv: Inventory, pb: Playbook | None, hosts: Hosts, vnis: bool = True,
             except Exception as exc:  # noqa: BLE001 - status reports every host, reachable or not
                 raw[name] = {"error": str(failure_from(name, exc))}
         if name == store_host and pb is not None:
-            store.update(store_status(inv, pb, hosts))
+            store.update(store_status(inv, pb, hosts, store_contents))
 
     hosts.each(one, names + ([store_host] if store_host and store_host not in names else []), step="status")
     result = summarize(inv, pb, raw)
@@ -128,7 +129,9 @@ def control_status(pb: Playbook, hosts: Hosts, names: list[str]) -> dict[str, An
     return {"plane": plane, "requested": pb.control, "hosts": rows}
 
 
-def store_status(inv: Inventory, pb: Playbook, hosts: Hosts) -> dict[str, Any]:
+def store_status(inv: Inventory, pb: Playbook, hosts: Hosts, contents: bool = False) -> dict[str, Any]:
+    """contents: also what Docker wrote into the store (Consul: over an SSH forward; `labctl status` asks for it,
+    verify reads it only when it diagnoses a failure)."""
     assert pb.store is not None
     entry: dict[str, Any] = {"backend": pb.store.backend, "host": pb.store.host, "url": pb.store.url}
     try:
@@ -136,11 +139,11 @@ def store_status(inv: Inventory, pb: Playbook, hosts: Hosts) -> dict[str, Any]:
         conn = hosts.conn(pb.store.host)
         entry["running"] = runner.is_running(conn)
         entry["error"] = None
-        contents = runner.contents(conn) if entry["running"] else None
-        if contents is not None:   # Consul, through its API: what Docker wrote there
-            entry["contents"] = contents.as_dict()
-            entry["registered"] = contents.nodes
-            entry["overlays"] = sorted(contents.networks.values())
+        found = runner.contents(conn) if entry["running"] and contents else None
+        if found is not None:   # Consul, through its API: what Docker wrote there
+            entry["contents"] = found.as_dict()
+            entry["registered"] = found.nodes
+            entry["overlays"] = sorted(found.networks.values())
     except Exception as exc:  # noqa: BLE001
         entry["running"], entry["error"] = None, str(failure_from(pb.store.host, exc))
     return entry
