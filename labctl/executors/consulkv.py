@@ -39,6 +39,17 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _wait_listening(port: int, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.settimeout(0.2)
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.02)
+    raise LabctlError(f"the SSH forward to Consul (127.0.0.1:{port}) did not open within {timeout:g}s")
+
+
 @contextlib.contextmanager
 def client(conn: Connection, address: str, port: int) -> Iterator[consul.Consul]:
     """A py-consul client whose requests travel through the store host's SSH connection to address:port there."""
@@ -46,6 +57,7 @@ def client(conn: Connection, address: str, port: int) -> Iterator[consul.Consul]
 
     local = _free_port()
     with conn.forward_local(local, remote_port=port, remote_host=address, local_host="127.0.0.1"):
+        _wait_listening(local)   # Fabric binds the local end in a thread of its own: a request may come first
         yield consul.Consul(host="127.0.0.1", port=local, connections_timeout=TIMEOUT)
 
 

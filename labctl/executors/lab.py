@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 import shlex
@@ -42,8 +43,11 @@ from labctl.plan.lab import (
 )
 from labctl.plan.lock import PRIVATE_DIR
 from labctl.plan.overlay import (
+    GATEWAY_BRIDGE,
     GossipGap,
     expected_peers,
+    gateway_bridge_command,
+    gateway_bridge_subnet,
     gossip_gaps,
     known_ips_script,
     neighbour_script,
@@ -234,6 +238,8 @@ def up(inv: Inventory, pb: Playbook, hosts: Hosts, progress: Progress) -> Report
     for name, plane in planes.items():
         plane.bootstrap(run, name == control)
     configure_daemons(inv, pb, hosts, facts, manager, progress, report)
+    if control in ("kvstore", "swarm") and any(n.driver == "overlay" for n in pb.networks):
+        ensure_gateway_bridges(pb, hosts, docker_names, facts, progress, report)
     for name, plane in planes.items():
         plane.join(run, name == control)
     nets = hosts.each(lambda n, c: lab_networks(c, pb.name), docker_names, step="list networks")
@@ -407,6 +413,37 @@ def write_daemon_json(inv: Inventory, pb: Playbook, facts: HostFacts, new: dict,
     write_json(conn, DAEMON_JSON, new, mode="644")
     wanted = daemon.desired_keys(inv, pb, facts.name)
     progress.step(facts.name, f"daemon.json: {', '.join(f'{k}={v}' for k, v in wanted.items())}; restarting dockerd")
+
+
+GW_QUERY = (f"docker network inspect {GATEWAY_BRIDGE} --format "
+            "'{{range .IPAM.Config}}{{.Subnet}} {{end}}|{{len .Containers}}' 2>/dev/null")
+
+
+def ensure_gateway_bridges(pb: Playbook, hosts: Hosts, names: list[str], facts: dict[str, HostFacts],
+                           progress: Progress, report: Report) -> None:
+    """docker_gwbridge (an overlay container's way out) on a subnet clear of the lab's own, made before swarm init
+    or the first overlay container would let Docker pick one; an unused one on a lab subnet is made again."""
+    def one(name: str, conn: Connection) -> None:
+        f = facts[name]
+        subnets, _, users = str(conn.run(GW_QUERY, hide=True, warn=True).stdout).strip().partition("|")
+        lab_nets = [n.subnet for n in pb.networks]
+        if subnets.strip():
+            clash = any(ipaddress.ip_network(s, strict=False).overlaps(n) for s in subnets.split() for n in lab_nets)
+            if not clash or users.strip() not in ("", "0"):
+                return
+            conn.run(f"docker network rm {GATEWAY_BRIDGE}", hide=True)
+            progress.step(name, f"{GATEWAY_BRIDGE} removed: its subnet {subnets.strip()} overlaps the lab's networks")
+        in_use = [s for subs in f.foreign_networks.values() for s in subs if s]
+        in_use += [a for addrs in f.addresses.values() for a in addrs]
+        subnet = gateway_bridge_subnet(pb, name, in_use)
+        if subnet is None:
+            raise LabctlError(f"[{name}] no free subnet for {GATEWAY_BRIDGE} outside the lab's networks",
+                              hint="free one of 172.18-31.0.0/16 on this host")
+        conn.run(gateway_bridge_command(subnet), hide=True)
+        progress.step(name, f"{GATEWAY_BRIDGE} {subnet} (clear of the lab's subnets)")
+        report.add(name, f"network {GATEWAY_BRIDGE} {subnet} created")
+
+    hosts.each(one, names, step=GATEWAY_BRIDGE)
 
 
 def start_dockerd(inv: Inventory, name: str, conn: Connection, manager: ServiceManager) -> None:

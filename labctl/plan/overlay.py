@@ -11,6 +11,7 @@ querying the cluster". This module says what to expect and reads what the hosts 
 
 from __future__ import annotations
 
+import ipaddress
 import shlex
 from dataclasses import dataclass
 
@@ -134,3 +135,36 @@ def unknown_containers(pb: Playbook, host: str, network: str, known_ips: set[str
     return sorted(c.name for c in pb.containers
                   if c.host != host and c.network_mode is None and any(a.network == network for a in c.networks)
                   and addresses.get(c.name, {}).get(network) not in known_ips | {None, ""})
+
+
+GATEWAY_BRIDGE = "docker_gwbridge"
+# The pools Docker itself would draw docker_gwbridge from (its default local address pools), in order.
+GATEWAY_CANDIDATES = tuple(ipaddress.ip_network(f"172.{i}.0.0/16") for i in range(18, 32)) + tuple(
+    ipaddress.ip_network(f"192.168.{i}.0/24") for i in range(0, 256, 16))
+
+
+def gateway_bridge_subnet(pb: Playbook, host: str, in_use: list[str]) -> str | None:
+    """A subnet for docker_gwbridge on this host that overlaps none of the playbook's networks, docker0 and what the
+    host already has (in_use: subnets and addresses). Docker picks it from a rotating pool otherwise, and after
+    enough networks came and went on one daemon it picked the playbook's macvlan subnet: the container's overlay
+    side (eth1 on docker_gwbridge) then took 172.29.0.3/16 and its macvlan address 172.29.0.11/16 was refused
+    ("conflicts with existing route"; seen in CI on Engine 26). None when every candidate is taken."""
+    taken: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = [n.subnet for n in pb.networks]
+    taken.append(ipaddress.ip_network(pb.bips.get(host, "172.17.0.1/16"), strict=False))
+    for text in in_use:
+        try:
+            taken.append(ipaddress.ip_network(text, strict=False))
+        except ValueError:
+            continue
+    for cand in GATEWAY_CANDIDATES:
+        if not any(t.version == 4 and cand.overlaps(t) for t in taken):
+            return str(cand)
+    return None
+
+
+def gateway_bridge_command(subnet: str) -> str:
+    """docker_gwbridge as Docker makes it (no inter-container traffic, masqueraded), on a subnet labctl chose."""
+    return shlex.join(["docker", "network", "create", "--subnet", subnet,
+                       "--opt", f"com.docker.network.bridge.name={GATEWAY_BRIDGE}",
+                       "--opt", "com.docker.network.bridge.enable_icc=false",
+                       "--opt", "com.docker.network.bridge.enable_ip_masquerade=true", GATEWAY_BRIDGE])

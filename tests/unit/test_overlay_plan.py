@@ -102,3 +102,21 @@ def test_unknown_containers_are_the_remote_ones_without_a_neighbour_entry() -> N
     assert unknown_containers(pb, "node1", "ov", set(), addresses) == ["c3", "c4"], "only containers of other hosts"
     assert unknown_containers(pb, "node1", "ov", set(), {}) == [], "no address known: nothing to blame"
     assert "ip -4 neigh show nud permanent" in known_ips_script("ov")
+
+
+def test_gateway_bridge_keeps_clear_of_the_playbooks_subnets() -> None:
+    """Docker's rotating pool once gave docker_gwbridge the lab's macvlan subnet (172.29.0.0/16, CI on Engine 26)."""
+    from labctl.model.inventory import parse_inventory
+    from labctl.model.playbook import parse_playbook
+    from labctl.plan.overlay import gateway_bridge_command, gateway_bridge_subnet
+
+    inv = parse_inventory("provider: sandbox\nhosts:\n  store: {roles: [store]}\n  node1: {roles: [docker]}\n"
+                          "  node2: {roles: [docker]}\n", "i.yaml")
+    pb = parse_playbook("name: t\nnetworks:\n  ov: {driver: overlay, subnet: 172.18.0.0/16}\n"
+                        "  mv: {driver: macvlan, subnet: 172.19.0.0/16}\n", "p.yaml", inv)
+    assert gateway_bridge_subnet(pb, "node1", []) == "172.20.0.0/16"
+    assert gateway_bridge_subnet(pb, "node1", ["172.20.5.0/24", "172.21.0.7", "bogus"]) == "172.22.0.0/16"
+    assert gateway_bridge_command("172.22.0.0/16") == (
+        "docker network create --subnet 172.22.0.0/16 --opt com.docker.network.bridge.name=docker_gwbridge "
+        "--opt com.docker.network.bridge.enable_icc=false --opt com.docker.network.bridge.enable_ip_masquerade=true "
+        "docker_gwbridge")
