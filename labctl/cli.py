@@ -5,7 +5,6 @@ Exit codes: 0 success, 1 a host or step failed, 2 bad input or missing prerequis
 
 from __future__ import annotations
 
-import _thread
 import argparse
 import json
 import os
@@ -917,22 +916,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     return args
 
 
-def _interrupt_is_not_lost(unraisable: sys.UnraisableHookArgs) -> None:
-    """Ctrl-C that lands in a finalizer or weakref callback is "ignored" by Python (a traceback on stderr, and the run
-    goes on; seen in the resilience test): it is delivered to the main thread again instead."""
-    if unraisable.exc_type is not None and issubclass(unraisable.exc_type, KeyboardInterrupt):
-        _thread.interrupt_main()
-        return
-    sys.__unraisablehook__(unraisable)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     sub = (getattr(args, "sandbox_command", None) or getattr(args, "image_command", None)
            or getattr(args, "engines_command", None))
     handler = HANDLERS[(args.command, sub)]
     progress = Progress(quiet=args.quiet)
-    sys.unraisablehook = _interrupt_is_not_lost
     try:
         return handler(args, progress)
     except LabctlError as exc:
