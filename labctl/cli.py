@@ -9,6 +9,7 @@ import argparse
 import json
 import os
 import sys
+import textwrap
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -17,7 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from labctl import engines, gradebook, html, verdict
+from labctl import defaults, engines, gradebook, html, verdict
 from labctl.errors import LabctlError, Problem, UsageError, ValidationError
 from labctl.executors import breaks as breaks_exec
 from labctl.executors import dockerhost, enginecache, lab, provision, status, verify
@@ -38,14 +39,16 @@ from labctl.plan.controlplane import needs_decision
 from labctl.providers import class_sandbox, registry, sandbox
 from labctl.ui import Progress
 
-DEFAULT_INVENTORY = "inventories/sandbox.yaml"
 MAX_STUDENTS = 40
 CLASS_LABS_AT_ONCE = 4     # sandbox labs brought up together (each starts a dockerd per docker host)
 
 
+DEFAULTS_HELP = "$LABCTL_{kind}, then fabric.yaml's labctl.{low}, then the shipped {shipped}"
+
+
 def _inventory_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--inventory", "-i", default=os.environ.get("LABCTL_INVENTORY", DEFAULT_INVENTORY),
-                   help="inventory file (default: $LABCTL_INVENTORY or %(default)s)")
+    p.add_argument("--inventory", "-i", metavar="FILE", help="inventory file (default: " + DEFAULTS_HELP.format(
+        kind="INVENTORY", low="inventory", shipped=defaults.SHIPPED["inventory"]) + ")")
 
 
 def _wait_arg(p: argparse.ArgumentParser, what: str) -> None:
@@ -53,15 +56,50 @@ def _wait_arg(p: argparse.ArgumentParser, what: str) -> None:
                    help=f"when another labctl run holds {what}, wait up to SECONDS for it (default: refuse, exit 2)")
 
 
-def _playbook_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--playbook", "-p", default=os.environ.get("LABCTL_PLAYBOOK"), required=not os.environ.get(
-        "LABCTL_PLAYBOOK"), help="playbook file (default: $LABCTL_PLAYBOOK)")
+def _playbook_arg(p: argparse.ArgumentParser, every_lab: str | None = None) -> None:
+    """`every_lab`: what the command does with --all-labs (no playbook) instead."""
+    p.add_argument("--playbook", "-p", metavar="FILE", help="playbook file (default: " + DEFAULTS_HELP.format(
+        kind="PLAYBOOK", low="playbook", shipped=defaults.SHIPPED["playbook"]) + ")")
+    if every_lab:
+        p.add_argument("--all-labs", action="store_true", help=f"no playbook: {every_lab}")
+
+
+GROUPS = {
+    "lab": ("up", "down", "provision", "validate"),
+    "inspect": ("verify", "status", "graph", "trace"),
+    "classroom": ("grade", "break", "list-scenarios"),
+    "hosts": ("sandbox", "destroy", "hosts", "ssh", "engines", "image"),
+}
+TAGLINE = "labctl: multi-host Docker network labs (bridge, macvlan, overlay/VXLAN), brought up and proven"
+
+
+class TopParser(argparse.ArgumentParser):
+    """The top-level parser: its help lists the commands by group, one line each."""
+
+    def format_help(self) -> str:
+        sub = next(a for a in self._actions if isinstance(a, argparse._SubParsersAction))
+        helps = {a.dest: a.help or "" for a in sub._choices_actions}
+        width = max(len(n) for n in helps) + 2
+        lines = [self.format_usage().rstrip(), "", TAGLINE, ""]
+        for group, names in GROUPS.items():
+            lines.append(f"{group}:")
+            lines += [f"  {n:<{width}}{helps[n]}" for n in names]
+            lines.append("")
+        lines += ["options:", "  -h, --help    this list; `labctl COMMAND --help` for one command's options",
+                  "  -q, --quiet   no progress lines, only the outcome", ""]
+        lines += textwrap.wrap("The inventory and playbook default to $LABCTL_INVENTORY and $LABCTL_PLAYBOOK, then "
+                               "the labctl: section of fabric.yaml, then the shipped "
+                               + " and ".join(defaults.SHIPPED.values()) + ".", 78)
+        return "\n".join(lines) + "\n"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="labctl", description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser = TopParser(prog="labctl", description=TAGLINE)
+    parser.add_argument("--quiet", "-q", action="store_true", help="no progress lines, only the outcome")
+    sub = parser.add_subparsers(dest="command", required=False, metavar="COMMAND",
+                                parser_class=argparse.ArgumentParser)
+    p = sub.add_parser("help", help="this list, or one command's help (`labctl help verify`)")
+    p.add_argument("topic", nargs="*", metavar="COMMAND", help="a command (and its action: `sandbox up`)")
 
     sb = sub.add_parser("sandbox", help="sandbox hosts on this machine (namespaces + sshd + dockerd)")
     sbsub = sb.add_subparsers(dest="sandbox_command", required=True, metavar="ACTION")
@@ -94,7 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 "vagrant and static inventories, off for sandbox hosts, which share this "
                                 "machine's packages)")
 
-    p = sub.add_parser("provision", help="install what the playbook needs on the hosts: Docker, the store (idempotent)")
+    p = sub.add_parser("provision", help="install Docker and the store on the hosts (idempotent)",
+                       description="install what the playbook needs on the hosts: Docker, the store (idempotent)")
     _inventory_arg(p)
     _playbook_arg(p)
     _wait_arg(p, "the hosts")
@@ -113,8 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "inside the containers (needs sh and ping in the image), or auto: fping where the host "
                         "has fping, nsenter and python3 (default)")
 
-    p = sub.add_parser("grade", help="grade an exercise: the hosts' real objects (made by hand or not) and "
-                                     "reachability against its tasks; points per task (read-only)")
+    p = sub.add_parser("grade", help="grade an exercise done by hand: points per task (read-only)",
+                       description="grade an exercise: the hosts' real objects (made by hand or not) and "
+                                   "reachability against its tasks; points per task (read-only)")
     _inventory_arg(p)
     p.add_argument("--exercise", "-e", required=True, help="exercise file (see exercises/)")
     p.add_argument("--class", dest="roster", metavar="CLASS.yaml",
@@ -126,8 +166,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--details", action="store_true", help="also list what was found for tasks that passed")
     p.add_argument("--probe", choices=verify.PROBE_MODES, default="auto", help="how to probe, as for verify")
 
-    p = sub.add_parser("break", help="inject one named fault into the running lab for a student to diagnose "
-                                     "(`labctl list-scenarios`); --undo reverts it exactly")
+    p = sub.add_parser("break", help="inject a named fault for a student to diagnose; --undo reverts it",
+                       description="inject one named fault into the running lab for a student to diagnose "
+                                   "(`labctl list-scenarios`); --undo reverts it exactly")
     _inventory_arg(p)
     _playbook_arg(p)
     _wait_arg(p, "the hosts")
@@ -140,11 +181,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("list-scenarios", help="the faults `labctl break` can inject, and what verify then shows")
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
-    p = sub.add_parser("graph", help="draw the lab as it exists (hosts, networks, containers, store), marked "
-                                     "against the playbook")
+    p = sub.add_parser("graph", help="draw the lab as it exists, marked against the playbook",
+                       description="draw the lab as it exists (hosts, networks, containers, store), marked "
+                                   "against the playbook")
     _inventory_arg(p)
-    p.add_argument("--playbook", "-p", default=os.environ.get("LABCTL_PLAYBOOK"),
-                   help="playbook file (default: $LABCTL_PLAYBOOK; without one: everything labctl labelled, unmarked)")
+    _playbook_arg(p, every_lab="everything labctl labelled, unmarked")
     p.add_argument("--format", "-f", choices=graph_exec.FORMATS, default="svg",
                    help="svg or png (Graphviz), dot, or mermaid text for Markdown (default: svg)")
     p.add_argument("--output", "-o", metavar="FILE",
@@ -152,8 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("trace", help="the path of one ping through the hosts, proven by captures taken during it")
     _inventory_arg(p)
-    p.add_argument("--playbook", "-p", default=os.environ.get("LABCTL_PLAYBOOK"),
-                   help="playbook file (default: $LABCTL_PLAYBOOK; without one: any labctl lab on the hosts)")
+    _playbook_arg(p, every_lab="any labctl lab on the hosts")
     p.add_argument("src", help="source container")
     p.add_argument("dst", help="destination container or IPv4 address")
     p.add_argument("--network", "-n", help="the network to trace on (default: a shared one, overlay first)")
@@ -164,19 +204,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("status", help="what of the lab exists on each host: networks (scope, subnet, VNI), containers")
     _inventory_arg(p)
-    p.add_argument("--playbook", "-p", default=os.environ.get("LABCTL_PLAYBOOK"),
-                   help="playbook file (default: $LABCTL_PLAYBOOK; without one: everything labctl labelled)")
+    _playbook_arg(p, every_lab="everything labctl labelled")
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
     p = sub.add_parser("destroy", help="alias of `sandbox down` for sandbox inventories")
     _inventory_arg(p)
     _wait_arg(p, "the lab's sandbox state")
 
-    p = sub.add_parser("validate", help="check an inventory (and a playbook, an exercise, a class file) without "
-                                        "touching any host")
+    p = sub.add_parser("validate", help="check inventory, playbook, exercise, class file; no host is touched")
     _inventory_arg(p)
-    p.add_argument("--playbook", "-p", default=os.environ.get("LABCTL_PLAYBOOK"),
-                   help="playbook file (default: $LABCTL_PLAYBOOK)")
+    _playbook_arg(p, every_lab="the inventory (and the exercise, the class file) only")
     p.add_argument("--exercise", "-e", help="exercise file, checked against the inventory")
     p.add_argument("--class", dest="roster", metavar="CLASS.yaml", help="class file, with every student's inventory")
 
@@ -189,8 +226,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("host")
     p.add_argument("remote_command", nargs="*", help="command to run instead of a shell (after --)")
 
-    eng = sub.add_parser("engines", help="Docker engines a host can run (inventory `engine:`): version, cluster-store "
-                                         "backends, swarm, whether cached")
+    eng = sub.add_parser("engines", help="Docker engines a host can run: version, store backends, swarm, cached",
+                         description="Docker engines a host can run (inventory `engine:`): version, "
+                                     "cluster-store backends, swarm, whether cached")
     eng.add_argument("--json", action="store_true", help="machine-readable output")
     engsub = eng.add_subparsers(dest="engines_command", required=False, metavar="ACTION")
     p = engsub.add_parser("fetch", help="fetch one engine (or the consul server) from Debian's archive into the cache")
@@ -203,7 +241,25 @@ def build_parser() -> argparse.ArgumentParser:
     _inventory_arg(p)
     p.add_argument("source", help="directory with a root filesystem, or a tar file")
     p.add_argument("--tag", help="image name for a root filesystem (default: labctl/<dirname>:latest)")
+    for _, subparser, text in walk(parser):
+        subparser.description = subparser.description or text
+        if not any(isinstance(a, argparse._SubParsersAction) for a in subparser._actions):
+            subparser.add_argument("--quiet", "-q", action="store_true", default=argparse.SUPPRESS,
+                                   help="no progress lines, only the outcome")
     return parser
+
+
+def walk(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()
+         ) -> list[tuple[tuple[str, ...], argparse.ArgumentParser, str]]:
+    """Every command as (words, its parser, its one-line help), actions of a command (`sandbox up`) included."""
+    found = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            helps = {a.dest: a.help or "" for a in action._choices_actions}
+            for name, subparser in action.choices.items():
+                found.append(((*path, name), subparser, helps.get(name, "")))
+                found += walk(subparser, (*path, name))
+    return found
 
 
 def load(args: argparse.Namespace, other_labs: bool = False) -> Inventory:
@@ -916,13 +972,51 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     return args
 
 
+def show_help(args: argparse.Namespace) -> int:
+    """`labctl` alone (exit 2: no command given) and `labctl help [COMMAND [ACTION]]` (exit 0)."""
+    parser = build_parser()
+    if args.command is None:
+        sys.stdout.write(parser.format_help())
+        return 2
+    commands = {words: p for words, p, _ in walk(parser)}
+    topic = tuple(args.topic)
+    if topic and topic not in commands:
+        raise UsageError(f"no command {' '.join(topic)!r}", hint="`labctl help` lists them")
+    sys.stdout.write((commands[topic] if topic else parser).format_help())
+    return 0
+
+
+def resolve_files(args: argparse.Namespace) -> str | None:
+    """Fill in the inventory and playbook the command line left out (`defaults`); the line that says which."""
+    used = []
+    if hasattr(args, "inventory") and not (getattr(args, "roster", None) and args.command in ("grade", "sandbox")):
+        choice = defaults.resolve("inventory", args.inventory)
+        args.inventory = choice.path
+        used.append(choice.describe("inventory"))
+    if hasattr(args, "playbook"):
+        if getattr(args, "all_labs", False):
+            if args.playbook:
+                raise UsageError("--all-labs and --playbook exclude each other: choose one")
+            used.append("no playbook (--all-labs)")
+        else:
+            choice = defaults.resolve("playbook", args.playbook)
+            args.playbook = choice.path
+            used.append(choice.describe("playbook"))
+    return ", ".join(used) or None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    sub = (getattr(args, "sandbox_command", None) or getattr(args, "image_command", None)
-           or getattr(args, "engines_command", None))
-    handler = HANDLERS[(args.command, sub)]
     progress = Progress(quiet=args.quiet)
     try:
+        if args.command in (None, "help"):
+            return show_help(args)
+        sub = (getattr(args, "sandbox_command", None) or getattr(args, "image_command", None)
+               or getattr(args, "engines_command", None))
+        handler = HANDLERS[(args.command, sub)]
+        used = resolve_files(args)
+        if used:
+            progress.note(f"labctl {args.command}{' ' + sub if sub else ''}: {used}")
         return handler(args, progress)
     except LabctlError as exc:
         print(exc.render(), file=sys.stderr)

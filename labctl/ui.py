@@ -21,6 +21,13 @@ class Progress:
     def elapsed(self) -> float:
         return time.monotonic() - self.start
 
+    def note(self, message: str) -> None:
+        """A plain line (which files a command uses, say), printed literally."""
+        if self.quiet:
+            return
+        with self._lock:
+            self.console.print(message, markup=False)
+
     def step(self, host: str, message: str) -> None:
         if self.quiet:
             return
