@@ -24,6 +24,7 @@ BACKENDS = ("etcd", "consul")
 STORE_DATA_ROOT = "/var/lib/labctl"
 STORE_PORTS = {"etcd": 2379, "consul": 8500}
 DRIVERS = ("bridge", "macvlan", "overlay")
+DEFAULT_BRIDGE = "bridge"    # Docker's own default bridge network (docker0), which a container may also join
 LOCAL_DRIVERS = ("bridge", "macvlan")
 MODES = ("bridge", "host", "none")
 DOCKER_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")  # network and lab names
@@ -132,6 +133,11 @@ class Playbook:
 
     def network(self, name: str) -> Network:
         return next(n for n in self.networks if n.name == name)
+
+    def driver_of(self, network: str) -> str:
+        """A container's network's driver; `bridge` (Docker's default bridge, which a container may name beside its
+        user networks) is not one of the playbook's networks."""
+        return "bridge" if network == DEFAULT_BRIDGE else self.network(network).driver
 
     def container(self, name: str) -> Container:
         return next(c for c in self.containers if c.name == name)
@@ -607,10 +613,8 @@ def _attachments(c: Collector, fld: str, value: object, networks: dict[str, Netw
     result = []
     for net_name, spec in value.items():
         afld = f"{fld}.networks.{net_name}"
-        if net_name == "bridge":
-            c.add(afld, "the default bridge cannot take a static IP or aliases and is used when a container has no "
-                        "networks; remove it, or use `network_mode: bridge`. Docker: 'user specified IP address "
-                        "is supported on user defined networks only'")
+        if net_name == DEFAULT_BRIDGE:
+            result += _default_bridge(c, afld, spec)
             continue
         net = networks.get(net_name)
         if net is None:
@@ -632,6 +636,19 @@ def _attachments(c: Collector, fld: str, value: object, networks: dict[str, Netw
         result.append(Attachment(network=net_name, ip=ip, aliases=parse_aliases(c, join(afld, "aliases"),
                                                                            raw.get("aliases"))))
     return result
+
+
+def _default_bridge(c: Collector, fld: str, spec: object) -> list[Attachment]:
+    """`bridge` beside user networks: the container joins Docker's default bridge too (`docker network connect
+    bridge`, as Docker's tutorial does); it takes no static IP and no aliases there."""
+    if spec in (None, {}):
+        return [Attachment(network=DEFAULT_BRIDGE)]
+    given = sorted(spec) if isinstance(spec, dict) else []
+    what = " and ".join(f"`{k}`" for k in given if k in ("ip", "aliases")) or "settings"
+    c.add(fld, f"the default bridge takes no {what} (Docker: 'user specified IP address is supported on user "
+               "defined networks only'; aliases need a user-defined network): leave its entry empty "
+               "(`bridge: {}`), or put the address on a user-defined bridge network")
+    return []
 
 
 def parse_aliases(c: Collector, fld: str, value: object) -> tuple[str, ...]:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from labctl.errors import UsageError
 from labctl.model.inventory import Inventory
-from labctl.model.playbook import Container, Playbook
+from labctl.model.playbook import DEFAULT_BRIDGE, Attachment, Container, Playbook
 
 RECORD_DIR = "/var/lib/labctl/breaks"
 STORE_STOP, STORE_START = "store:stop", "store:start"   # actions the executor performs with the lab's StoreRunner
@@ -140,7 +140,7 @@ def _overlay_hosts(pb: Playbook) -> list[str]:
     """Docker hosts that run a container on an overlay, in playbook order."""
     hosts: list[str] = []
     for c in pb.containers:
-        if any(pb.network(a.network).driver == "overlay" for a in c.networks) and c.host not in hosts:
+        if any(pb.driver_of(a.network) == "overlay" for a in c.networks) and c.host not in hosts:
             hosts.append(c.host)
     return hosts
 
@@ -172,7 +172,7 @@ def _store_stopped(pb: Playbook, facts: LabFacts, docker_hosts: list[str], host:
     if pb.store is None or pb.control in ("swarm", "vxlan"):
         raise UsageError(f"store-stopped needs a cluster store (control plane kvstore); {pb.source} has "
                          f"{'none' if pb.store is None else 'control ' + pb.control}")
-    c = _container(pb, container, facts, lambda x: any(pb.network(a.network).driver == "overlay"
+    c = _container(pb, container, facts, lambda x: any(pb.driver_of(a.network) == "overlay"
                                                        for a in x.networks), "on an overlay")
     q = shlex.quote(c.name)
     return Injection("store-stopped", pb.name, f"store on {pb.store.host} stopped, {c.name} restarted on {c.host}", (
@@ -223,9 +223,12 @@ def _container_stopped(pb: Playbook, facts: LabFacts, docker_hosts: list[str], h
 
 def _container_disconnected(pb: Playbook, facts: LabFacts, docker_hosts: list[str], host: str | None,
                             container: str | None, network: str | None) -> Injection:
-    c = _container(pb, container, facts, lambda x: bool(x.networks) and (network is None or any(
-        a.network == network for a in x.networks)), f"on network {network}" if network else "on a playbook network")
-    attachment = next(a for a in c.networks if network is None or a.network == network)
+    def on_it(a: Attachment) -> bool:
+        return a.network != DEFAULT_BRIDGE and (network is None or a.network == network)
+
+    c = _container(pb, container, facts, lambda x: any(on_it(a) for a in x.networks),
+                   f"on network {network}" if network else "on a playbook network")
+    attachment = next(a for a in c.networks if on_it(a))
     address = facts.addresses.get(c.name, {}).get(attachment.network) or attachment.ip
     connect = ["docker", "network", "connect"] + (["--ip", address] if address else [])
     for alias in attachment.aliases:

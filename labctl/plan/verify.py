@@ -177,6 +177,11 @@ def _from_container(pb: Playbook, a: Container, facts: Facts, drivers: dict[str,
         else:
             checks += [_ip(a, b, net, addr, "isolated", "no shared network") for net, addr in
                        sorted(b_addrs.items()) if net in networks_of(pb, b)]
+            if a.host == b.host and networks_of(pb, b):
+                # Docker's tutorial: `ping alpine3` from a user network gives `bad address`, although one daemon
+                # runs both; its DNS answers only for containers on a user-defined network the asker is on.
+                checks.append(_name(a, b, networks_of(pb, b)[0], "isolated", f"{b.name} shares no user-defined "
+                                    f"network with {a.name}: Docker's DNS does not answer for it"))
     nets = networks_of(pb, a)
     macvlans = [n for n in nets if drivers[n] == "macvlan"]
     if macvlans and not has_bridge(pb, a, drivers) and mode not in ("host", "none"):

@@ -201,7 +201,7 @@ def test_down_leaves_nothing_of_the_lab(lab: Lab, hosts: Hosts) -> None:
     assert not sh(hosts, "store", "test -e /var/lib/labctl/etcd").ok, "the store's data goes with the lab"
     again = lab.labctl("down", "-i", str(lab.inventory), "-p", SEED)
     assert "no changes" in again.stdout and "etcd started" not in again.stderr, "a second down starts nothing"
-    status = json.loads(lab.labctl("status", "-i", str(lab.inventory), "--json").stdout)
+    status = json.loads(lab.labctl("status", "-i", str(lab.inventory), "--all-labs", "--json").stdout)
     assert status["networks"] == [] and status["containers"] == [], "nothing labelled by labctl is left"
 
 

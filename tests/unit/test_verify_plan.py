@@ -227,3 +227,55 @@ def test_names_across_hosts_resolve_only_on_an_overlay_that_docker_runs() -> Non
     assert checks[("c1", "c3", "ov", "ip")].expect == "reach"
     assert checks[("c1", "c3", "ov", "name")] and index(derive(SEED, SEED_FACTS))[("c1", "c3", "ov", "name")].expect \
         == "reach", "a Docker overlay (cluster store or swarm) resolves names across hosts"
+
+
+TUTORIAL = load("standalone-bridge.yaml")
+TUTORIAL_FACTS = Facts(
+    state={c.name: "running" for c in TUTORIAL.containers},
+    addresses={"alpine1": {"alpine-net": "172.27.0.2"}, "alpine2": {"alpine-net": "172.27.0.3"},
+               "alpine3": {"bridge": "172.17.0.2"}, "alpine4": {"alpine-net": "172.27.0.4", "bridge": "172.17.0.3"}},
+    host_addresses=HOSTS)
+
+
+@pytest.mark.parametrize("src, dst, network, via, expect, tutorial_says", [
+    ("alpine1", "alpine2", "alpine-net", "name", "reach", "ping -c 2 alpine2: 0% packet loss"),
+    ("alpine1", "alpine4", "alpine-net", "name", "reach", "ping -c 2 alpine4: 0% packet loss"),
+    ("alpine1", "alpine3", "bridge", "name", "isolated", "ping -c 2 alpine3: bad address 'alpine3'"),
+    ("alpine1", "alpine3", "bridge", "ip", "isolated", "ping -c 2 172.17.0.2: 100% packet loss"),
+    ("alpine4", "alpine1", "alpine-net", "name", "reach", "ping -c 2 alpine1: 0% packet loss"),
+    ("alpine4", "alpine3", "bridge", "name", "isolated", "ping -c 2 alpine3: bad address 'alpine3'"),
+    ("alpine4", "alpine3", "bridge", "ip", "reach", "ping -c 2 172.17.0.2: 0% packet loss"),
+    ("alpine3", "alpine4", "bridge", "ip", "reach", "both on the default bridge"),
+    ("alpine3", "alpine1", "alpine-net", "ip", "isolated", "no network in common"),
+])
+def test_default_bridge_beside_a_user_network_as_dockers_tutorial(src, dst, network, via, expect,
+                                                                   tutorial_says) -> None:
+    checks = index(derive(TUTORIAL, TUTORIAL_FACTS))
+    check = checks[(src, dst, network, via)]
+    assert check.expect == expect, f"{src} -> {dst} by {via}: the tutorial says {tutorial_says}; {check.reason}"
+
+
+def test_default_bridge_is_joined_after_the_user_network() -> None:
+    alpine4 = TUTORIAL.container("alpine4")
+    from labctl.plan.lab import container_run
+    command = container_run(TUTORIAL, alpine4)
+    assert "--network alpine-net" in command and command.endswith("docker network connect bridge alpine4")
+
+
+@pytest.mark.parametrize("entry, refused", [
+    ("[alpine-net, bridge]", None),
+    ("{alpine-net: {}, bridge: {}}", None),
+    ("{alpine-net: {}, bridge: }", None),
+    ("{alpine-net: {}, bridge: {ip: 172.17.0.9}}", "takes no `ip`"),
+    ("{alpine-net: {}, bridge: {aliases: [a]}}", "takes no `aliases`"),
+])
+def test_default_bridge_entry_refused_only_for_an_ip_or_aliases(entry, refused) -> None:
+    text = (ROOT / "playbooks" / "standalone-bridge.yaml").read_text().replace("[alpine-net, bridge]", entry)
+    if refused is None:
+        pb = parse_playbook(text, "p.yaml", INV)
+        assert [a.network for a in pb.container("alpine4").networks] == ["alpine-net", "bridge"]
+        return
+    with pytest.raises(ValidationError) as err:
+        parse_playbook(text, "p.yaml", INV)
+    rendered = err.value.render()
+    assert "containers.alpine4.networks.bridge" in rendered and refused in rendered
