@@ -14,10 +14,6 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
-
 from labctl import defaults, engines, gradebook, html, verdict
 from labctl.errors import LabctlError, Problem, UsageError, ValidationError
 from labctl.executors import breaks as breaks_exec
@@ -34,10 +30,14 @@ from labctl.model.exercise import load_exercise
 from labctl.model.inventory import Inventory, load_inventory
 from labctl.model.playbook import Playbook, load_playbook
 from labctl.plan import breaks as breaks_plan
-from labctl.plan import grade as grade_plan
 from labctl.plan.controlplane import needs_decision
 from labctl.providers import class_sandbox, registry, sandbox
 from labctl.ui import Progress
+from labctl.views.engines import print_engines
+from labctl.views.grade import print_grade, print_roster
+from labctl.views.lab import print_hosts, print_report, print_status
+from labctl.views.trace import print_trace
+from labctl.views.verdict import print_verdict
 
 MAX_STUDENTS = 40
 CLASS_LABS_AT_ONCE = 4     # sandbox labs brought up together (each starts a dockerd per docker host)
@@ -305,7 +305,8 @@ def _bring_up(inv: Inventory, progress: Progress) -> tuple[int, dict[str, str]]:
 
 def _sandbox_up(inv: Inventory, t0: float, progress: Progress) -> int:
     changes, ids = _bring_up(inv, progress)
-    print_hosts(inv, ids)
+    if not progress.quiet:
+        print_hosts(inv, ids)
     paths = sandbox.paths_for(inv.name)
     verdict = f"{changes} change(s)" if changes else "no changes: every host was already up"
     print(f"sandbox {inv.name}: {len(inv.hosts)} hosts up in {time.monotonic() - t0:.1f}s; {verdict}")
@@ -346,22 +347,6 @@ def sandbox_up_class(args: argparse.Namespace, progress: Progress) -> int:
           f"{time.monotonic() - t0:.1f}s; grade them: labctl grade --class {roster_path} -e EXERCISE")
     print(f"remove them: labctl sandbox down --class {roster_path}")
     return 1 if failed else 0
-
-
-def print_hosts(inv: Inventory, engine_ids: dict[str, str] | None = None) -> None:
-    table = Table(title=f"lab {inv.name} ({inv.provider})", title_justify="left")
-    for col in ("host", "address", "roles", "ssh", "engine"):
-        table.add_column(col)
-    if engine_ids is not None:
-        table.add_column("docker engine id")
-    for ep in registry.endpoints(inv):
-        host = inv.host(ep.name)
-        row = [ep.name, ep.address, ",".join(ep.roles), f"{ep.user}@{ep.address}:{ep.port}",
-               host.engine if host.is_docker else "-"]
-        if engine_ids is not None:
-            row.append(engine_ids.get(ep.name, "-"))
-        table.add_row(*[escape(x) for x in row])
-    Console(highlight=False, emoji=False).print(table)
 
 
 def cmd_sandbox_down(args: argparse.Namespace, progress: Progress) -> int:
@@ -407,25 +392,6 @@ CONTROL_RULES = {
 }
 
 
-def control_line(control: dict) -> str:
-    """status: the overlay's control plane and, for swarm and vxlan, each host's part in it."""
-    head = f"overlay control plane: {control['plane'] or 'none yet'} (requested: {control['requested']})"
-    if control["plane"] == "swarm":
-        return head + "; swarm: " + ", ".join(f"{h} {v['swarm']}" + (f" (VTEP {v['vtep']})" if v["vtep"] else "")
-                                              for h, v in control["hosts"].items())
-    if control["plane"] == "kvstore":
-        return head + "; VTEPs (cluster-advertise): " + ", ".join(f"{h} {v['vtep'] or '-'}"
-                                                                  for h, v in control["hosts"].items())
-    if control["plane"] == "vxlan":
-        parts = []
-        for h, v in control["hosts"].items():
-            devs = "; ".join(f"{d['device']} VNI {d['vni']} {'up' if d['up'] else 'DOWN'}, FDB "
-                             f"{', '.join(d['peers']) or 'EMPTY'}" for d in v.get("vxlan", []))
-            parts.append(f"{h} (VTEP {v['vtep'] or '-'}): {devs or 'no device'}")
-        return head + "; " + " | ".join(parts)
-    return head
-
-
 def cmd_validate(args: argparse.Namespace, progress: Progress) -> int:
     inv = load(args)
     print(f"{inv.source}: ok ({inv.provider}, {len(inv.hosts)} hosts, {len(inv.docker_hosts)} docker)")
@@ -461,23 +427,7 @@ def cmd_engines(args: argparse.Namespace, progress: Progress) -> int:
     if args.json:
         print(json.dumps({"cache": enginecache.cache_root(), "engines": rows}, indent=2))
         return 0
-    table = Table(title=f"engines (cache: {enginecache.cache_root()})", title_justify="left")
-    for col in ("name", "kind", "version", "cluster store", "swarm", "cached"):
-        table.add_column(col, no_wrap=col in ("name", "version", "kind"))
-    for r in rows:
-        known = r["cached"] is not False
-        engine = r["kind"] == "engine"
-        version = r["version"].replace("Docker version ", "").split(",")[0] if r["version"] else \
-            ("(not fetched)" if not known else "-")
-        backends = (" ".join(r["backends"]) or "none") if known else "?"
-        swarm = ("yes" if r["swarm"] else "no") if known else "?"
-        cached = "own" if r["cached"] is None else ("yes" if r["cached"] else "no")
-        table.add_row(*map(escape, (r["name"], "engine" if engine else "store", version,
-                                    backends if engine else "-", swarm if engine else "-", cached)))
-    Console(highlight=False, emoji=False).print(table)
-    notes = [f"{r['name']}: {helper} from {why}" for r in rows for helper, why in r["from_host"].items()]
-    for note in notes:
-        print(escape(note))
+    print_engines(rows, enginecache.cache_root())
     if any(r["cached"] is False for r in rows):
         print("fetch one: labctl engines fetch NAME (sandbox hosts also fetch theirs at `labctl sandbox up`)")
     return 0
@@ -566,7 +516,7 @@ def run_lab(verb: str, args: argparse.Namespace, progress: Progress) -> int:
                 provision.provision(inv, pb, hosts, progress, report)
             if verb == "up":
                 report.changes += lab.up(inv, pb, hosts, progress).changes
-    print_report(verb, pb.name, report, time.monotonic() - t0)
+    print_report(verb, pb.name, report, time.monotonic() - t0, args.quiet)
     return 1 if report.skipped else 0
 
 
@@ -614,7 +564,7 @@ def cmd_verify(args: argparse.Namespace, progress: Progress) -> int:
     if args.junit:
         write_file(args.junit, verdict.to_junit(pb.name, result.results, result.duration_s))
     if args.json != "-":
-        print_verdict(result)
+        print_verdict(result, args.quiet)
     return 0 if result.ok else 1
 
 
@@ -629,7 +579,7 @@ def cmd_grade(args: argparse.Namespace, progress: Progress) -> int:
         reports = grade_exec.grade_class(roster, exercises, args.probe, progress)
         write_grades(args, reports, gradebook.class_dict(roster.name, reports, time.monotonic() - t0))
         if args.json != "-":
-            print_roster(roster.name, reports, time.monotonic() - t0)
+            print_roster(roster.name, reports, time.monotonic() - t0, args.quiet)
         return 0 if all(r.error is None for r in reports) else 1
     inv = load(args)
     ex = load_exercise(args.exercise, inv)
@@ -637,7 +587,7 @@ def cmd_grade(args: argparse.Namespace, progress: Progress) -> int:
         report = grade_exec.grade(inv, ex, hosts, progress, args.probe)
     write_grades(args, [report], gradebook.report_dict(report))
     if args.json != "-":
-        print_grade(report, args.details)
+        print_grade(report, args.details, args.quiet)
     return 0 if report.ok else 1
 
 
@@ -651,47 +601,6 @@ def write_grades(args: argparse.Namespace, reports: list, data: dict) -> None:
         write_file(args.junit, gradebook.to_junit(reports))
     if args.csv:
         write_file(args.csv, gradebook.to_csv(reports))
-
-
-def print_grade(report: grade_plan.Report, details: bool = False) -> None:
-    console = Console(highlight=False, emoji=False, width=None if sys.stdout.isatty() else 200)
-    ex = report.exercise
-    console.print(f"grade {escape(ex.name)}: {escape(ex.title)} ({escape(report.inventory)})", soft_wrap=True)
-    width = max((len(t.task.id) for t in report.results), default=4)
-    for t in report.results:
-        mark = "[green]PASS[/]" if t.ok else "[bold red]FAIL[/]"
-        console.print(f"  {mark}  {escape(t.task.id.ljust(width))}  {t.points}/{t.task.points}  "
-                      f"{escape(t.task.title)}", soft_wrap=True)
-        for f in t.findings:
-            if not f.ok or details:
-                console.print(f"        {'-' if not f.ok else '+'} {escape(f.text)}", soft_wrap=True)
-        if not t.ok and t.task.hint:
-            console.print(f"        hint: {escape(t.task.hint)}", soft_wrap=True)
-    failed = sum(not t.ok for t in report.results)
-    state = "full marks" if report.ok else f"{failed} of {len(report.results)} task(s) failed"
-    console.print(f"points: {report.points}/{report.max_points} ({state}) in {report.duration_s:.1f}s", soft_wrap=True)
-    if report.unreachable:
-        console.print("[bold red]not reachable[/]: " + escape("; ".join(f"{h}: {why}" for h, why in
-                                                                        sorted(report.unreachable.items()))))
-    if report.probe_modes:
-        console.print(f"probes: {escape(verify.describe_modes(report.probe_modes, report.probe_notes))}",
-                      soft_wrap=True)
-
-
-def print_roster(name: str, reports: list[grade_plan.Report], seconds: float) -> None:
-    header, rows = gradebook.roster_rows(reports)
-    table = Table(title=f"class {name}: {reports[0].exercise.name if reports else ''} "
-                        f"({len(reports)} students, {seconds:.1f}s)", title_justify="left")
-    for col in header:
-        table.add_column(escape(col), justify="right" if col not in ("student", "status") else "left")
-    for row in rows:
-        style = "red" if row[-1].startswith("unreachable") else ("green" if row[-1] == "full marks" else "")
-        table.add_row(*[escape(x) for x in row], style=style)
-    Console(highlight=False, emoji=False, width=None if sys.stdout.isatty() else 200).print(table)
-    graded = [r for r in reports if r.error is None]
-    print(f"graded {len(graded)} of {len(reports)} student(s)" + (
-        f"; not reachable: {', '.join(r.student or '' for r in reports if r.error)}" if len(graded) < len(reports)
-        else ""))
 
 
 def cmd_break(args: argparse.Namespace, progress: Progress) -> int:
@@ -752,42 +661,6 @@ def write_file(path: str, text: str) -> None:
         raise LabctlError(f"cannot write {path}: {exc.strerror}") from None
 
 
-def print_verdict(result: verify.Verdict) -> None:
-    console = Console(highlight=False, emoji=False, width=None if sys.stdout.isatty() else 200)
-    style = {"reach": "green", "isolated": "blue", "MISMATCH": "bold red"}
-    for title, (srcs, dsts, cells) in verdict.matrices(result.results).items():
-        heading = f"{title}: rows reach (or not) columns"
-        if len(dsts) > verdict.FOLD_OVER:
-            srcs, dsts, cells = verdict.host_matrix(result.results, title)
-            heading = f"{title}: per host pair (source host -> destination host), checks by outcome"
-        table = Table(title=heading, title_justify="left")
-        table.add_column("from \\ to")
-        for d in dsts:
-            table.add_column(escape(d))
-        for s_ in srcs:
-            row = [escape(s_)]
-            for d in dsts:
-                mark = cells.get((s_, d), "")
-                row.append(f"[{style[mark.split()[0]]}]{escape(mark)}[/]" if mark else "")
-            table.add_row(*row)
-        console.print(table)
-    failed = [r for r in result.results if not r.ok]
-    for r in failed:
-        c = r.check
-        text = (f"{c.src} ({c.src_host}) -> {c.dst} ({c.dst_host or '-'}) on {c.network} via {c.via} "
-                f"{c.address or '(no address)'}: expected {c.expect}, observed {r.observed}\n"
-                f"    expected because: {c.reason}\n    likely cause: {r.cause}")
-        console.print(f"[bold red]MISMATCH[/] {escape(text)}", soft_wrap=True)
-    summary = verdict.verdict(result.results)
-    kinds = sorted({r.check.expect for r in result.results})
-    state = "OK" if result.ok else "FAILED"
-    console.print(f"verify {escape(result.lab)}: {state}: {summary['passed']}/{summary['total']} checks as expected "
-                  f"({', '.join(kinds) or 'none'}), {summary['failed']} mismatched, {result.duration_s:.1f}s"
-                  + (" (sampled)" if result.sampled else ""), soft_wrap=True)
-    console.print(f"probes: {escape(verify.describe_modes(result.probe_modes, result.probe_notes))}"
-                  + (f"; {result.reprobed} check(s) probed again" if result.reprobed else ""), soft_wrap=True)
-
-
 def cmd_graph(args: argparse.Namespace, progress: Progress) -> int:
     inv = load(args)
     pb = load_playbook(args.playbook, inv) if args.playbook else None
@@ -817,7 +690,7 @@ def cmd_trace(args: argparse.Namespace, progress: Progress) -> int:
     if args.json:
         print(json.dumps(trace_json(result), indent=2))
     else:
-        print_trace(result)
+        print_trace(result, args.quiet)
     return 0 if result.ok else 1
 
 
@@ -835,33 +708,6 @@ def trace_json(r: trace_exec.TraceResult) -> dict:
             "proof": r.proof, "pcaps": r.pcaps, "notes": p.notes}
 
 
-def print_trace(r: trace_exec.TraceResult) -> None:
-    console = Console(highlight=False, emoji=False, width=None if sys.stdout.isatty() else 160)
-    p = r.path
-    what = {"overlay": f"overlay, VNI {p.vni}, control plane {r.plane or '?'}",
-            "vxlan": f"overlay on labctl's VXLAN devices, VNI {p.vni}", "macvlan": "macvlan on the underlay",
-            "bridge": "a bridge on one host", "nat": "out of the host through NAT",
-            "routed": "through the container's gateway"}[p.kind]
-    console.print(escape(f"trace {p.src} ({p.src_ip}) -> {p.dst} ({p.dst_ip}) on {p.network} ({what}): "
-                         f"{r.received}/{r.sent} replies"), soft_wrap=True)
-    seen = {s.point.name: s for s in r.seen}
-    table = Table(show_header=True, header_style="bold")
-    for col in ("#", "where", "interface", "MAC", "IP", "what happens", "captured"):
-        table.add_column(col)
-    for i, h in enumerate(p.hops, 1):
-        s = seen.get(h.capture)
-        cap = (f"{s.requests} request(s), {s.replies} reply(ies)"
-               + "".join(f"; VXLAN {o[0]} > {o[1]}:{o[2]} VNI {o[3]}" for o in s.outer)) if s else ""
-        table.add_row(str(i), *map(escape, (h.where, h.what, h.mac, h.ip, h.note, cap)))
-    console.print(table)
-    for line in r.proof + p.notes:
-        console.print(escape(f"proof: {line}" if line in r.proof else line), soft_wrap=True)
-    if r.pcaps:
-        console.print(escape("captures kept (tcpdump -r FILE, or Wireshark): " + ", ".join(r.pcaps)), soft_wrap=True)
-    if not r.ok:
-        console.print(escape("no reply: " + " ".join(r.ping_output.split())[-300:]), soft_wrap=True)
-
-
 def cmd_status(args: argparse.Namespace, progress: Progress) -> int:
     inv = load(args)
     pb = load_playbook(args.playbook, inv) if args.playbook else None
@@ -870,69 +716,8 @@ def cmd_status(args: argparse.Namespace, progress: Progress) -> int:
     if args.json:
         print(json.dumps(result, indent=2))
     else:
-        print_status(result)
+        print_status(result, args.quiet)
     return 1 if any(h["error"] or h.get("state") for h in result["hosts"]) else 0
-
-
-def print_status(result: dict) -> None:
-    console = Console(highlight=False, emoji=False, width=None if sys.stdout.isatty() else 160)
-    hosts = Table(title=escape(f"lab {result['lab'] or '(every labctl lab)'}: hosts"), title_justify="left")
-    for col in ("host", "roles", "engine", "state"):
-        hosts.add_column(col)
-    for h in result["hosts"]:
-        hosts.add_row(*map(escape, (h["name"], ",".join(h["roles"]), h["engine"] or "-",
-                                    h["error"] or h.get("state") or "ok")))
-    nets = Table(title="networks", title_justify="left")
-    for col in ("network", "driver", "scope", "subnet", "gateway", "VNI", "hosts"):
-        nets.add_column(col)
-    for n in result["networks"]:
-        nets.add_row(*map(escape, (n["name"], n["driver"] or "", n["scope"] or "", n["subnet"] or "",
-                                   n["gateway"] or "", str(n["vni"]) if n["vni"] is not None else "-",
-                                   ",".join(n["hosts"]))))
-    ctrs = Table(title="containers", title_justify="left")
-    for col in ("container", "host", "state", "addresses"):
-        ctrs.add_column(col)
-    for c in result["containers"]:
-        addrs = ", ".join(f"{k}={v}" for k, v in c["addresses"].items() if v) or c["network_mode"] or "-"
-        ctrs.add_row(*map(escape, (c["name"], c["host"], c["state"] or "", addrs)))
-    for table in (hosts, nets, ctrs):
-        console.print(table)
-    control = result.get("control")
-    if control:
-        console.print(escape(control_line(control)))
-    store = result.get("store")
-    if store:
-        state = store["error"] or ("running" if store["running"] else "not running")
-        console.print(escape(f"store: {store['url']} on {store['host']}: {state}"))
-        contents = store.get("contents")
-        if contents and not contents.get("error"):
-            console.print(escape(f"  leader {contents['leader'] or '(none)'}; registered engines: "
-                                 f"{', '.join(contents['nodes']) or '(none)'}; overlays in the store: "
-                                 f"{', '.join(store['overlays']) or '(none)'} ({contents['keys']} keys under docker/)"))
-        elif contents:
-            console.print(escape(f"  cannot read the store: {contents['error']}"))
-    for line in result.get("missing", []):
-        console.print(f"missing: {escape(line)}")
-    for line in result.get("extra", []):
-        console.print(f"extra: {escape(line)}")
-    if result.get("missing") == [] and not result.get("extra"):
-        console.print("everything in the playbook exists and runs, and nothing else of the lab")
-
-
-def print_report(verb: str, name: str, report: lab.Report, seconds: float) -> None:
-    for line in report.skipped:
-        print(f"{verb} {name}: SKIPPED {line}")
-    if report.skipped:
-        print(f"{verb} {name}: incomplete: {len(report.skipped)} part(s) could not be touched (see above); run "
-              f"`labctl {verb}` again once they are reachable")
-    if report.changes:
-        print(f"{verb} {name}: {len(report.changes)} change(s) in {seconds:.1f}s")
-        for line in report.changes:
-            print(f"  {line}")
-    else:
-        state = {"up": "everything was already as the playbook says", "down": "nothing of the lab was left",
-                 "provision": "every host already has what the playbook needs"}[verb]
-        print(f"{verb} {name}: no changes ({seconds:.1f}s): {state}")
 
 
 HANDLERS = {

@@ -7,13 +7,14 @@ import threading
 import time
 from typing import IO
 
-from rich.console import Console
-from rich.markup import escape
+from rich.text import Text
+
+from labctl.views.console import make
 
 
 class Progress:
     def __init__(self, quiet: bool = False, stream: IO[str] | None = None) -> None:
-        self.console = Console(file=stream or sys.stderr, highlight=False, emoji=False, soft_wrap=True)
+        self.console = make(stream or sys.stderr)
         self.quiet = quiet
         self.start = time.monotonic()
         self._lock = threading.Lock()
@@ -26,12 +27,12 @@ class Progress:
         if self.quiet:
             return
         with self._lock:
-            self.console.print(message, markup=False)
+            self.console.print(message, soft_wrap=True)
 
     def step(self, host: str, message: str) -> None:
         if self.quiet:
             return
         with self._lock:
-            # host names and messages carry user text (names, Docker's errors): escaped, never read as markup
-            self.console.print(f"[dim]{self.elapsed():6.1f}s[/dim] [bold cyan]{escape(f'{host:<10}')}[/bold cyan] "
-                               f"{escape(message)}", markup=True)
+            # host names and messages carry user text (names, Docker's errors): printed as they are
+            self.console.print(Text.assemble((f"{self.elapsed():6.1f}s", "dim"), " ", (f"{host:<10}", "bold cyan"),
+                                             " ", message), soft_wrap=True)

@@ -1,0 +1,115 @@
+"""Hosts, `up`/`down` reports and `status`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+
+from labctl.executors import lab
+from labctl.model.inventory import Inventory
+from labctl.providers import registry
+from labctl.views.console import heading, make, table
+
+
+def print_hosts(inv: Inventory, engine_ids: dict[str, str] | None = None, console: Console | None = None) -> None:
+    console = console or make()
+    heading(console, f"lab {inv.name} ({inv.provider})")
+    t = table("host", "address", "roles", "ssh", "engine", *(["docker engine id"] if engine_ids is not None else []))
+    for ep in registry.endpoints(inv):
+        host = inv.host(ep.name)
+        row = [ep.name, ep.address, ",".join(ep.roles), f"{ep.user}@{ep.address}:{ep.port}",
+               host.engine if host.is_docker else "-"]
+        if engine_ids is not None:
+            row.append(engine_ids.get(ep.name, "-"))
+        t.add_row(*row)
+    console.print(t)
+
+
+def control_line(control: dict[str, Any]) -> str:
+    """status: the overlay's control plane and, for swarm and vxlan, each host's part in it."""
+    head = f"overlay control plane: {control['plane'] or 'none yet'} (requested: {control['requested']})"
+    if control["plane"] == "swarm":
+        return head + "; swarm: " + ", ".join(f"{h} {v['swarm']}" + (f" (VTEP {v['vtep']})" if v["vtep"] else "")
+                                              for h, v in control["hosts"].items())
+    if control["plane"] == "kvstore":
+        return head + "; VTEPs (cluster-advertise): " + ", ".join(f"{h} {v['vtep'] or '-'}"
+                                                                  for h, v in control["hosts"].items())
+    if control["plane"] == "vxlan":
+        parts = []
+        for h, v in control["hosts"].items():
+            devs = "; ".join(f"{d['device']} VNI {d['vni']} {'up' if d['up'] else 'DOWN'}, FDB "
+                             f"{', '.join(d['peers']) or 'EMPTY'}" for d in v.get("vxlan", []))
+            parts.append(f"{h} (VTEP {v['vtep'] or '-'}): {devs or 'no device'}")
+        return head + "; " + " | ".join(parts)
+    return head
+
+
+def _status_tables(console: Console, result: dict[str, Any]) -> None:
+    heading(console, f"lab {result['lab'] or '(every labctl lab)'}: hosts")
+    hosts = table("host", "roles", "engine", "state")
+    for h in result["hosts"]:
+        hosts.add_row(h["name"], ",".join(h["roles"]), h["engine"] or "-", h["error"] or h.get("state") or "ok")
+    console.print(hosts)
+    heading(console, "networks")
+    nets = table("network", "driver", "scope", "subnet", "gateway", "VNI", "hosts")
+    for n in result["networks"]:
+        nets.add_row(n["name"], n["driver"] or "", n["scope"] or "", n["subnet"] or "", n["gateway"] or "",
+                     str(n["vni"]) if n["vni"] is not None else "-", ",".join(n["hosts"]))
+    console.print(nets)
+    heading(console, "containers")
+    ctrs = table("container", "host", "state", "addresses")
+    for c in result["containers"]:
+        addrs = ", ".join(f"{k}={v}" for k, v in c["addresses"].items() if v) or c["network_mode"] or "-"
+        ctrs.add_row(c["name"], c["host"], c["state"] or "", addrs)
+    console.print(ctrs)
+    control = result.get("control")
+    if control:
+        console.print(control_line(control), soft_wrap=True)
+    store = result.get("store")
+    if store:
+        state = store["error"] or ("running" if store["running"] else "not running")
+        console.print(f"store: {store['url']} on {store['host']}: {state}", soft_wrap=True)
+        contents = store.get("contents")
+        if contents and not contents.get("error"):
+            console.print(f"  leader {contents['leader'] or '(none)'}; registered engines: "
+                          f"{', '.join(contents['nodes']) or '(none)'}; overlays in the store: "
+                          f"{', '.join(store['overlays']) or '(none)'} ({contents['keys']} keys under docker/)",
+                          soft_wrap=True)
+        elif contents:
+            console.print(f"  cannot read the store: {contents['error']}", soft_wrap=True)
+
+
+def print_status(result: dict[str, Any], quiet: bool = False, console: Console | None = None) -> None:
+    """The tables, then the verdict against the playbook (with --quiet: only that)."""
+    console = console or make()
+    if not quiet:
+        _status_tables(console, result)
+    for text in result.get("missing", []):
+        console.print(f"missing: {text}", soft_wrap=True)
+    for text in result.get("extra", []):
+        console.print(f"extra: {text}", soft_wrap=True)
+    if result.get("missing") == [] and not result.get("extra"):
+        console.print("everything in the playbook exists and runs, and nothing else of the lab")
+    unreachable = [h for h in result["hosts"] if h["error"] or h.get("state")]
+    if quiet and unreachable:
+        for h in unreachable:
+            console.print(f"{h['name']}: {h['error'] or h.get('state')}", soft_wrap=True)
+
+
+def print_report(verb: str, name: str, report: lab.Report, seconds: float, quiet: bool = False,
+                 console: Console | None = None) -> None:
+    console = console or make()
+    for text in report.skipped:
+        console.print(f"{verb} {name}: SKIPPED {text}", soft_wrap=True)
+    if report.skipped:
+        console.print(f"{verb} {name}: incomplete: {len(report.skipped)} part(s) could not be touched (see above); "
+                      f"run `labctl {verb}` again once they are reachable", soft_wrap=True)
+    if report.changes:
+        console.print(f"{verb} {name}: {len(report.changes)} change(s) in {seconds:.1f}s", soft_wrap=True)
+        for text in report.changes if not quiet else []:
+            console.print(f"  {text}", soft_wrap=True)
+    else:
+        state = {"up": "everything was already as the playbook says", "down": "nothing of the lab was left",
+                 "provision": "every host already has what the playbook needs"}[verb]
+        console.print(f"{verb} {name}: no changes ({seconds:.1f}s): {state}", soft_wrap=True)
