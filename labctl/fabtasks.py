@@ -12,12 +12,11 @@ has no task (use `labctl ssh`, which replaces itself with ssh).
 from __future__ import annotations
 
 import argparse
-import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from invoke import Collection, Exit, Task
+from invoke import Argument, Collection, Exit, Task
 
 from labctl import cli
 
@@ -93,43 +92,38 @@ def argv_for(words: tuple[str, ...], options: list[Option], values: dict[str, An
 
 
 class LabctlTask(Task):
-    """A Task whose flags are exactly labctl's: its long names and its short flags, none made up (no `-h` taken)."""
+    """A Task whose arguments are exactly labctl's options: the long names and short flags argparse has, none made
+    up (Invoke would give `--html` the `-h` of help), positionals first."""
 
     def __init__(self, body: Callable[..., None], options: list[Option], **kwargs: Any) -> None:
-        self.options = {o.dest: o for o in options}
-        super().__init__(body, auto_shortflags=False, **kwargs)
+        self.options = options
+        positional = [o.flag for o in options if o.kind == "positional"]
+        super().__init__(body, auto_shortflags=False, positional=positional, **kwargs)
 
-    def arg_opts(self, name: str, default: Any, taken_names: set[str]) -> dict[str, Any]:
-        opts: dict[str, Any] = super().arg_opts(name, default, taken_names)
-        o = self.options.get(name)
-        if o is not None and o.kind != "positional":
-            opts["names"] = [o.flag] + ([o.short] if o.short and o.short not in taken_names else [])
-            if o.flag != name:
-                opts["attr_name"] = name     # `--class` fills `roster`, as in argparse
-            else:
-                opts.pop("attr_name", None)
-        return opts
+    def get_arguments(self, ignore_unknown_help: bool | None = None) -> list[Argument]:
+        args = []
+        for o in sorted(self.options, key=lambda o: o.kind != "positional"):
+            kwargs: dict[str, Any] = {"names": [o.flag] + ([o.short] if o.short else []), "help": o.help,
+                                      "positional": o.kind == "positional", "optional": o.kind == "tristate"}
+            if o.kind == "flag":
+                kwargs.update(kind=bool, default=False)
+            args.append(Argument(**kwargs))
+        return args
 
 
 def _task(words: tuple[str, ...], parser: argparse.ArgumentParser, summary: str) -> LabctlTask:
     options = [Option("quiet", "quiet", "q", "flag", "no progress lines, only the outcome")] + options_of(parser)
 
     def body(c: Any, **values: Any) -> None:
-        code = cli.main(argv_for(words, options, values))
+        """(replaced by the command's description)"""
+        code = cli.main(argv_for(words, options, {o.dest: values.get(o.flag) for o in options}))
         if code:
             raise Exit(code=code)
 
-    P = inspect.Parameter
-    params = [P("c", P.POSITIONAL_OR_KEYWORD)]
-    params += [P(o.dest, P.POSITIONAL_OR_KEYWORD) for o in options if o.kind == "positional"]
-    params += [P(o.dest, P.POSITIONAL_OR_KEYWORD, default=False if o.kind == "flag" else None)
-               for o in options if o.kind != "positional"]
-    body.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     description = parser.description or summary
     body.__doc__ = summary if description == summary else f"{summary}\n\n{description}"
     body.__name__ = "_".join(words).replace("-", "_")
-    return LabctlTask(body, options, name="-".join(words), help={o.dest: o.help for o in options},
-                      optional=[o.dest for o in options if o.kind == "tristate"])
+    return LabctlTask(body, options, name="-".join(words))
 
 
 def has_required_actions(parser: argparse.ArgumentParser) -> bool:
