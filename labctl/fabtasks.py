@@ -4,9 +4,10 @@ Every `labctl` command becomes a task of the same name (`labctl sandbox up` is `
 options, the same short flags and the same help. A task turns its arguments back into a `labctl` command line and
 runs it in-process, so defaults, validation and exit codes are labctl's.
 
-Differences, forced by Invoke's parser: an optional positional (`labctl break SCENARIO`) is a flag
-(`fab break --scenario SCENARIO`); `--provision`/`--no-provision` is `--provision` or `--provision=no`; `labctl ssh`
-has no task (use `labctl ssh`, which replaces itself with ssh).
+Differences, forced by Invoke's parser: a positional argument is a flag (`labctl trace c1 c3` is
+`fab trace --src c1 --dst c3`, `labctl break SCENARIO` is `fab break --scenario SCENARIO`), because Invoke would take
+`fab trace --help` as the value of the first positional; `--provision`/`--no-provision` is `--provision` or
+`--provision=no`; `labctl ssh` has no task (use `labctl ssh`, which replaces itself with ssh).
 """
 
 from __future__ import annotations
@@ -97,14 +98,14 @@ class LabctlTask(Task):
 
     def __init__(self, body: Callable[..., None], options: list[Option], **kwargs: Any) -> None:
         self.options = options
-        positional = [o.flag for o in options if o.kind == "positional"]
-        super().__init__(body, auto_shortflags=False, positional=positional, **kwargs)
+        super().__init__(body, auto_shortflags=False, positional=[], **kwargs)
 
     def get_arguments(self, ignore_unknown_help: bool | None = None) -> list[Argument]:
         args = []
-        for o in sorted(self.options, key=lambda o: o.kind != "positional"):
-            kwargs: dict[str, Any] = {"names": [o.flag] + ([o.short] if o.short else []), "help": o.help,
-                                      "positional": o.kind == "positional", "optional": o.kind == "tristate"}
+        for o in self.options:
+            help_text = f"{o.help} (required)" if o.kind == "positional" else o.help
+            kwargs: dict[str, Any] = {"names": [o.flag] + ([o.short] if o.short else []), "help": help_text,
+                                      "optional": o.kind == "tristate"}
             if o.kind == "flag":
                 kwargs.update(kind=bool, default=False)
             args.append(Argument(**kwargs))
@@ -116,6 +117,10 @@ def _task(words: tuple[str, ...], parser: argparse.ArgumentParser, summary: str)
 
     def body(c: Any, **values: Any) -> None:
         """(replaced by the command's description)"""
+        missing = [f"--{o.flag}" for o in options if o.kind == "positional" and not values.get(o.flag)]
+        if missing:
+            raise Exit(f"fab {'-'.join(words)}: give {' and '.join(missing)} (`fab --help {'-'.join(words)}`)",
+                       code=2)
         code = cli.main(argv_for(words, options, {o.dest: values.get(o.flag) for o in options}))
         if code:
             raise Exit(code=code)

@@ -106,8 +106,7 @@ def test_fab_help_for_every_task_has_labctls_options(task: str) -> None:
     assert res.returncode == 0, res.stdout + res.stderr
     parser = dict((("-".join(w)), p) for w, p, _ in cli.walk(cli.build_parser()))[task]
     for o in options_of(parser):
-        flag = o.dest if o.kind == "positional" else f"--{o.flag}"
-        assert flag in res.stdout, f"fab {task}: {flag} missing"
+        assert f"--{o.flag}" in res.stdout, f"fab {task}: --{o.flag} missing"
         if o.help:
             assert o.help.split()[0] in res.stdout
     assert (parser.description or "").split()[0] in res.stdout
@@ -115,9 +114,11 @@ def test_fab_help_for_every_task_has_labctls_options(task: str) -> None:
 
 
 def test_fab_task_help_after_the_task_name() -> None:
-    for argv in (["verify", "--help"], ["verify", "-h"]):
+    for argv in (["verify", "--help"], ["verify", "-h"], ["trace", "--help"]):
         res = run([str(BIN / "fab"), *argv], ROOT)
-        assert res.returncode == 0 and "--html" in res.stdout and "needed value" not in res.stdout + res.stderr
+        assert res.returncode == 0 and "--inventory" in res.stdout and "needed value" not in res.stdout + res.stderr
+    missing = run([str(BIN / "fab"), "trace", "--src", "c1"], ROOT)
+    assert missing.returncode == 2 and "give --dst" in missing.stderr
 
 
 def test_fab_passes_its_arguments_to_labctl(tmp_path: Path) -> None:
