@@ -4,8 +4,12 @@ SHELL := /bin/bash
 
 VENV      ?= .venv
 PYTHON    ?= python3
-INVENTORY ?= inventories/sandbox.yaml
-PLAYBOOK  ?= playbooks/seed-overlay.yaml
+# Empty: labctl's own defaults ($LABCTL_INVENTORY / $LABCTL_PLAYBOOK, then fabric.yaml's labctl: section, then
+# inventories/sandbox.yaml and playbooks/seed-overlay.yaml), the same as a bare `fab up` or `labctl up`.
+INVENTORY ?=
+PLAYBOOK  ?=
+INV_ARG   = $(if $(INVENTORY),--inventory $(INVENTORY))
+PB_ARG    = $(if $(PLAYBOOK),--playbook $(PLAYBOOK))
 LABCTL    := $(VENV)/bin/labctl
 PYTEST_ARGS ?=
 
@@ -19,7 +23,7 @@ APT_OPTIONAL := vagrant vagrant-libvirt
 .PHONY: help deps apt venv lab verify down test unit integration lint bench clean vms-e2e
 
 help:
-	@echo "make lab    install what is missing, bring up the sandbox hosts of $(INVENTORY), then the lab $(PLAYBOOK)"
+	@echo "make lab    install what is missing, bring up the sandbox hosts, then the lab (INVENTORY=, PLAYBOOK= to choose)"
 	@echo "make test   install what is missing, then run the whole test suite (unit + integration, needs root)"
 	@echo "make verify probe who reaches whom in the lab and compare with the playbook"
 	@echo "make down   remove the lab, then the sandbox hosts"
@@ -56,16 +60,16 @@ $(VENV)/.installed: pyproject.toml
 	@touch $@
 
 lab: deps
-	$(LABCTL) sandbox up --inventory $(INVENTORY)
-	$(LABCTL) up --inventory $(INVENTORY) --playbook $(PLAYBOOK)
-	$(LABCTL) verify --inventory $(INVENTORY) --playbook $(PLAYBOOK)
+	$(LABCTL) sandbox up $(INV_ARG)
+	$(LABCTL) up $(INV_ARG) $(PB_ARG)
+	$(LABCTL) verify $(INV_ARG) $(PB_ARG)
 
 verify: venv
-	$(LABCTL) verify --inventory $(INVENTORY) --playbook $(PLAYBOOK)
+	$(LABCTL) verify $(INV_ARG) $(PB_ARG)
 
 down: venv
-	-$(LABCTL) down --inventory $(INVENTORY) --playbook $(PLAYBOOK)
-	$(LABCTL) sandbox down --inventory $(INVENTORY)
+	-$(LABCTL) down $(INV_ARG) $(PB_ARG)
+	$(LABCTL) sandbox down $(INV_ARG)
 
 test: deps
 	$(VENV)/bin/python -m pytest -ra $(PYTEST_ARGS)
