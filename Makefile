@@ -87,7 +87,7 @@ lint: venv
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
 
-# Benchmarks on sandbox hosts (root): prints a table, writes bench/RESULTS.md and bench/results.json.
+# Benchmarks on sandbox hosts (root): prints a table, writes docs/benchmarks.md and bench/results.json.
 # BENCH_ARGS, e.g. BENCH_ARGS="--sizes 2x1,8x5", chooses sizes; default 2,4,8 hosts x 1,5,20 containers per host.
 BENCH_ARGS ?=
 bench: deps

@@ -7,7 +7,7 @@
     python bench/run.py --sizes 8x5,16x20 --merge   # re-measure two sizes, keep the other rows of results.json
 
 Needs root (sandbox hosts). Everything runs in the lab `bench` on 198.18.90.0/24 and is removed at the end, also
-after a crash of an earlier run. Results: a table on stdout, and bench/RESULTS.md + bench/results.json.
+after a crash of an earlier run. Results: a table on stdout, and docs/benchmarks.md + bench/results.json.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+RESULTS_PAGE = ROOT / "docs" / "benchmarks.md"   # the page `make bench` writes
 sys.path.insert(0, str(ROOT))
 
 from labctl.executors.dockerhost import sandbox_dockerd  # noqa: E402
@@ -387,14 +388,17 @@ def write_results(rows: list[Row], info: dict[str, str], seed: dict) -> None:
         {"machine": info, "seed": seed, "rows": [asdict(r) | {"checks_per_s": r.checks_per_s, "up_ratio": r.up_ratio,
                                                   "verify_ratio": r.verify_ratio, "up_floor_s": r.up_floor_s,
                                                   "verify_floor_s": r.verify_floor_s} for r in rows]}, indent=2) + "\n")
-    text = ["# Benchmark results", "", "Written by `make bench` (bench/run.py); the analysis below the table is "
-            "bench/ANALYSIS.md.", "", "Machine: " + ", ".join(f"{k} {v}" for k, v in info.items()), "",
+    about = ROOT / "bench" / "ABOUT.md"
+    text = ["# Benchmarks", "", "Written by `make bench` (bench/run.py) from bench/results.json: the introduction is "
+            "bench/ABOUT.md, the analysis at the end bench/ANALYSIS.md.", "",
+            about.read_text() if about.exists() else "", "## Results", "",
+            "Machine: " + ", ".join(f"{k} {v}" for k, v in info.items()), "",
             seed_line(seed), "", table(rows), "", LEGEND, "", "## verify before and after the fping probes", "",
             before_after(rows), "", BEFORE_AFTER_LEGEND, ""]
     analysis = ROOT / "bench" / "ANALYSIS.md"
     if analysis.exists():
         text.append(analysis.read_text())
-    (ROOT / "bench" / "RESULTS.md").write_text("\n".join(text) + "\n")
+    RESULTS_PAGE.write_text("\n".join(text) + "\n")
 
 
 LEGEND = """Columns: `up cold` = `labctl up` on fresh sandbox hosts with dockerd running and no lab
@@ -434,7 +438,7 @@ def rewrite_results() -> int:
     data = json.loads((ROOT / "bench" / "results.json").read_text())
     rows = load_rows(ROOT / "bench" / "results.json")
     write_results(rows, data["machine"], data.get("seed", {}))
-    print(f"bench/RESULTS.md rewritten from bench/results.json ({len(rows)} sizes)")
+    print(f"{RESULTS_PAGE.relative_to(ROOT)} rewritten from bench/results.json ({len(rows)} sizes)")
     return 0
 
 
@@ -463,7 +467,7 @@ def main() -> int:
     parser.add_argument("--seed-only", action="store_true",
                         help="measure only the seed lab and store it in bench/results.json (then --rewrite)")
     parser.add_argument("--rewrite", action="store_true",
-                        help="measure nothing: rebuild bench/RESULTS.md from bench/results.json and bench/ANALYSIS.md")
+                        help="measure nothing: rebuild docs/benchmarks.md from bench/results.json and bench/ANALYSIS.md")
     parser.add_argument("--merge", action="store_true",
                         help="keep the rows of bench/results.json for sizes this run does not measure")
     parser.add_argument("--compare-max-checks", type=int, default=5000,
