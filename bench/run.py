@@ -467,7 +467,7 @@ def main() -> int:
     parser.add_argument("--seed-only", action="store_true",
                         help="measure only the seed lab and store it in bench/results.json (then --rewrite)")
     parser.add_argument("--rewrite", action="store_true",
-                        help="measure nothing: rebuild docs/benchmarks.md from bench/results.json and bench/ANALYSIS.md")
+                        help="measure nothing: rebuild docs/benchmarks.md from bench/results.json")
     parser.add_argument("--merge", action="store_true",
                         help="keep the rows of bench/results.json for sizes this run does not measure")
     parser.add_argument("--compare-max-checks", type=int, default=5000,
