@@ -146,3 +146,16 @@ def test_quiet_verify_keeps_the_verdict() -> None:
     assert lines[-1].startswith("verify lab:cd:[bold]: FAILED: 5/6 checks as expected")
     assert not any(line[:1] in "┏┃│" for line in lines), "no matrices"
     assert text.count("MISMATCH") == 1, "and the mismatch it failed on"
+
+
+def test_the_html_page_and_the_graph_keep_user_text_as_text() -> None:
+    from labctl import graph, html
+    page = html.to_html("lab:cd:", verdict_of(3, fail=1).results, 1.0)
+    assert "lab:cd:" in page and "the FDB [red]x[/red] has :cd:" in page and "\U0001f4bf" not in page
+    status = {"lab": "lab", "hosts": [{"name": "node1", "roles": ["docker"], "engine": "x :cd:", "error": None,
+                                       "address": "198.18.0.12"}],
+              "networks": [], "containers": [{"name": "c1", "host": "node1", "state": "running", "network_mode": "",
+                                              "addresses": {"bridge": "172.17.0.2"}}]}
+    topo = graph.build(status, None, {"node1": "198.18.0.12"})
+    for text in (graph.to_dot(topo), graph.to_mermaid(topo)):
+        assert "c1" in text and "172.17.0.2" in text
