@@ -153,6 +153,7 @@ def test_seed_overlay_up_vxlan_and_macvlan(lab: Lab, hosts: Hosts) -> None:
 
 
 def test_second_up_changes_nothing(lab: Lab) -> None:
+    lab.labctl("up", "-i", str(lab.inventory), "-p", SEED)     # the lab, whatever the tests before left
     res = lab.labctl("up", "-i", str(lab.inventory), "-p", SEED)
     assert "no changes" in res.stdout, res.stdout
 

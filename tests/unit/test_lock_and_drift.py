@@ -100,7 +100,8 @@ def test_second_run_is_busy_and_names_the_holder_until_the_first_releases(tmp_pa
     assert third.read_until_end_or_held() == ["LOCKED ", "HELD"], "free again, and no stale record"
     assert third.release() == 0
     assert oct((tmp_path / "labctl").stat().st_mode & 0o777) == "0o700"
-    assert LOCK_DIR.startswith(PRIVATE_DIR)
+    lock = tmp_path / "labctl" / LOCK_DIR.removeprefix(PRIVATE_DIR).strip("/") / "host.lock"
+    assert lock.exists(), "the lock file is inside the root-only directory, where the script put it"
 
 
 @needs_flock
