@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from labctl.engines import EngineSource, register
+from labctl.engines.base import EngineSource, register
 
 ARCHIVE_KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 # The engine's helpers: Debian 13's runc (and dynamic tini) need glibc 2.38; the controller's own are used then.

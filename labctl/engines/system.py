@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from labctl.engines import SYSTEM, EngineSource, register
+from labctl.engines.base import SYSTEM, EngineSource, register
 
 register(EngineSource(name=SYSTEM, summary="the host's own Docker Engine (sandbox hosts: this machine's dockerd)"))

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import re
 import shlex
 import time
 
 from fabric import Connection
 
 from labctl.errors import HostsFailed, LabctlError
+from labctl.executors import breaks
 from labctl.executors.controlplane import Run
 from labctl.executors.controlplane import planes as controlplanes
 from labctl.executors.controlplane.kvstore import ensure_store
@@ -41,7 +41,7 @@ from labctl.plan.lab import (
     plan_restore,
     stale_endpoints,
 )
-from labctl.plan.lock import PRIVATE_DIR
+from labctl.plan.lock import JOURNAL, PRIVATE_DIR
 from labctl.plan.overlay import (
     GATEWAY_BRIDGE,
     GossipGap,
@@ -51,7 +51,6 @@ from labctl.plan.overlay import (
     gossip_gaps,
     known_ips_script,
     neighbour_script,
-    overlay_ns,
     parse_addresses,
     parse_neighbours,
     unknown_containers,
@@ -65,7 +64,6 @@ DAEMON_JSON = "/etc/docker/daemon.json"
 BACKUP_JSON = f"{PRIVATE_DIR}/daemon.json.labctl-backup"
 # Written before daemon.json changes and dockerd is stopped, removed once dockerd answers again: a run killed in
 # between leaves it, and the next `up` or `down` finishes the restart (see recover_engines).
-JOURNAL = f"{PRIVATE_DIR}/dockerd-restart.pending"
 
 
 def dockerd_service(inv: Inventory, host: str) -> Service:
@@ -588,8 +586,6 @@ def _neighbours(hosts: Hosts, expected: dict[str, dict[str, int]], timeout: floa
 
 def undo_faults(inv: Inventory, pb: Playbook, hosts: Hosts, progress: Progress, report: Report) -> None:
     """A fault `labctl break` injected is reverted first (an iptables rule, an MTU: nothing else of `down` would)."""
-    from labctl.executors import breaks  # here: breaks reads status, which imports this module
-
     try:
         report.changes += breaks.undo(inv, pb, hosts, progress)
     except HostsFailed as exc:
@@ -682,12 +678,3 @@ def restore_daemon(inv: Inventory, lab_name: str, name: str, conn: Connection, m
         report.add(name, "daemon.json restored, dockerd restarted" +
                    (", docker0 address restored" if len(sequence) > 1 else ""))
     conn.run(f"rm -f {BACKUP_JSON}", hide=True)
-
-
-def overlay_vni(conn: Connection, network: str) -> int | None:
-    """The VXLAN ID of an overlay network, read from the vxlan device in Docker's namespace for it
-    (/run/docker/netns/<epoch>-<first 10 chars of the network ID>); None until a container on this host joins it."""
-    script = f'{overlay_ns(network)}; [ -n "$ns" ] && nsenter --net="$ns" ip -d -o link show type vxlan'
-    res = conn.run(script, hide=True, warn=True)
-    match = re.search(r"vxlan id (\d+)", str(res.stdout)) if res.ok else None
-    return int(match.group(1)) if match else None

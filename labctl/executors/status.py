@@ -8,7 +8,7 @@ from typing import Any
 
 from fabric import Connection
 
-from labctl.executors.lab import JOURNAL, overlay_vni
+from labctl.executors.overlayfacts import overlay_vni
 from labctl.executors.remote import Hosts, failure_from
 from labctl.executors.services import manager_for
 from labctl.executors.store import store_runner
@@ -18,6 +18,7 @@ from labctl.plan.controlplane import needs_decision
 from labctl.plan.controlplane import swarm as swarm_plan
 from labctl.plan.controlplane import vxlan as vxlan_plan
 from labctl.plan.lab import LABEL
+from labctl.plan.lock import JOURNAL
 
 SEP = "--labctl-status--"
 

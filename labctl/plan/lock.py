@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 
 PRIVATE_DIR = "/var/lib/labctl"           # root-only (0700): backups, journal, locks, scripts
 LOCK_DIR = f"{PRIVATE_DIR}/locks"
+JOURNAL = f"{PRIVATE_DIR}/dockerd-restart.pending"   # dockerd being restarted: written before, removed after
 LOCK_FILE = f"{LOCK_DIR}/host.lock"
 HOLDER_FILE = f"{LOCK_DIR}/host.lock.holder"
 EXIT_BUSY = 3

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from labctl.executors.images import busybox_rootfs
-from labctl.executors.lab import overlay_vni
+from labctl.executors.overlayfacts import overlay_vni
 from labctl.executors.remote import Hosts
 from labctl.plan.overlay import overlay_ns
 from labctl.plan.sandbox import Names

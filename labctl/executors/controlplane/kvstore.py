@@ -5,7 +5,7 @@ from __future__ import annotations
 import shlex
 
 from labctl.errors import LabctlError
-from labctl.executors.controlplane import ControlPlane, Run
+from labctl.executors.controlplane.base import ControlPlane, Run
 from labctl.executors.remote import Hosts
 from labctl.executors.steps import Report
 from labctl.executors.store import StoreRunner, check_store_reachable, store_runner

@@ -9,7 +9,7 @@ import time
 from fabric import Connection
 
 from labctl.errors import LabctlError
-from labctl.executors.controlplane import ControlPlane, Run
+from labctl.executors.controlplane.base import ControlPlane, Run
 from labctl.executors.remote import Hosts
 from labctl.plan.controlplane import swarm
 from labctl.plan.controlplane.swarm import SwarmFacts

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fabric import Connection
 
-from labctl.executors.controlplane import ControlPlane, Run
+from labctl.executors.controlplane.base import ControlPlane, Run
 from labctl.executors.steps import Report, run_steps
 from labctl.plan.controlplane import vxlan as vxlan_plan
 from labctl.plan.controlplane.vxlan import Device
