@@ -23,7 +23,7 @@ from labctl.executors import graph as graph_exec
 from labctl.executors import trace as trace_exec
 from labctl.executors.hostlock import HostLocks, holder_for
 from labctl.executors.images import archive_from_path, busybox_rootfs
-from labctl.executors.remote import Hosts
+from labctl.executors.remote import ROUND_TRIPS, Hosts
 from labctl.executors.services import manager_for
 from labctl.model.class_roster import Student, load_roster
 from labctl.model.exercise import load_exercise
@@ -802,7 +802,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         used = resolve_files(args)
         if used:
             progress.note(f"labctl {args.command}{' ' + sub if sub else ''}: {used}")
-        return handler(args, progress)
+        try:
+            return handler(args, progress)
+        finally:
+            if os.environ.get("LABCTL_ROUND_TRIPS"):
+                print(f"round trips per host: {ROUND_TRIPS.describe()}", file=sys.stderr)
     except LabctlError as exc:
         print(exc.render(), file=sys.stderr)
         return exc.exit_code

@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 import secrets
 import stat
+import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import paramiko
 from fabric import Config, Connection, ThreadingGroup
@@ -22,6 +23,49 @@ from labctl.providers.base import Endpoint
 T = TypeVar("T")
 
 
+class RoundTrips:
+    """SSH round trips per host in this process (commands run, files put or fetched): what `LABCTL_ROUND_TRIPS=1`
+    prints at the end of a command, and what docs/commands.md lists per command."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def add(self, host: str) -> None:
+        with self._lock:
+            self.counts[host] = self.counts.get(host, 0) + 1
+
+    def describe(self) -> str:
+        return ", ".join(f"{h} {n}" for h, n in sorted(self.counts.items())) or "none"
+
+
+ROUND_TRIPS = RoundTrips()
+
+
+class CountingConnection(Connection):
+    """A Fabric Connection that counts its round trips (one per command, one per file transfer)."""
+
+    def __init__(self, *args: Any, labctl_name: str = "", **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.labctl_name = labctl_name or self.host
+
+    def run(self, command: str, **kwargs: Any) -> Any:
+        ROUND_TRIPS.add(self.labctl_name)
+        return super().run(command, **kwargs)
+
+    def sudo(self, command: str, **kwargs: Any) -> Any:
+        ROUND_TRIPS.add(self.labctl_name)
+        return super().sudo(command, **kwargs)
+
+    def put(self, *args: Any, **kwargs: Any) -> Any:
+        ROUND_TRIPS.add(self.labctl_name)
+        return super().put(*args, **kwargs)
+
+    def get(self, *args: Any, **kwargs: Any) -> Any:
+        ROUND_TRIPS.add(self.labctl_name)
+        return super().get(*args, **kwargs)
+
+
 def connect(ep: Endpoint, timeout: int = 10) -> Connection:
     """A Fabric connection that trusts only the recorded host key (no AutoAdd, no prompt)."""
     config = Config(overrides={"load_ssh_configs": False, "run": {"hide": True, "warn": False, "in_stream": False}})
@@ -29,8 +73,8 @@ def connect(ep: Endpoint, timeout: int = 10) -> Connection:
                     "banner_timeout": timeout, "auth_timeout": timeout}
     if ep.key_file:
         kwargs["key_filename"] = [os.path.expanduser(ep.key_file)]
-    conn = Connection(host=ep.address, user=ep.user, port=ep.port, config=config, connect_timeout=timeout,
-                      connect_kwargs=kwargs)
+    conn = CountingConnection(host=ep.address, user=ep.user, port=ep.port, config=config, connect_timeout=timeout,
+                              connect_kwargs=kwargs, labctl_name=ep.name)
     if not ep.strict_host_keys:
         # Vagrant VMs: as Vagrant itself does (StrictHostKeyChecking no, UserKnownHostsFile /dev/null). A VM made
         # again answers on the same forwarded port with a new key, which ~/.ssh/known_hosts would reject.
@@ -132,6 +176,7 @@ def settle(outcomes: dict[str, T | BaseException], step: str, command: str = "")
 def put_private(conn: Connection, data: bytes, stem: str, suffix: str = "") -> str:
     """Upload data as a new file in the host's root-only labctl directory, under a name no one can predict
     (not a fixed /tmp path another user could prepare as a symlink); returns its path. The caller removes it."""
+    ROUND_TRIPS.add(getattr(conn, "labctl_name", conn.host))   # one transfer (a few SFTP requests on one channel)
     sftp = conn.sftp()
     try:
         mode = sftp.stat(PRIVATE_DIR).st_mode
