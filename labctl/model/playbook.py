@@ -643,11 +643,12 @@ def _default_bridge(c: Collector, fld: str, spec: object) -> list[Attachment]:
     bridge`, as Docker's tutorial does); it takes no static IP and no aliases there."""
     if spec in (None, {}):
         return [Attachment(network=DEFAULT_BRIDGE)]
-    given = sorted(spec) if isinstance(spec, dict) else []
-    what = " and ".join(f"`{k}`" for k in given if k in ("ip", "aliases")) or "settings"
-    c.add(fld, f"the default bridge takes no {what} (Docker: 'user specified IP address is supported on user "
-               "defined networks only'; aliases need a user-defined network): leave its entry empty "
-               "(`bridge: {}`), or put the address on a user-defined bridge network")
+    given = set(spec) if isinstance(spec, dict) else set()
+    why = {"ip": "`ip` (Docker: 'user specified IP address is supported on user defined networks only')",
+           "aliases": "`aliases` (Docker's DNS answers no names on the default bridge)"}
+    what = " and no ".join(text for key, text in why.items() if key in given) or "settings (only an empty entry)"
+    c.add(fld, f"the default bridge takes no {what}: leave its entry empty (`bridge: {{}}`), or use a "
+               "user-defined network for that")
     return []
 
 
