@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from labctl import engines
 from labctl.errors import Problem, ValidationError
+from labctl.model import providers
 from labctl.model.checks import (
-    DNS_NAME_RE,
     HOST_NAME_RE,
     IFACE_RE,
     IMAGE_RE,
@@ -19,49 +19,25 @@ from labctl.model.checks import (
     join,
     short,
 )
+from labctl.model.hosts import Host, SSHSettings
+from labctl.model.providers import ProviderRules
+from labctl.model.providers import sandbox as sandbox_rules
 from labctl.model.yamlsrc import parse_yaml, read_source
 
-PROVIDERS = ("sandbox", "static", "vagrant")
+PROVIDERS = providers.NAMES
 ROLES = ("store", "docker")
-DEFAULT_SANDBOX_SUBNET = "198.18.0.0/24"
+DEFAULT_SANDBOX_SUBNET = sandbox_rules.DEFAULT_SUBNET
 DEFAULT_UNDERLAY_INTERFACE = "eth1"
 DEFAULT_IMAGE = "labctl/busybox:latest"
-FIRST_SANDBOX_HOST_OFFSET = 11  # store = .11, node1 = .12, ... like the tutorials' numbering
+FIRST_SANDBOX_HOST_OFFSET = sandbox_rules.FIRST_HOST_OFFSET
 
-DEFAULT_VAGRANT_SUBNET = "192.168.56.0/24"   # the Vagrantfile's private network (LABCTL_SUBNET)
-VAGRANT_STORE_OFFSET = 10                      # as the Vagrantfile numbers its VMs: store .10, nodeN .(10+N)
-
-TOP_FIELDS = ("name", "provider", "underlay", "ssh", "image", "hosts", "vagrant", "packages", "engine")
+OWN_FIELDS = tuple(f for rules in providers.RULES.values() for f in rules.own_fields)
+TOP_FIELDS = ("name", "provider", "underlay", "ssh", "image", "hosts", *OWN_FIELDS, "packages", "engine")
 # How hosts get packages when labctl provisions them: from their own apt sources (direct), or through the
 # controller, over each host's SSH connection (controller: for VMs on isolated networks).
 PACKAGE_SOURCES = ("direct", "controller")
 HOST_FIELDS = ("roles", "address", "ssh", "engine")
 SSH_FIELDS = ("user", "port", "key", "known_hosts")
-
-
-@dataclass(frozen=True)
-class SSHSettings:
-    user: str = "root"
-    port: int = 22
-    key: str | None = None
-    known_hosts: str | None = None
-
-
-@dataclass(frozen=True)
-class Host:
-    name: str
-    roles: tuple[str, ...]
-    address: str | None  # underlay/SSH address; None for vagrant until resolved
-    ssh: SSHSettings = field(default_factory=SSHSettings)
-    engine: str = engines.SYSTEM   # where its Docker Engine comes from (labctl.engines); docker hosts only
-
-    @property
-    def is_docker(self) -> bool:
-        return "docker" in self.roles
-
-    @property
-    def is_store(self) -> bool:
-        return "store" in self.roles
 
 
 @dataclass(frozen=True)
@@ -128,68 +104,44 @@ def _build(data: object, c: Collector, source: str, others: dict[str, str]) -> I
     top = c.mapping(data, "", TOP_FIELDS, required=("provider", "hosts"))
     name = c.string(top.get("name", _default_name(source)), "name", LAB_NAME_RE, "lab name")
     provider = c.choice(top.get("provider"), "provider", PROVIDERS) if "provider" in top else None
+    rules = providers.RULES.get(provider) if provider else None
     underlay = c.mapping(top.get("underlay"), "underlay", ("interface", "subnet"))
     iface = c.string(underlay.get("interface", DEFAULT_UNDERLAY_INTERFACE), "underlay.interface", IFACE_RE,
                      "interface name")
     image = c.string(top.get("image", DEFAULT_IMAGE), "image", IMAGE_RE, "image reference")
-    subnet = _subnet(c, provider, underlay, name, others)
+    subnet = rules.subnet(c, underlay, name, others) if rules else None
     default_ssh = _ssh(c, top.get("ssh"), "ssh", SSHSettings())
     default_engine = _engine(c, top.get("engine", engines.SYSTEM), "engine")
-    hosts = _hosts(c, top.get("hosts"), provider, subnet, default_ssh, default_engine or engines.SYSTEM)
-    vagrant_dir = _vagrant_dir(c, top.get("vagrant"), provider, source)
+    hosts = _hosts(c, top.get("hosts"), rules, subnet, default_ssh, default_engine or engines.SYSTEM)
+    own = _own_fields(c, top, rules, source)
+    vagrant_dir = own.get("vagrant")
     packages = c.choice(top.get("packages", "direct"), "packages", PACKAGE_SOURCES)
     if c.problems or provider is None:
         return None
     return Inventory(source=source, name=name or "lab", provider=provider, underlay_interface=iface or "eth1",
-                     subnet=subnet, image=image or DEFAULT_IMAGE, hosts=tuple(hosts), vagrant_dir=vagrant_dir,
+                     subnet=subnet, image=image or DEFAULT_IMAGE, hosts=tuple(hosts),
+                     vagrant_dir=str(vagrant_dir) if vagrant_dir else None,
                      packages=packages or "direct")
 
 
-def _vagrant_dir(c: Collector, value: object, provider: str | None, source: str) -> str | None:
-    """vagrant.dir: where the Vagrantfile is, relative to the inventory file (default: its parent directory, as
-    for inventories/vagrant.yaml and the Vagrantfile at the top of the repository)."""
-    if provider != "vagrant":
-        if value is not None:
-            c.add("vagrant", f"only for provider 'vagrant' (this inventory's provider is {short(provider)}); remove it")
-        return None
-    raw = c.mapping(value, "vagrant", ("dir",))
-    rel = raw.get("dir", "..")
-    if not isinstance(rel, str) or not rel:
-        c.add("vagrant.dir", "must be a directory path (relative to this file), e.g. '..'")
-        return None
-    return os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(source)), os.path.expanduser(rel)))
-
-
-def _subnet(c: Collector, provider: str | None, underlay: dict, name: str | None,
-            others: dict[str, str]) -> ipaddress.IPv4Network | None:
-    if provider == "vagrant":
-        return c.ipv4_network(underlay.get("subnet", DEFAULT_VAGRANT_SUBNET), "underlay.subnet")
-    if provider != "sandbox":
-        if "subnet" in underlay:
-            c.add("underlay.subnet", f"only for providers 'sandbox' and 'vagrant' (this inventory's provider is "
-                                     f"{short(provider)}); remove it: the machines' own addresses are used")
-        return None
-    subnet = c.ipv4_network(underlay.get("subnet", DEFAULT_SANDBOX_SUBNET), "underlay.subnet")
-    if subnet is None:
-        return None
-    if subnet.prefixlen > 28:
-        c.add("underlay.subnet", f"{subnet} is too small for a lab; use a /28 or larger "
-                                 f"(default {DEFAULT_SANDBOX_SUBNET})")
-    if subnet.is_loopback or subnet.is_multicast or subnet.is_link_local or subnet.is_unspecified:
-        c.add("underlay.subnet", f"{subnet} is a reserved range; use a private or benchmarking range such as "
-                                 f"{DEFAULT_SANDBOX_SUBNET}")
-    for other, other_subnet in sorted(others.items()):
-        if other == name:
-            continue
-        try:
-            overlaps = subnet.overlaps(ipaddress.ip_network(other_subnet))
-        except ValueError:
-            continue
-        if overlaps:
-            c.add("underlay.subnet", f"{subnet} overlaps sandbox lab {short(other)} ({other_subnet}) that exists on "
-                                     "this "
-                                     f"machine; choose another subnet or run `labctl sandbox down` for that lab")
-    return subnet
+def _own_fields(c: Collector, top: dict[str, object], rules: ProviderRules | None,
+                source: str) -> dict[str, object]:
+    """Top-level fields that belong to one provider: parsed by it, refused for the others."""
+    result: dict[str, object] = {}
+    for owner in providers.RULES.values():
+        for fld in owner.own_fields:
+            if fld not in top:
+                continue
+            if rules is owner:
+                result[fld] = owner.parse_own(c, fld, top[fld], source)
+            elif rules is not None:
+                c.add(fld, f"only for provider {short(owner.name)} (this inventory's provider is "
+                           f"{short(rules.name)}); remove it")
+    if rules is not None:
+        for fld in rules.own_fields:
+            if fld not in result:
+                result[fld] = rules.parse_own(c, fld, {}, source)
+    return result
 
 
 def _ssh(c: Collector, value: object, fld: str, base: SSHSettings) -> SSHSettings:
@@ -211,7 +163,7 @@ def _engine(c: Collector, value: object, fld: str) -> str | None:
     return str(value)
 
 
-def _hosts(c: Collector, value: object, provider: str | None, subnet: ipaddress.IPv4Network | None,
+def _hosts(c: Collector, value: object, rules: ProviderRules | None, subnet: ipaddress.IPv4Network | None,
            default_ssh: SSHSettings, default_engine: str) -> list[Host]:
     if not isinstance(value, dict) or not value:
         c.add("hosts", "must be a non-empty mapping of host name -> {roles: [...]}")
@@ -225,14 +177,13 @@ def _hosts(c: Collector, value: object, provider: str | None, subnet: ipaddress.
             continue
         raw = c.mapping(spec, fld, HOST_FIELDS, required=("roles",))
         roles = _roles(c, raw.get("roles"), join(fld, "roles")) if "roles" in raw else ()
-        address = _address(c, raw.get("address"), join(fld, "address"), provider, subnet)
-        if provider in ("sandbox", "vagrant") and "ssh" in raw:
-            c.add(join(fld, "ssh"), f"not used by provider {short(provider)}: labctl makes (sandbox) or reads "
-                                    "(vagrant) "
-                                    "the SSH settings; remove it")
+        address = rules.address(c, raw.get("address"), join(fld, "address"), subnet) if rules else None
+        if rules is not None and not rules.host_ssh and "ssh" in raw:
+            c.add(join(fld, "ssh"), f"not used by provider {short(rules.name)}: {rules.summary} the SSH settings; "
+                                    "remove it")
         ssh = _ssh(c, raw.get("ssh"), join(fld, "ssh"), default_ssh)
-        if provider == "vagrant" and address is None and subnet is not None:
-            address = _vagrant_address(c, name, fld, subnet)
+        if rules is not None and address is None:
+            address = rules.default_address(c, name, fld, subnet)
         engine = default_engine
         if "engine" in raw:
             engine = _engine(c, raw["engine"], join(fld, "engine")) or default_engine
@@ -240,24 +191,8 @@ def _hosts(c: Collector, value: object, provider: str | None, subnet: ipaddress.
                 c.add(join(fld, "engine"), "only docker hosts run a Docker Engine; remove it, or add role 'docker'")
         hosts.append(Host(name=name, roles=roles, address=address, ssh=ssh,
                           engine=engine if "docker" in roles else engines.SYSTEM))
-    _check_host_set(c, hosts, provider, subnet)
+    _check_host_set(c, hosts, rules, subnet)
     return hosts
-
-
-def _vagrant_address(c: Collector, name: str, fld: str, subnet: ipaddress.IPv4Network) -> str | None:
-    """The private-network address the Vagrantfile gives a VM of this name: store .10, nodeN .(10+N)."""
-    if name == "store":
-        offset = VAGRANT_STORE_OFFSET
-    elif name.startswith("node") and name[4:].isdigit() and int(name[4:]) > 0:
-        offset = VAGRANT_STORE_OFFSET + int(name[4:])
-    else:
-        c.add(join(fld, "address"), f"needed for {short(name)}: the Vagrantfile names its VMs 'store' and 'node1'.."
-                                    "'nodeN' and numbers only those; give the VM's private-network address")
-        return None
-    if offset >= subnet.num_addresses - 1:
-        c.add(join(fld, "address"), f"{short(name)} would be offset {offset} of underlay.subnet {subnet}, outside it")
-        return None
-    return str(subnet.network_address + offset)
 
 
 def _roles(c: Collector, value: object, fld: str) -> tuple[str, ...]:
@@ -273,27 +208,7 @@ def _roles(c: Collector, value: object, fld: str) -> tuple[str, ...]:
     return tuple(roles)
 
 
-def _address(c: Collector, value: object, fld: str, provider: str | None,
-             subnet: ipaddress.IPv4Network | None) -> str | None:
-    if value is None:
-        if provider == "static":
-            c.add(fld, "is required for provider 'static' (the host's IP address or DNS name for SSH)")
-        return None
-    if provider == "static":
-        return c.string(value, fld, DNS_NAME_RE, "IP address or DNS name")
-    addr = c.ipv4_address(value, fld)
-    if addr is None or subnet is None:
-        return None
-    if addr not in subnet or addr in (subnet.network_address, subnet.broadcast_address):
-        c.add(fld, f"{addr} is not a usable address of underlay.subnet {subnet}")
-        return None
-    if provider == "sandbox" and addr == subnet.network_address + 1:
-        c.add(fld, f"{addr} is the controller's address on the lab switch; use another one")
-        return None
-    return str(addr)
-
-
-def _check_host_set(c: Collector, hosts: list[Host], provider: str | None,
+def _check_host_set(c: Collector, hosts: list[Host], rules: ProviderRules | None,
                     subnet: ipaddress.IPv4Network | None) -> None:
     if hosts and not any(h.is_docker for h in hosts):
         c.add("hosts", "no host has role 'docker'; a lab needs at least one Docker host")
@@ -304,15 +219,13 @@ def _check_host_set(c: Collector, hosts: list[Host], provider: str | None,
     for h in hosts:
         if h.address is None:
             continue
-        key = f"{h.address}:{h.ssh.port}" if provider == "static" else h.address
+        key = rules.address_key(h) if rules else h.address
         if key in seen:
             c.add(f"hosts.{h.name}.address", f"{h.address} is also the address of host {short(seen[key])}")
         else:
             seen[key] = h.name
-    if provider == "sandbox" and subnet is not None:
-        capacity = subnet.num_addresses - FIRST_SANDBOX_HOST_OFFSET - 1
-        if len(hosts) > capacity:
-            c.add("hosts", f"{len(hosts)} hosts do not fit in underlay.subnet {subnet}; use a larger subnet")
+    if rules is not None:
+        rules.check_hosts(c, hosts, subnet)
 
 
 def sandbox_addresses(inv: Inventory) -> dict[str, str]:

@@ -54,7 +54,7 @@ BAD = {
                      "ssh.port: must be an integer from 1 to 65535, got 70000"),
     "subnet on static": ("provider: static\nunderlay: {subnet: 192.0.2.0/24}\n"
                          "hosts:\n  a: {roles: [docker], address: 192.0.2.1}\n",
-                         "underlay.subnet: only for providers 'sandbox' and 'vagrant'"),
+                         "underlay.subnet: not used by provider 'static': the machines' own addresses are used"),
     "subnet too small": ("provider: sandbox\nunderlay: {subnet: 198.18.0.0/30}\nhosts:\n  a: {roles: [docker]}\n",
                          "too small for a lab; use a /28 or larger"),
     "loopback subnet": ("provider: sandbox\nunderlay: {subnet: 127.0.0.0/24}\nhosts:\n  a: {roles: [docker]}\n",

@@ -1,0 +1,54 @@
+"""Sandbox hosts: namespaces on this machine, numbered on a lab switch; labctl makes their SSH settings."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from labctl.model.checks import Collector, short
+from labctl.model.hosts import Host
+from labctl.model.providers.base import ProviderRules
+
+DEFAULT_SUBNET = "198.18.0.0/24"
+FIRST_HOST_OFFSET = 11  # store = .11, node1 = .12, ... like the tutorials' numbering
+
+
+class Sandbox(ProviderRules):
+    name = "sandbox"
+    subnet_default = DEFAULT_SUBNET
+    host_ssh = False
+    summary = "labctl makes"
+
+    def subnet(self, c: Collector, underlay: dict[str, object], lab: str | None,
+               others: dict[str, str]) -> ipaddress.IPv4Network | None:
+        subnet = super().subnet(c, underlay, lab, others)
+        if subnet is None:
+            return None
+        if subnet.prefixlen > 28:
+            c.add("underlay.subnet", f"{subnet} is too small for a lab; use a /28 or larger (default {DEFAULT_SUBNET})")
+        if subnet.is_loopback or subnet.is_multicast or subnet.is_link_local or subnet.is_unspecified:
+            c.add("underlay.subnet", f"{subnet} is a reserved range; use a private or benchmarking range such as "
+                                     f"{DEFAULT_SUBNET}")
+        for other, other_subnet in sorted(others.items()):
+            if other == lab:
+                continue
+            try:
+                overlaps = subnet.overlaps(ipaddress.ip_network(other_subnet))
+            except ValueError:
+                continue
+            if overlaps:
+                c.add("underlay.subnet", f"{subnet} overlaps sandbox lab {short(other)} ({other_subnet}) that exists "
+                                         "on this machine; choose another subnet or run `labctl sandbox down` for "
+                                         "that lab")
+        return subnet
+
+    def address(self, c: Collector, value: object, fld: str,
+                subnet: ipaddress.IPv4Network | None) -> str | None:
+        addr = super().address(c, value, fld, subnet)
+        if addr is not None and subnet is not None and ipaddress.ip_address(addr) == subnet.network_address + 1:
+            c.add(fld, f"{addr} is the controller's address on the lab switch; use another one")
+            return None
+        return addr
+
+    def check_hosts(self, c: Collector, hosts: list[Host], subnet: ipaddress.IPv4Network | None) -> None:
+        if subnet is not None and len(hosts) > subnet.num_addresses - FIRST_HOST_OFFSET - 1:
+            c.add("hosts", f"{len(hosts)} hosts do not fit in underlay.subnet {subnet}; use a larger subnet")
