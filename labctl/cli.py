@@ -24,7 +24,6 @@ from labctl.executors import trace as trace_exec
 from labctl.executors.hostlock import HostLocks, holder_for
 from labctl.executors.images import archive_from_path, busybox_rootfs
 from labctl.executors.remote import ROUND_TRIPS, Hosts
-from labctl.executors.services import manager_for
 from labctl.model.class_roster import Student, load_roster
 from labctl.model.exercise import load_exercise
 from labctl.model.inventory import Inventory, load_inventory
@@ -288,7 +287,7 @@ def _bring_up(inv: Inventory, progress: Progress) -> tuple[int, dict[str, str]]:
     created = [a.target for a in actions if a.kind == "create-host"]
     endpoints = registry.endpoints(inv)
     docker_names = [h.name for h in inv.docker_hosts]
-    manager = manager_for(inv.provider)
+    manager = registry.service_manager(inv)
     with Hosts(endpoints) as hosts:
         started = hosts.each(
             lambda name, conn: dockerhost.ensure_engine(

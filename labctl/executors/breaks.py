@@ -10,13 +10,13 @@ from fabric import Connection
 
 from labctl.errors import HostFailure, HostsFailed, UsageError
 from labctl.executors.remote import Hosts
-from labctl.executors.services import manager_for
 from labctl.executors.status import gather as gather_status
 from labctl.executors.store import store_runner
 from labctl.executors.verify import parse_underlay, underlay_query
 from labctl.model.inventory import Inventory
 from labctl.model.playbook import Playbook
 from labctl.plan import breaks as plan
+from labctl.providers import registry
 from labctl.ui import Progress
 
 
@@ -91,7 +91,7 @@ def _run(inv: Inventory, pb: Playbook, conn: Connection, host: str, command: str
     if command in (plan.STORE_STOP, plan.STORE_START):
         if pb.store is None:
             return
-        runner = store_runner(inv, pb, manager_for(inv.provider))
+        runner = store_runner(inv, pb, registry.service_manager(inv))
         if command == plan.STORE_STOP:
             runner.stop(conn)
         else:

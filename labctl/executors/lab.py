@@ -14,10 +14,10 @@ from labctl.executors import breaks
 from labctl.executors.controlplane import Run
 from labctl.executors.controlplane import planes as controlplanes
 from labctl.executors.controlplane.kvstore import ensure_store
-from labctl.executors.dockerhost import sandbox_dockerd, wait_docker
+from labctl.executors.dockerhost import wait_docker
 from labctl.executors.labimages import ensure_images
 from labctl.executors.remote import Hosts
-from labctl.executors.services import Service, ServiceManager, manager_for
+from labctl.executors.services import Service, ServiceManager
 from labctl.executors.steps import PreflightRefused, Report, run_steps
 from labctl.executors.store import StoreRunner, store_runner
 from labctl.model.inventory import Inventory
@@ -57,19 +57,17 @@ from labctl.plan.overlay import (
     warm_command,
 )
 from labctl.plan.preflight import HostFacts, preflight_problems, underlay_problems
-from labctl.providers import sandbox  # the provider knows which engine each of its hosts was built with
+from labctl.providers import registry
 from labctl.ui import Progress
 
 DAEMON_JSON = "/etc/docker/daemon.json"
 BACKUP_JSON = f"{PRIVATE_DIR}/daemon.json.labctl-backup"
-# Written before daemon.json changes and dockerd is stopped, removed once dockerd answers again: a run killed in
-# between leaves it, and the next `up` or `down` finishes the restart (see recover_engines).
+# JOURNAL (plan.lock): written before daemon.json changes and dockerd is stopped, removed once dockerd answers
+# again: a run killed in between leaves it, and the next `up` or `down` finishes the restart (see recover_engines).
 
 
 def dockerd_service(inv: Inventory, host: str) -> Service:
-    if inv.provider != "sandbox":
-        return Service("docker")
-    return sandbox_dockerd(inv.name, host, sandbox.host_engine(inv, host))
+    return registry.provider(inv).dockerd_service(inv, host)
 
 
 # ---------------------------------------------------------------- facts
@@ -206,7 +204,7 @@ def clear_journal(conn: Connection) -> None:
 def up(inv: Inventory, pb: Playbook, hosts: Hosts, progress: Progress) -> Report:
     report = Report()
     docker_names = [h.name for h in inv.docker_hosts]
-    manager = manager_for(inv.provider)
+    manager = registry.service_manager(inv)
     recover_engines(inv, pb, hosts, docker_names, manager, store_runner(inv, pb, manager) if pb.store else None,
                     progress, report)
     progress.step("all", "preflight: engines, IDs, hostnames, interfaces, daemon.json, names and subnets in use")
@@ -598,7 +596,7 @@ def down(inv: Inventory, pb: Playbook, hosts: Hosts, progress: Progress) -> Repo
     dockerd or store is started first (what cannot be started or reached is skipped, named in the report, and down
     exits non-zero); every plane then removes what this lab has of it."""
     report = Report()
-    manager = manager_for(inv.provider)
+    manager = registry.service_manager(inv)
     skipped = recover_engines(inv, pb, hosts, [h.name for h in inv.docker_hosts], manager,
                               store_runner(inv, pb, manager) if pb.store else None, progress, report, strict=False)
     report.skipped += [f"{n}: {why}" for n, why in skipped.items()]

@@ -136,7 +136,3 @@ class Systemd:
     def log_tail(self, conn: Connection, svc: Service, lines: int = 20) -> str:
         res = conn.run(f"journalctl -u {self.unit(svc)} -n {int(lines)} --no-pager", warn=True, hide=True)
         return str(res.stdout)
-
-
-def manager_for(provider: str) -> ServiceManager:
-    return SupervisedProcess() if provider == "sandbox" else Systemd()

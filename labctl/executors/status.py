@@ -10,7 +10,6 @@ from fabric import Connection
 
 from labctl.executors.overlayfacts import overlay_vni
 from labctl.executors.remote import Hosts, failure_from
-from labctl.executors.services import manager_for
 from labctl.executors.store import store_runner
 from labctl.model.inventory import Inventory
 from labctl.model.playbook import Playbook
@@ -19,6 +18,7 @@ from labctl.plan.controlplane import swarm as swarm_plan
 from labctl.plan.controlplane import vxlan as vxlan_plan
 from labctl.plan.lab import LABEL
 from labctl.plan.lock import JOURNAL
+from labctl.providers import registry
 
 SEP = "--labctl-status--"
 
@@ -136,7 +136,7 @@ def store_status(inv: Inventory, pb: Playbook, hosts: Hosts, contents: bool = Fa
     assert pb.store is not None
     entry: dict[str, Any] = {"backend": pb.store.backend, "host": pb.store.host, "url": pb.store.url}
     try:
-        runner = store_runner(inv, pb, manager_for(inv.provider))
+        runner = store_runner(inv, pb, registry.service_manager(inv))
         conn = hosts.conn(pb.store.host)
         entry["running"] = runner.is_running(conn)
         entry["error"] = None

@@ -24,7 +24,6 @@ from fabric import Connection
 from labctl.errors import PrerequisiteError
 from labctl.executors.controlplane import swarm as swarm_exec
 from labctl.executors.remote import Hosts, put_private
-from labctl.executors.services import manager_for
 from labctl.executors.status import gather as gather_status
 from labctl.executors.store import store_runner
 from labctl.model.inventory import Inventory
@@ -34,6 +33,7 @@ from labctl.plan.controlplane import vxlan as vxlan_plan
 from labctl.plan.controlplane.kvstore import reachability_probe
 from labctl.plan.controlplane.swarm import blocked_ports
 from labctl.plan.verify import Check, Diagnosis, Facts, Result, derive, explain, sample
+from labctl.providers import registry
 from labctl.ui import Progress
 
 # p ID TARGET: one ping, one retry; RTT cut out with parameter expansion (no sed/head: big labs run tens of
@@ -318,7 +318,7 @@ def diagnose(inv: Inventory, pb: Playbook, hosts: Hosts, status: dict[str, Any],
     store_ok, detail = None, ""
     unregistered: dict[str, str] = {}
     if pb.store is not None:
-        runner = store_runner(inv, pb, manager_for(inv.provider))
+        runner = store_runner(inv, pb, registry.service_manager(inv))
         conn = hosts.conn(pb.store.host)
         contents = runner.contents(conn)
         store_ok = bool(contents.leader) if contents is not None else runner.healthy(conn)

@@ -24,15 +24,18 @@ from labctl.model.providers import ProviderRules
 from labctl.model.providers import sandbox as sandbox_rules
 from labctl.model.yamlsrc import parse_yaml, read_source
 
-PROVIDERS = providers.NAMES
 ROLES = ("store", "docker")
 DEFAULT_SANDBOX_SUBNET = sandbox_rules.DEFAULT_SUBNET
 DEFAULT_UNDERLAY_INTERFACE = "eth1"
 DEFAULT_IMAGE = "labctl/busybox:latest"
 FIRST_SANDBOX_HOST_OFFSET = sandbox_rules.FIRST_HOST_OFFSET
 
-OWN_FIELDS = tuple(f for rules in providers.RULES.values() for f in rules.own_fields)
-TOP_FIELDS = ("name", "provider", "underlay", "ssh", "image", "hosts", *OWN_FIELDS, "packages", "engine")
+COMMON_FIELDS = ("name", "provider", "underlay", "ssh", "image", "hosts", "packages", "engine")
+
+
+def top_fields() -> tuple[str, ...]:
+    """The common fields and every provider's own (read when parsing: a provider registered later counts)."""
+    return COMMON_FIELDS[:6] + tuple(f for r in providers.RULES.values() for f in r.own_fields) + COMMON_FIELDS[6:]
 # How hosts get packages when labctl provisions them: from their own apt sources (direct), or through the
 # controller, over each host's SSH connection (controller: for VMs on isolated networks).
 PACKAGE_SOURCES = ("direct", "controller")
@@ -101,9 +104,9 @@ def _build(data: object, c: Collector, source: str, others: dict[str, str]) -> I
     if not isinstance(data, dict):
         c.add("(file)", "must be a mapping with at least 'provider' and 'hosts'")
         return None
-    top = c.mapping(data, "", TOP_FIELDS, required=("provider", "hosts"))
+    top = c.mapping(data, "", top_fields(), required=("provider", "hosts"))
     name = c.string(top.get("name", _default_name(source)), "name", LAB_NAME_RE, "lab name")
-    provider = c.choice(top.get("provider"), "provider", PROVIDERS) if "provider" in top else None
+    provider = c.choice(top.get("provider"), "provider", tuple(providers.RULES)) if "provider" in top else None
     rules = providers.RULES.get(provider) if provider else None
     underlay = c.mapping(top.get("underlay"), "underlay", ("interface", "subnet"))
     iface = c.string(underlay.get("interface", DEFAULT_UNDERLAY_INTERFACE), "underlay.interface", IFACE_RE,

@@ -29,10 +29,12 @@ from dataclasses import dataclass
 from labctl import engines
 from labctl.errors import LabctlError, PrerequisiteError, Problem, ValidationError
 from labctl.executors import enginecache, local
+from labctl.executors.dockerhost import sandbox_dockerd
 from labctl.executors.enginecache import Unpacked
+from labctl.executors.services import Service, ServiceManager, SupervisedProcess
 from labctl.model.inventory import Host, Inventory, sandbox_addresses
 from labctl.plan.sandbox import Action, HostFacts, Names, SandboxFacts, plan_sandbox
-from labctl.providers.base import Endpoint
+from labctl.providers.base import Endpoint, Provider
 from labctl.ui import Progress
 
 STATE_ENV = "LABCTL_STATE_DIR"
@@ -696,3 +698,25 @@ def down(lab: str, progress: Progress) -> bool:
     shutil.rmtree(paths.dir, ignore_errors=True)
     restore_neighbour_table(progress)
     return True
+
+
+class SandboxProvider(Provider):
+    name = "sandbox"
+
+    def endpoints(self, inv: Inventory) -> list[Endpoint]:
+        return endpoints(inv)
+
+    def store_binary(self, backend: str, progress: Progress | None) -> str | None:
+        return store_binary(backend, progress)
+
+    def host_engine(self, inv: Inventory, host: str) -> Unpacked | None:
+        return host_engine(inv, host)
+
+    def service_manager(self) -> ServiceManager:
+        return SupervisedProcess()     # no systemd inside a sandbox host: start-stop-daemon with pidfiles
+
+    def dockerd_service(self, inv: Inventory, host: str) -> Service:
+        return sandbox_dockerd(inv.name, host, host_engine(inv, host))
+
+
+PROVIDER = SandboxProvider()

@@ -17,7 +17,7 @@ import paramiko
 from labctl.errors import LabctlError
 from labctl.executors.local import tail
 from labctl.model.inventory import Inventory
-from labctl.providers.base import Endpoint
+from labctl.providers.base import Endpoint, Provider
 
 SSH_CONFIG_TIMEOUT = 120
 
@@ -87,3 +87,13 @@ def endpoints(inv: Inventory) -> list[Endpoint]:
                                key_file=s.identity_files[0] if s.identity_files else None, known_hosts=None,
                                roles=h.roles, strict_host_keys=False))
     return result
+
+
+class VagrantProvider(Provider):
+    name = "vagrant"
+
+    def endpoints(self, inv: Inventory) -> list[Endpoint]:
+        return endpoints(inv)
+
+
+PROVIDER = VagrantProvider()
