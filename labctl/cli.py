@@ -511,7 +511,7 @@ def run_lab(verb: str, args: argparse.Namespace, progress: Progress) -> int:
         else:
             report = lab.Report()
             wanted = getattr(args, "provision", None)
-            if verb == "provision" or (wanted if wanted is not None else inv.provider != "sandbox"):
+            if verb == "provision" or (wanted if wanted is not None else registry.provider(inv).provisions_by_default):
                 provision.provision(inv, pb, hosts, progress, report)
             if verb == "up":
                 report.changes += lab.up(inv, pb, hosts, progress).changes

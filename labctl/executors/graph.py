@@ -11,7 +11,7 @@ from labctl.executors.remote import Hosts
 from labctl.executors.status import gather as gather_status
 from labctl.executors.verify import parse_underlay, underlay_query
 from labctl.graph import FORMATS, Topology, build, to_dot, to_mermaid
-from labctl.model.inventory import Inventory, sandbox_addresses
+from labctl.model.inventory import Inventory, host_addresses
 from labctl.model.playbook import Playbook
 
 __all__ = ["FORMATS", "render", "topology"]
@@ -20,7 +20,7 @@ __all__ = ["FORMATS", "render", "topology"]
 def topology(inv: Inventory, pb: Playbook | None, hosts: Hosts) -> Topology:
     status = gather_status(inv, pb, hosts, extra=underlay_query(inv.underlay_interface))
     underlay = {n: parse_underlay(out)[0] for n, out in (status.get("extra") or {}).items()}
-    known = sandbox_addresses(inv) if inv.provider == "sandbox" else {h.name: h.address for h in inv.hosts}
+    known = host_addresses(inv)
     for name, address in known.items():   # the store host is no docker host: its address from the inventory
         if name not in underlay and address:
             underlay[name] = address

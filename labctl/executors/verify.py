@@ -28,6 +28,7 @@ from labctl.executors.status import gather as gather_status
 from labctl.executors.store import store_runner
 from labctl.model.inventory import Inventory
 from labctl.model.playbook import Playbook
+from labctl.model.providers import RULES as PROVIDER_RULES
 from labctl.plan.controlplane import effective
 from labctl.plan.controlplane import vxlan as vxlan_plan
 from labctl.plan.controlplane.kvstore import reachability_probe
@@ -344,7 +345,8 @@ def diagnose(inv: Inventory, pb: Playbook, hosts: Hosts, status: dict[str, Any],
                      misroutes={h: parse_misroutes(lines, by_address) for h, (_, _, _, lines) in per_host.items()
                                 if parse_misroutes(lines, by_address)},
                      underlay_mtu={h: u[1] for h, u in underlay.items()},
-                     actual_networks=actual, provider=inv.provider, unreachable_hosts=unreachable,
+                     actual_networks=actual, macvlan_hint=PROVIDER_RULES[inv.provider].macvlan_hint,
+                     unreachable_hosts=unreachable,
                      store_unreachable_from=[h for h, (_, _, ok, _) in per_host.items() if store_ok and not ok],
                      store_unregistered=unregistered,
                      control=pb.control if pb.control in ("swarm", "vxlan") else "kvstore", swarm_out=swarm_out,

@@ -231,19 +231,11 @@ def _check_host_set(c: Collector, hosts: list[Host], rules: ProviderRules | None
         rules.check_hosts(c, hosts, subnet)
 
 
+def host_addresses(inv: Inventory) -> dict[str, str | None]:
+    """Each host's underlay address as the inventory's provider numbers them (None: known only once reached)."""
+    return providers.RULES[inv.provider].addresses(inv.hosts, inv.subnet)
+
+
 def sandbox_addresses(inv: Inventory) -> dict[str, str]:
     """Addresses of sandbox hosts: explicit ones kept, the rest numbered from .11 in inventory order."""
-    assert inv.subnet is not None
-    taken = {h.address for h in inv.hosts if h.address}
-    result: dict[str, str] = {}
-    candidate = inv.subnet.network_address + FIRST_SANDBOX_HOST_OFFSET
-    for h in inv.hosts:
-        if h.address:
-            result[h.name] = h.address
-            continue
-        while str(candidate) in taken:
-            candidate += 1
-        result[h.name] = str(candidate)
-        taken.add(str(candidate))
-        candidate += 1
-    return result
+    return {name: addr or "" for name, addr in host_addresses(inv).items()}

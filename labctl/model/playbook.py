@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 
 from labctl.errors import Problem, ValidationError
 from labctl.model.checks import DNS_NAME_RE, IFACE_RE, IMAGE_RE, Collector, join, short
-from labctl.model.inventory import Inventory, sandbox_addresses
+from labctl.model.inventory import Inventory, host_addresses
 from labctl.model.yamlsrc import parse_yaml, read_source
 
 BACKENDS = ("etcd", "consul")
@@ -280,7 +280,7 @@ def _images(c: Collector, value: object, source: str) -> tuple[tuple[str, str], 
 
 def _host_addresses(inv: Inventory) -> dict[str, ipaddress.IPv4Address]:
     """Underlay addresses known before contacting hosts (sandbox: computed; static: when given as IPs)."""
-    raw = sandbox_addresses(inv) if inv.provider == "sandbox" else {h.name: h.address for h in inv.hosts}
+    raw = host_addresses(inv)
     result: dict[str, ipaddress.IPv4Address] = {}
     for name, addr in raw.items():
         try:

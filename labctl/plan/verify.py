@@ -254,7 +254,7 @@ class Diagnosis:
     vxlan_drops: dict[str, list[str]] = field(default_factory=dict)       # host -> firewall rules dropping 4789
     underlay_mtu: dict[str, int] = field(default_factory=dict)
     actual_networks: dict[str, list[str]] = field(default_factory=dict)   # container -> networks it is on now
-    provider: str = "sandbox"
+    macvlan_hint: str = ""       # the provider's word on macvlan frames lost between hosts (VirtualBox's NICs)
     unreachable_hosts: dict[str, str] = field(default_factory=dict)       # host -> why SSH failed
     store_unreachable_from: list[str] = field(default_factory=list)       # docker hosts that cannot open the store
     # Consul labs: docker host -> its underlay address, for hosts whose engine is not under docker/nodes/ in the store
@@ -321,9 +321,8 @@ def _cause(r: Result, pb: Playbook, facts: Facts, diag: Diagnosis, drivers: dict
     if driver == "overlay" and c.src_host != c.dst_host:
         return _overlay_cause(c, diag, passed)
     if driver == "macvlan" and c.src_host != c.dst_host:
-        if diag.provider == "vagrant":
-            return ("macvlan frames between the hosts are dropped: VirtualBox NICs need promiscuous mode "
-                    "`allow-all` for macvlan (see the Vagrantfile)")
+        if diag.macvlan_hint:
+            return diag.macvlan_hint
         return (f"macvlan frames between {c.src_host} and {c.dst_host} are not delivered: the underlay must accept "
                 "several MAC addresses per port (promiscuous mode on virtual NICs)")
     if c.via == "name":

@@ -34,6 +34,8 @@ class Provider:
     labctl.model.providers). Defaults fit machines that exist already and run systemd."""
 
     name = ""
+    provisions_by_default = True     # `up` installs Docker and the store first (VMs, machines); sandbox hosts
+                                     # share the controller's packages
 
     def endpoints(self, inv: Inventory) -> list[Endpoint]:
         raise NotImplementedError

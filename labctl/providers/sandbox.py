@@ -702,6 +702,7 @@ def down(lab: str, progress: Progress) -> bool:
 
 class SandboxProvider(Provider):
     name = "sandbox"
+    provisions_by_default = False
 
     def endpoints(self, inv: Inventory) -> list[Endpoint]:
         return endpoints(inv)

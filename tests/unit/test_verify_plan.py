@@ -11,6 +11,7 @@ import pytest
 from labctl.errors import ValidationError
 from labctl.model.inventory import parse_inventory
 from labctl.model.playbook import parse_playbook
+from labctl.model.providers import RULES
 from labctl.plan.verify import Diagnosis, Facts, Result, derive, explain, sample
 from labctl.verdict import host_matrix, matrices, to_json, to_junit
 
@@ -156,7 +157,7 @@ def test_macvlan_cross_host_loss_on_vagrant_points_at_promiscuous_mode() -> None
     lost = {c.key: "isolated" for c in derive(SEED, SEED_FACTS) if c.network == "mv" and c.src_host != c.dst_host
             and c.via == "ip"}
     results = outcome(lost)
-    explain(results, SEED, SEED_FACTS, Diagnosis(store_ok=True, provider="vagrant"))
+    explain(results, SEED, SEED_FACTS, Diagnosis(store_ok=True, macvlan_hint=RULES["vagrant"].macvlan_hint))
     failed = [r for r in results if not r.ok]
     assert len(failed) == len(lost) == 8, "c1, c2 <-> c3, c4 over mv, both ways"
     assert all("promiscuous mode `allow-all`" in r.cause for r in failed)

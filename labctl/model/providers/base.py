@@ -16,6 +16,7 @@ class ProviderRules:
     host_ssh: bool = True                 # hosts may carry `ssh:` (static); sandbox makes, vagrant reads its own
     own_fields: tuple[str, ...] = ()      # top-level fields only this provider has ("vagrant")
     summary = ""                          # for messages: what makes the hosts
+    macvlan_hint = ""                     # verify's cause when macvlan frames between hosts are lost, if known
 
     def subnet(self, c: Collector, underlay: dict[str, object], lab: str | None,
                others: dict[str, str]) -> ipaddress.IPv4Network | None:
@@ -50,6 +51,10 @@ class ProviderRules:
 
     def check_hosts(self, c: Collector, hosts: list[Host], subnet: ipaddress.IPv4Network | None) -> None:
         """Rules over the whole host set beyond the common ones."""
+
+    def addresses(self, hosts: tuple[Host, ...], subnet: ipaddress.IPv4Network | None) -> dict[str, str | None]:
+        """Each host's underlay address, as far as the inventory says (vagrant: as the Vagrantfile numbers them)."""
+        return {h.name: h.address for h in hosts}
 
     def parse_own(self, c: Collector, field: str, value: object, source: str) -> object:
         """One of own_fields; what the Inventory keeps of it."""

@@ -49,6 +49,23 @@ class Sandbox(ProviderRules):
             return None
         return addr
 
+    def addresses(self, hosts: tuple[Host, ...], subnet: ipaddress.IPv4Network | None) -> dict[str, str | None]:
+        """Explicit addresses kept, the rest numbered from .11 in inventory order."""
+        assert subnet is not None
+        taken = {h.address for h in hosts if h.address}
+        result: dict[str, str | None] = {}
+        candidate = subnet.network_address + FIRST_HOST_OFFSET
+        for h in hosts:
+            if h.address:
+                result[h.name] = h.address
+                continue
+            while str(candidate) in taken:
+                candidate += 1
+            result[h.name] = str(candidate)
+            taken.add(str(candidate))
+            candidate += 1
+        return result
+
     def check_hosts(self, c: Collector, hosts: list[Host], subnet: ipaddress.IPv4Network | None) -> None:
         if subnet is not None and len(hosts) > subnet.num_addresses - FIRST_HOST_OFFSET - 1:
             c.add("hosts", f"{len(hosts)} hosts do not fit in underlay.subnet {subnet}; use a larger subnet")

@@ -18,6 +18,8 @@ class Vagrant(ProviderRules):
     host_ssh = False
     own_fields = ("vagrant",)
     summary = "Vagrant reads"
+    macvlan_hint = ("macvlan frames between the hosts are dropped: VirtualBox NICs need promiscuous mode "
+                    "`allow-all` for macvlan (see the Vagrantfile)")
 
     def default_address(self, c: Collector, host: str, fld: str,
                         subnet: ipaddress.IPv4Network | None) -> str | None:
