@@ -215,6 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
     _playbook_arg(p, every_lab="the inventory (and the exercise, the class file) only")
     p.add_argument("--exercise", "-e", help="exercise file, checked against the inventory")
     p.add_argument("--class", dest="roster", metavar="CLASS.yaml", help="class file, with every student's inventory")
+    p.add_argument("--json", action="store_true",
+                   help="machine-readable: the files checked and every problem with its file, field and category")
 
     p = sub.add_parser("hosts", help="resolved SSH endpoints of the inventory's hosts")
     _inventory_arg(p)
@@ -268,7 +270,7 @@ def load(args: argparse.Namespace, other_labs: bool = False) -> Inventory:
 def require_sandbox(inv: Inventory, command: str) -> None:
     if inv.provider != "sandbox":
         message = f"`{command}` works on sandbox inventories only (this one is {inv.provider!r})"
-        raise ValidationError([Problem(inv.source, "provider", message)])
+        raise ValidationError([Problem(inv.source, "provider", message, "conflict")])
 
 
 def cmd_sandbox_up(args: argparse.Namespace, progress: Progress) -> int:
@@ -392,6 +394,8 @@ CONTROL_RULES = {
 
 
 def cmd_validate(args: argparse.Namespace, progress: Progress) -> int:
+    if args.json:
+        return validate_json(args)
     inv = load(args)
     print(f"{inv.source}: ok ({inv.provider}, {len(inv.hosts)} hosts, {len(inv.docker_hosts)} docker)")
     if any(h.engine != engines.SYSTEM for h in inv.docker_hosts):
@@ -419,6 +423,28 @@ def cmd_validate(args: argparse.Namespace, progress: Progress) -> int:
         roster = load_roster(args.roster)
         print(f"{roster.source}: ok ({len(roster.students)} students)")
     return 0
+
+
+def validate_json(args: argparse.Namespace) -> int:
+    """`validate --json`: {"ok", "checked": [{kind, source}], "problems": [{source, field, category, message}]};
+    exit 2 with problems. Like the text form it stops at the first file with problems (the others need it)."""
+    checked: list[dict[str, str]] = []
+    problems: list[dict[str, str]] = []
+    try:
+        inv = load(args)
+        checked.append({"kind": "inventory", "source": inv.source})
+        if args.playbook:
+            pb = load_playbook(args.playbook, inv)
+            check_image_archives(pb)
+            checked.append({"kind": "playbook", "source": pb.source})
+        if args.exercise:
+            checked.append({"kind": "exercise", "source": load_exercise(args.exercise, inv).source})
+        if args.roster:
+            checked.append({"kind": "class", "source": load_roster(args.roster).source})
+    except ValidationError as exc:
+        problems = [p.as_dict() for p in exc.problems]
+    print(json.dumps({"ok": not problems, "checked": checked, "problems": problems}, indent=2))
+    return 2 if problems else 0
 
 
 def cmd_engines(args: argparse.Namespace, progress: Progress) -> int:
@@ -522,7 +548,7 @@ def run_lab(verb: str, args: argparse.Namespace, progress: Progress) -> int:
 def check_image_archives(pb: Playbook) -> None:
     """The playbook's `images:` archives live on this machine: a missing one is bad input, found before any host."""
     problems = [Problem(pb.source, f"images.{ref}", f"{path} does not exist on this machine; give the path of a "
-                        "`docker save` tar, a root filesystem tar or a directory (relative to the playbook)")
+                        "`docker save` tar, a root filesystem tar or a directory (relative to the playbook)", "missing")
                 for ref, path in pb.images if not os.path.exists(path)]
     if problems:
         raise ValidationError(problems)

@@ -69,13 +69,15 @@ def read_section(path: Path) -> dict[str, str]:
         return {}
     problems = []
     if not isinstance(section, dict):
-        problems.append(Problem(str(path), SECTION, "must be a mapping with `inventory:` and/or `playbook:`"))
+        problems.append(Problem(str(path), SECTION, "must be a mapping with `inventory:` and/or `playbook:`",
+                                "type"))
         section = {}
     for key, value in section.items():
         if key not in KINDS:
             problems.append(Problem(str(path), f"{SECTION}.{key}", f"unknown field; allowed: {', '.join(KINDS)}"))
         elif not isinstance(value, str) or not value:
-            problems.append(Problem(str(path), f"{SECTION}.{key}", "must be a file path (a non-empty string)"))
+            problems.append(Problem(str(path), f"{SECTION}.{key}", "must be a file path (a non-empty string)",
+                                    "type"))
     if problems:
         raise ValidationError(problems)
     return {k: v for k, v in section.items() if k in KINDS}

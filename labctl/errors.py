@@ -22,17 +22,31 @@ class LabctlError(Exception):
         return text
 
 
+# What kind of mistake a problem is, as `validate --json` names it -> as the error text shows it.
+CATEGORIES = {"missing": "missing", "type": "wrong type", "value": "wrong value", "conflict": "conflict"}
+
+
 @dataclass(frozen=True)
 class Problem:
-    """One validation problem: where it is (file and field) and what to do about it."""
+    """One validation problem: where it is (file and field), what to do about it, and its category: missing (a
+    required field or file part is absent), type (a mapping where a list belongs...), value (the right type, a value
+    not allowed: a bad address, an unknown name or field), conflict (each value is fine, together they are not)."""
 
     source: str
     field: str
     message: str
+    category: str = "value"
+
+    def __post_init__(self) -> None:
+        if self.category not in CATEGORIES:
+            raise ValueError(f"unknown problem category {self.category!r}; categories: {', '.join(CATEGORIES)}")
 
     def __str__(self) -> str:
         message = self.message if len(self.message) <= 600 else self.message[:580] + " ... (cut)"
         return f"{self.source}: {self.field}: {message}"
+
+    def as_dict(self) -> dict[str, str]:
+        return {"source": self.source, "field": self.field, "category": self.category, "message": self.message}
 
 
 class ValidationError(LabctlError):
@@ -47,7 +61,7 @@ class ValidationError(LabctlError):
 
     def render(self) -> str:
         lines = [f"error: {self.message}; nothing was changed on any host:"]
-        lines += [f"  - {p}" for p in self.problems]
+        lines += [f"  - [{CATEGORIES[p.category]}] {p}" for p in self.problems]
         return "\n".join(lines)
 
 

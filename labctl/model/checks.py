@@ -31,15 +31,25 @@ class Collector:
         self.source = source
         self.problems: list[Problem] = []
 
-    def add(self, field: str, message: str) -> None:
-        self.problems.append(Problem(self.source, shorten(field, 120), message))
+    def add(self, field: str, message: str, category: str = "value") -> None:
+        """A wrong value (the default category); the methods below name the other categories."""
+        self.problems.append(Problem(self.source, shorten(field, 120), message, category))
+
+    def missing(self, field: str, message: str) -> None:
+        self.add(field, message, "missing")
+
+    def wrong_type(self, field: str, message: str) -> None:
+        self.add(field, message, "type")
+
+    def conflict(self, field: str, message: str) -> None:
+        self.add(field, message, "conflict")
 
     def mapping(self, value: Any, field: str, allowed: Iterable[str], required: Iterable[str] = ()) -> dict:
         """Check that value is a mapping with only allowed keys; returns {} when it is not a mapping."""
         if value is None:
             value = {}
         if not isinstance(value, dict):
-            self.add(field, f"must be a mapping, got {type_name(value)}")
+            self.wrong_type(field, f"must be a mapping, got {type_name(value)}")
             return {}
         allowed = list(allowed)
         for key in value:
@@ -47,12 +57,13 @@ class Collector:
                 self.add(join(field, str(key)), f"unknown field; allowed: {', '.join(allowed)}")
         for key in required:
             if key not in value:
-                self.add(join(field, key), "is required")
+                self.missing(join(field, key), "is required")
         return value
 
     def string(self, value: Any, field: str, pattern: re.Pattern[str] | None = None, what: str = "") -> str | None:
         if not isinstance(value, str) or not value:
-            self.add(field, f"must be a non-empty string, got {type_name(value)}")
+            report = self.missing if value is None or value == "" else self.wrong_type
+            report(field, f"must be a non-empty string, got {type_name(value)}")
             return None
         if pattern is not None and not pattern.match(value):
             self.add(field, f"{short(value)} is not a valid {what or 'value'}; must match {pattern.pattern}")
@@ -68,7 +79,8 @@ class Collector:
 
     def integer(self, value: Any, field: str, low: int, high: int) -> int | None:
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            self.add(field, f"must be an integer from {low} to {high}, got {short(value)}")
+            report = self.add if isinstance(value, int) and not isinstance(value, bool) else self.wrong_type
+            report(field, f"must be an integer from {low} to {high}, got {short(value)}")
             return None
         return value
 

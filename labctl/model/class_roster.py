@@ -42,14 +42,15 @@ def load_roster(path: str) -> Roster:
     data = parse_yaml(read_source(path), path)
     c = Collector(path)
     if not isinstance(data, dict):
-        raise ValidationError([Problem(path, "(file)", "must be a mapping with `students: {NAME: INVENTORY}`")])
+        raise ValidationError([Problem(path, "(file)", "must be a mapping with `students: {NAME: INVENTORY}`",
+                                       "type")])
     top = c.mapping(data, "", TOP_FIELDS, required=("students",))
     name = top.get("name", os.path.splitext(os.path.basename(path))[0])
     if not isinstance(name, str):
-        c.add("name", f"must be text, got {short(name)}")
+        c.wrong_type("name", f"must be text, got {short(name)}")
     raw = top.get("students")
     if "students" in top and (not isinstance(raw, dict) or not raw):
-        c.add("students", "must map each student's name to an inventory file, e.g. `alice: alice.yaml`")
+        c.wrong_type("students", "must map each student's name to an inventory file, e.g. `alice: alice.yaml`")
         raw = {}
     problems: list[Problem] = []
     students = []
@@ -62,13 +63,13 @@ def load_roster(path: str) -> Roster:
         if isinstance(spec, dict):
             spec = c.mapping(spec, fld, STUDENT_FIELDS, required=STUDENT_FIELDS).get("inventory")
         if not isinstance(spec, str) or not spec.strip():
-            c.add(fld, "give the student's inventory file (a path relative to this class file, or absolute)")
+            c.missing(fld, "give the student's inventory file (a path relative to this class file, or absolute)")
             continue
         inv_path = spec if os.path.isabs(spec) else os.path.join(base, spec)
         try:
             students.append(Student(student, load_inventory(inv_path)))
         except ValidationError as exc:
-            problems += [Problem(p.source, p.field, f"{p.message} (student {student} in {path})")
+            problems += [Problem(p.source, p.field, f"{p.message} (student {student} in {path})", p.category)
                          for p in exc.problems]
     if c.problems or problems:
         raise ValidationError(c.problems + problems)

@@ -122,7 +122,7 @@ def parse_exercise(text: str, source: str, inv: Inventory) -> Exercise:
     data = parse_yaml(text, source)
     c = Collector(source)
     if not isinstance(data, dict):
-        raise ValidationError([Problem(source, "(file)", "must be a mapping with `name` and `tasks`")])
+        raise ValidationError([Problem(source, "(file)", "must be a mapping with `name` and `tasks`", "type")])
     top = c.mapping(data, "", TOP_FIELDS, required=("name", "tasks"))
     name = top.get("name", "")
     if "name" in top and (not isinstance(name, str) or not TASK_ID_RE.match(name)):
@@ -131,7 +131,7 @@ def parse_exercise(text: str, source: str, inv: Inventory) -> Exercise:
     description = _text(c, top.get("description", ""), "description")
     raw_tasks = top.get("tasks")
     if "tasks" in top and (not isinstance(raw_tasks, list) or not raw_tasks):
-        c.add("tasks", "must be a non-empty list of {id, points, networks, containers, expect}")
+        c.wrong_type("tasks", "must be a non-empty list of {id, points, networks, containers, expect}")
         raw_tasks = []
     docker_hosts = tuple(h.name for h in inv.docker_hosts)
     tasks = [_task(c, i, raw, docker_hosts) for i, raw in enumerate(raw_tasks or [])]
@@ -145,7 +145,7 @@ def parse_exercise(text: str, source: str, inv: Inventory) -> Exercise:
 
 def _text(c: Collector, value: object, fld: str) -> str:
     if not isinstance(value, str):
-        c.add(fld, f"must be text, got {short(value)}")
+        c.wrong_type(fld, f"must be text, got {short(value)}")
         return ""
     return value.strip()
 
@@ -159,7 +159,7 @@ def _task(c: Collector, i: int, value: object, docker_hosts: tuple[str, ...]) ->
         task_id = None
     points = c.integer(raw.get("points", 1), join(fld, "points"), 0, MAX_POINTS)
     if not any(k in raw for k in ("networks", "containers", "expect")):
-        c.add(fld, "a task checks something: give networks, containers or expect")
+        c.missing(fld, "a task checks something: give networks, containers or expect")
     tid = str(task_id or f"#{i}")
     networks = _networks(c, join(fld, "networks"), raw.get("networks"), tid, docker_hosts)
     containers = _containers(c, join(fld, "containers"), raw.get("containers"), tid, docker_hosts)
@@ -197,7 +197,7 @@ def _any_or(c: Collector, value: object, fld: str, check: str) -> str | None:
     if check == "iface":
         return c.string(value, fld, IFACE_RE, "Linux interface name (at most 15 characters), or `any`")
     if not isinstance(value, str | int) or isinstance(value, bool):
-        c.add(fld, f"must be a single value or `any`, got {short(value)}")
+        c.wrong_type(fld, f"must be a single value or `any`, got {short(value)}")
         return None
     return str(value)
 
@@ -211,7 +211,7 @@ def _networks(c: Collector, fld: str, value: object, task: str,
     if value is None:
         return ()
     if not isinstance(value, dict):
-        c.add(fld, "must be a mapping of network handle -> {driver, subnet, ...}")
+        c.wrong_type(fld, "must be a mapping of network handle -> {driver, subnet, ...}")
         return ()
     result = []
     for key, spec in value.items():
@@ -220,7 +220,7 @@ def _networks(c: Collector, fld: str, value: object, task: str,
             c.add(nfld, f"{short(key)} is not a network handle (letters, digits, '_', '.', '-')")
             continue
         if key in PREDEFINED:
-            c.add(nfld, f"{short(key)} is one of Docker's own networks: refer to it from a container's networks "
+            c.conflict(nfld, f"{short(key)} is one of Docker's own networks: refer to it from a container's networks "
                         "instead of defining it")
             continue
         raw = c.mapping(spec, nfld, NETWORK_FIELDS)
@@ -252,14 +252,14 @@ def _check_network_fields(c: Collector, fld: str, fields: dict[str, str], driver
     if ip_range not in (None, ANY) and not ipaddress.ip_network(ip_range).subnet_of(net):  # type: ignore[arg-type]
         c.add(join(fld, "ip_range"), f"{ip_range} is not inside subnet {subnet}")
     if "bridge_name" in fields and driver not in (None, "bridge"):
-        c.add(join(fld, "bridge_name"), "only for driver 'bridge'")
+        c.conflict(join(fld, "bridge_name"), "only for driver 'bridge'")
     if "parent" in fields and driver not in (None, "macvlan"):
-        c.add(join(fld, "parent"), "only for driver 'macvlan'")
+        c.conflict(join(fld, "parent"), "only for driver 'macvlan'")
 
 
 def _hosts(c: Collector, fld: str, value: object, docker_hosts: tuple[str, ...]) -> tuple[str, ...] | None:
     if not isinstance(value, list) or not value or not all(isinstance(h, str) for h in value):
-        c.add(fld, "must be a non-empty list of docker host names")
+        c.wrong_type(fld, "must be a non-empty list of docker host names")
         return None
     for h in value:
         if h not in docker_hosts:
@@ -272,7 +272,7 @@ def _containers(c: Collector, fld: str, value: object, task: str,
     if value is None:
         return ()
     if not isinstance(value, dict):
-        c.add(fld, "must be a mapping of container handle -> {host, networks, ...}")
+        c.wrong_type(fld, "must be a mapping of container handle -> {host, networks, ...}")
         return ()
     result = []
     for key, spec in value.items():
@@ -296,7 +296,7 @@ def _containers(c: Collector, fld: str, value: object, task: str,
         mode = raw.get("network_mode")
         if mode is not None:
             if networks:
-                c.add(join(cfld, "network_mode"), "cannot be combined with `networks`: choose one")
+                c.conflict(join(cfld, "network_mode"), "cannot be combined with `networks`: choose one")
             if not isinstance(mode, str) or not (mode in PREDEFINED or mode.startswith("container:")):
                 c.add(join(cfld, "network_mode"), f"{short(mode)} is not allowed; allowed: bridge, host, none, "
                                                   "container:<handle>")
@@ -310,12 +310,12 @@ def _containers(c: Collector, fld: str, value: object, task: str,
 def _attachments(c: Collector, fld: str, value: object) -> tuple[AttachSpec, ...] | None:
     if isinstance(value, list):
         if not all(isinstance(n, str) for n in value):
-            c.add(fld, "a list of networks holds handles only (`[web, bridge]`); for addresses or aliases use a "
+            c.wrong_type(fld, "a list of networks holds handles only (`[web, bridge]`); for addresses or aliases use a "
                        "mapping: `{web: {ip: 172.30.1.10}}`")
             return None
         value = {n: None for n in value}
     if not isinstance(value, dict):
-        c.add(fld, "must be a mapping network -> {ip, aliases} or a list of network handles")
+        c.wrong_type(fld, "must be a mapping network -> {ip, aliases} or a list of network handles")
         return None
     result = []
     for net, spec in value.items():
@@ -329,7 +329,7 @@ def _attachments(c: Collector, fld: str, value: object) -> tuple[AttachSpec, ...
 
 def _ports(c: Collector, fld: str, value: object) -> tuple[str, ...] | None:
     if not isinstance(value, list) or not all(isinstance(p, str | int) and not isinstance(p, bool) for p in value):
-        c.add(fld, "must be a list such as ['8080:80', '53/udp']")
+        c.wrong_type(fld, "must be a list such as ['8080:80', '53/udp']")
         return None
     for i, p in enumerate(value):
         parsed = parse_port(str(p))
@@ -343,7 +343,8 @@ def _expect(c: Collector, fld: str, value: object) -> tuple[Expectation, ...]:
     if value is None:
         return ()
     if not isinstance(value, list) or not value:
-        c.add(fld, "must be a list of {from: CONTAINER, to|to_host|to_address|to_name: ..., expect: reach|isolated}")
+        c.wrong_type(fld, "must be a list of {from: CONTAINER, to|to_host|to_address|to_name: ..., expect: "
+                          "reach|isolated}")
         return ()
     result = []
     for i, entry in enumerate(value):
@@ -351,14 +352,14 @@ def _expect(c: Collector, fld: str, value: object) -> tuple[Expectation, ...]:
         raw = c.mapping(entry, efld, EXPECT_FIELDS, required=("from", "expect"))
         targets = [k for k in EXPECT_TARGETS if k in raw]
         if len(targets) != 1:
-            c.add(efld, "give exactly one of to (container), to_host, to_address, to_name")
+            c.missing(efld, "give exactly one of to (container), to_host, to_address, to_name")
             continue
         src, verdict, target, network = raw.get("from"), raw.get("expect"), raw[targets[0]], raw.get("network")
         if verdict not in ("reach", "isolated"):
             c.add(join(efld, "expect"), f"{short(verdict)} is not allowed; allowed: reach, isolated")
             continue
         if not all(isinstance(v, str) for v in (src, target)) or not isinstance(network, str | None):
-            c.add(efld, "`from`, the target and `network` are single names (or an address)")
+            c.wrong_type(efld, "`from`, the target and `network` are single names (or an address)")
             continue
         kind = EXPECT_TARGETS[targets[0]]
         if kind == "name" and not DNS_NAME_RE.match(str(target)):
@@ -374,7 +375,7 @@ def _check_unique(c: Collector, tasks: list[Task]) -> None:
     ids: set[str] = set()
     for t in tasks:
         if t.id in ids:
-            c.add(f"tasks[{t.index}].id", f"task id {t.id!r} is used twice")
+            c.conflict(f"tasks[{t.index}].id", f"task id {t.id!r} is used twice")
         ids.add(t.id)
     handles: dict[tuple[str, str], str] = {}
     names: dict[tuple[str, str, str], str] = {}
@@ -382,14 +383,14 @@ def _check_unique(c: Collector, tasks: list[Task]) -> None:
         for kind, key, name, host in ([("network", n.key, n.name, "") for n in t.networks]
                                       + [("container", x.key, x.name, x.host) for x in t.containers]):
             if (kind, key) in handles:
-                c.add(f"tasks[{t.index}].{kind}s.{key}", f"{kind} {key!r} is already defined in task "
+                c.conflict(f"tasks[{t.index}].{kind}s.{key}", f"{kind} {key!r} is already defined in task "
                                                          f"{handles[(kind, key)]!r}: define it once, refer to it by "
                                                          "its handle elsewhere")
             handles[(kind, key)] = t.id
             if name is None:
                 continue
             if (kind, name, host) in names:
-                c.add(f"tasks[{t.index}].{kind}s.{key}", f"the Docker name {name!r} is also {kind} "
+                c.conflict(f"tasks[{t.index}].{kind}s.{key}", f"the Docker name {name!r} is also {kind} "
                                                          f"{names[(kind, name, host)]!r}")
             names[(kind, name, host)] = key
 
@@ -408,14 +409,15 @@ def _check_references(c: Collector, tasks: list[Task], docker_hosts: tuple[str, 
                     continue
                 net = networks.get(a.network)
                 if net is not None and net.driver != "overlay" and net.hosts is not None and x.host not in net.hosts:
-                    c.add(f"{fld}.networks.{a.network}", f"network {a.network!r} is not on host {x.host!r} "
+                    c.conflict(f"{fld}.networks.{a.network}", f"network {a.network!r} is not on host {x.host!r} "
                                                          f"(its hosts: {', '.join(net.hosts)})")
                 subnet = dict(net.fields).get("subnet") if net is not None else None
                 if a.ip not in (None, ANY) and subnet not in (None, ANY) and \
                         ipaddress.ip_address(a.ip) not in ipaddress.ip_network(subnet):
                     c.add(f"{fld}.networks.{a.network}.ip", f"{a.ip} is not inside {a.network}'s subnet {subnet}")
                 if a.network == "bridge" and (a.ip is not None or a.aliases):
-                    c.add(f"{fld}.networks.bridge", "the default bridge takes no static IP or aliases (Docker: 'user "
+                    c.conflict(f"{fld}.networks.bridge", "the default bridge takes no static IP or aliases (Docker: "
+                               "'user "
                                                     "specified IP address is supported on user defined networks "
                                                     "only')")
             if x.network_mode and x.network_mode.startswith("container:"):
@@ -423,7 +425,8 @@ def _check_references(c: Collector, tasks: list[Task], docker_hosts: tuple[str, 
                 if other is None:
                     c.add(f"{fld}.network_mode", f"no container {x.network_mode.split(':', 1)[1]!r} in this exercise")
                 elif other.host != x.host:
-                    c.add(f"{fld}.network_mode", f"{other.key!r} is on {other.host}, {x.key!r} on {x.host}: a shared "
+                    c.conflict(f"{fld}.network_mode", f"{other.key!r} is on {other.host}, {x.key!r} on {x.host}: "
+                               "a shared "
                                                  "network stack needs both on one host")
         for e in t.expect:
             fld = f"tasks[{t.index}].expect[{e.index}]"

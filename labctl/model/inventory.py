@@ -91,7 +91,7 @@ def parse_inventory(text: str, source: str, other_sandbox_subnets: dict[str, str
     c = Collector(source)
     inv = _build(data, c, source, other_sandbox_subnets or {})
     if c.problems or inv is None:
-        raise ValidationError(c.problems or [Problem(source, "(file)", "empty inventory")])
+        raise ValidationError(c.problems or [Problem(source, "(file)", "empty inventory", "missing")])
     return inv
 
 
@@ -102,7 +102,7 @@ def _default_name(source: str) -> str:
 
 def _build(data: object, c: Collector, source: str, others: dict[str, str]) -> Inventory | None:
     if not isinstance(data, dict):
-        c.add("(file)", "must be a mapping with at least 'provider' and 'hosts'")
+        c.wrong_type("(file)", "must be a mapping with at least 'provider' and 'hosts'")
         return None
     top = c.mapping(data, "", top_fields(), required=("provider", "hosts"))
     name = c.string(top.get("name", _default_name(source)), "name", LAB_NAME_RE, "lab name")
@@ -115,7 +115,8 @@ def _build(data: object, c: Collector, source: str, others: dict[str, str]) -> I
     subnet = rules.subnet(c, underlay, name, others) if rules else None
     default_ssh = _ssh(c, top.get("ssh"), "ssh", SSHSettings())
     default_engine = _engine(c, top.get("engine", engines.SYSTEM), "engine")
-    hosts = _hosts(c, top.get("hosts"), rules, subnet, default_ssh, default_engine or engines.SYSTEM)
+    hosts = [] if "hosts" not in top else _hosts(c, top["hosts"], rules, subnet, default_ssh,
+                                                 default_engine or engines.SYSTEM)
     own = _own_fields(c, top, rules, source)
     vagrant_dir = own.get("vagrant")
     packages = c.choice(top.get("packages", "direct"), "packages", PACKAGE_SOURCES)
@@ -138,7 +139,7 @@ def _own_fields(c: Collector, top: dict[str, object], rules: ProviderRules | Non
             if rules is owner:
                 result[fld] = owner.parse_own(c, fld, top[fld], source)
             elif rules is not None:
-                c.add(fld, f"only for provider {short(owner.name)} (this inventory's provider is "
+                c.conflict(fld, f"only for provider {short(owner.name)} (this inventory's provider is "
                            f"{short(rules.name)}); remove it")
     if rules is not None:
         for fld in rules.own_fields:
@@ -169,7 +170,7 @@ def _engine(c: Collector, value: object, fld: str) -> str | None:
 def _hosts(c: Collector, value: object, rules: ProviderRules | None, subnet: ipaddress.IPv4Network | None,
            default_ssh: SSHSettings, default_engine: str) -> list[Host]:
     if not isinstance(value, dict) or not value:
-        c.add("hosts", "must be a non-empty mapping of host name -> {roles: [...]}")
+        c.wrong_type("hosts", "must be a non-empty mapping of host name -> {roles: [...]}")
         return []
     hosts: list[Host] = []
     for name, spec in value.items():
@@ -182,7 +183,7 @@ def _hosts(c: Collector, value: object, rules: ProviderRules | None, subnet: ipa
         roles = _roles(c, raw.get("roles"), join(fld, "roles")) if "roles" in raw else ()
         address = rules.address(c, raw.get("address"), join(fld, "address"), subnet) if rules else None
         if rules is not None and not rules.host_ssh and "ssh" in raw:
-            c.add(join(fld, "ssh"), f"not used by provider {short(rules.name)}: {rules.summary} the SSH settings; "
+            c.conflict(join(fld, "ssh"), f"not used by provider {short(rules.name)}: {rules.summary} the SSH settings; "
                                     "remove it")
         ssh = _ssh(c, raw.get("ssh"), join(fld, "ssh"), default_ssh)
         if rules is not None and address is None:
@@ -191,7 +192,8 @@ def _hosts(c: Collector, value: object, rules: ProviderRules | None, subnet: ipa
         if "engine" in raw:
             engine = _engine(c, raw["engine"], join(fld, "engine")) or default_engine
             if roles and "docker" not in roles:
-                c.add(join(fld, "engine"), "only docker hosts run a Docker Engine; remove it, or add role 'docker'")
+                c.conflict(join(fld, "engine"), "only docker hosts run a Docker Engine; remove it, or add role "
+                                                "'docker'")
         hosts.append(Host(name=name, roles=roles, address=address, ssh=ssh,
                           engine=engine if "docker" in roles else engines.SYSTEM))
     _check_host_set(c, hosts, rules, subnet)
@@ -200,7 +202,7 @@ def _hosts(c: Collector, value: object, rules: ProviderRules | None, subnet: ipa
 
 def _roles(c: Collector, value: object, fld: str) -> tuple[str, ...]:
     if not isinstance(value, list) or not value:
-        c.add(fld, f"must be a non-empty list of roles; allowed: {', '.join(ROLES)}")
+        c.wrong_type(fld, f"must be a non-empty list of roles; allowed: {', '.join(ROLES)}")
         return ()
     roles = []
     for i, role in enumerate(value):
@@ -214,17 +216,18 @@ def _roles(c: Collector, value: object, fld: str) -> tuple[str, ...]:
 def _check_host_set(c: Collector, hosts: list[Host], rules: ProviderRules | None,
                     subnet: ipaddress.IPv4Network | None) -> None:
     if hosts and not any(h.is_docker for h in hosts):
-        c.add("hosts", "no host has role 'docker'; a lab needs at least one Docker host")
+        c.missing("hosts", "no host has role 'docker'; a lab needs at least one Docker host")
     stores = [h.name for h in hosts if h.is_store]
     if len(stores) > 1:
-        c.add("hosts", f"role 'store' is on {len(stores)} hosts ({', '.join(stores)}); give it to exactly one host")
+        c.conflict("hosts", f"role 'store' is on {len(stores)} hosts ({', '.join(stores)}); give it to exactly one "
+                   "host")
     seen: dict[str, str] = {}
     for h in hosts:
         if h.address is None:
             continue
         key = rules.address_key(h) if rules else h.address
         if key in seen:
-            c.add(f"hosts.{h.name}.address", f"{h.address} is also the address of host {short(seen[key])}")
+            c.conflict(f"hosts.{h.name}.address", f"{h.address} is also the address of host {short(seen[key])}")
         else:
             seen[key] = h.name
     if rules is not None:

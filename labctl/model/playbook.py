@@ -152,7 +152,8 @@ def parse_playbook(text: str, source: str, inv: Inventory) -> Playbook:
     data = parse_yaml(text, source)
     c = Collector(source)
     if not isinstance(data, dict):
-        raise ValidationError([Problem(source, "(file)", "must be a mapping with 'networks' and/or 'containers'")])
+        raise ValidationError([Problem(source, "(file)", "must be a mapping with 'networks' and/or 'containers'",
+                                        "type")])
     top = c.mapping(data, "", TOP_FIELDS)
     name = top.get("name", inv.name)
     if not isinstance(name, str) or not DOCKER_NAME_RE.match(name):
@@ -163,7 +164,7 @@ def parse_playbook(text: str, source: str, inv: Inventory) -> Playbook:
     store = _store(c, top.get("store"), inv, host_addr, control == "kvstore" and any(n.driver == "overlay"
                                                                                      for n in networks))
     if control in ("swarm", "vxlan") and store is not None:
-        c.add("store", f"not used with `overlay: {{control: {control}}}` (it is its own control plane): remove "
+        c.conflict("store", f"not used with `overlay: {{control: {control}}}` (it is its own control plane): remove "
                        "`store:`, or use control auto or kvstore")
     if control == "vxlan":
         networks = _vxlan_ids(c, networks, str(name))
@@ -196,7 +197,7 @@ def _expectations(c: Collector, value: object, inv: Inventory, containers: list[
     if value is None:
         return ()
     if not isinstance(value, list):
-        c.add("expect", "must be a list of {from: CONTAINER, to|to_host|to_address|to_name: ..., expect: "
+        c.wrong_type("expect", "must be a list of {from: CONTAINER, to|to_host|to_address|to_name: ..., expect: "
                         "reach|isolated, network: NAME}")
         return ()
     names = {x.name for x in containers}
@@ -208,7 +209,7 @@ def _expectations(c: Collector, value: object, inv: Inventory, containers: list[
             continue
         src, verdict = raw.get("from"), raw.get("expect")
         if not isinstance(src, str) or not isinstance(verdict, str):
-            c.add(fld, "`from` is a container name and `expect` is reach or isolated (plain words, not lists)")
+            c.wrong_type(fld, "`from` is a container name and `expect` is reach or isolated (plain words, not lists)")
             continue
         targets = [k for k in EXPECT_TARGETS if k in raw]
         ok = True
@@ -219,11 +220,11 @@ def _expectations(c: Collector, value: object, inv: Inventory, containers: list[
             c.add(f"{fld}.expect", f"{short(verdict)} is not allowed; allowed: reach, isolated")
             ok = False
         if len(targets) != 1:
-            c.add(fld, "give exactly one of to (container), to_host, to_address, to_name")
+            c.missing(fld, "give exactly one of to (container), to_host, to_address, to_name")
             continue
         key = targets[0]
         if not isinstance(raw[key], str | int) or isinstance(raw[key], bool):
-            c.add(f"{fld}.{key}", f"must be a single name or address, got {short(raw[key])}")
+            c.wrong_type(f"{fld}.{key}", f"must be a single name or address, got {short(raw[key])}")
             continue
         target = str(raw[key])
         kind = EXPECT_TARGETS[key]
@@ -241,7 +242,7 @@ def _expectations(c: Collector, value: object, inv: Inventory, containers: list[
             ok = False
         network = raw.get("network")
         if network is not None and not isinstance(network, str):
-            c.add(f"{fld}.network", f"must be a network name, got {short(network)}")
+            c.wrong_type(f"{fld}.network", f"must be a network name, got {short(network)}")
             ok = False
         elif network is not None and network not in {n.name for n in networks} | {"bridge"}:
             c.add(f"{fld}.network", f"no network {short(network)} in this playbook")
@@ -264,7 +265,7 @@ def _images(c: Collector, value: object, source: str) -> tuple[tuple[str, str], 
     if value is None:
         return ()
     if not isinstance(value, dict):
-        c.add("images", "must map image names to archives on this machine, e.g. `nginx:1.25: images/nginx.tar`")
+        c.wrong_type("images", "must map image names to archives on this machine, e.g. `nginx:1.25: images/nginx.tar`")
         return ()
     result = []
     base = posixpath.dirname(source)
@@ -299,14 +300,14 @@ def _store(c: Collector, value: object, inv: Inventory, host_addr: dict[str, ipa
            needed: bool) -> Store | None:
     if value is None:
         if needed:
-            c.add("store", "overlay networks with `control: kvstore` need a cluster store: add `store: {backend: "
+            c.missing("store", "overlay networks with `control: kvstore` need a cluster store: add `store: {backend: "
                            "etcd}` (or consul), or use `overlay: {control: swarm}` (or auto)")
         return None
     raw = c.mapping(value, "store", STORE_FIELDS, required=("backend",))
     backend = c.choice(raw.get("backend"), "store.backend", BACKENDS) if "backend" in raw else None
     host = inv.store_host
     if host is None:
-        c.add("store", f"the inventory {inv.source} has no host with role 'store'; give one host `roles: [store]`")
+        c.missing("store", f"the inventory {inv.source} has no host with role 'store'; give one host `roles: [store]`")
     port = c.integer(raw.get("port", STORE_PORTS.get(backend or "", 2379)), "store.port", 1, 65535)
     data_dir = raw.get("data_dir", f"/var/lib/labctl/{backend or 'store'}")
     if (not isinstance(data_dir, str) or not re.match(r"^/[A-Za-z0-9_./-]+$", data_dir) or ".." in data_dir
@@ -316,7 +317,7 @@ def _store(c: Collector, value: object, inv: Inventory, host_addr: dict[str, ipa
     image = raw.get("image")
     if image is not None:
         if backend != "consul":
-            c.add("store.image", "only for backend 'consul' (etcd runs from the distribution's package)")
+            c.conflict("store.image", "only for backend 'consul' (etcd runs from the distribution's package)")
         elif not isinstance(image, str) or not IMAGE_RE.match(image):
             c.add("store.image", f"{short(image)} is not a valid image reference")
     if backend is None or host is None or port is None:
@@ -354,7 +355,7 @@ def _bips(c: Collector, value: object, inv: Inventory, host_addr: dict[str, ipad
             if name not in {h.name for h in inv.docker_hosts}:
                 c.add(f"docker0.bip.{name}", f"no docker host {short(name)} in the inventory")
     else:
-        c.add("docker0.bip", "must be auto, off, a pattern with {octet} (e.g. 172.17.{octet}.1/24) or a mapping "
+        c.wrong_type("docker0.bip", "must be auto, off, a pattern with {octet} (e.g. 172.17.{octet}.1/24) or a mapping "
                              "host -> address/prefix")
         return {}
     for host, value_ in list(result.items()):
@@ -377,7 +378,7 @@ def _networks(c: Collector, value: object, inv: Inventory) -> list[Network]:
     if value is None:
         return []
     if not isinstance(value, dict):
-        c.add("networks", "must be a mapping of network name -> {driver, subnet, ...}")
+        c.wrong_type("networks", "must be a mapping of network name -> {driver, subnet, ...}")
         return []
     docker_hosts = [h.name for h in inv.docker_hosts]
     result = []
@@ -387,7 +388,7 @@ def _networks(c: Collector, value: object, inv: Inventory) -> list[Network]:
             c.add(fld, f"{short(name)} is not a name Docker accepts (letters, digits, '_', '.', '-')")
             continue
         if name in ("bridge", "host", "none", "default"):
-            c.add(fld, f"{short(name)} is one of Docker's predefined networks; choose another name")
+            c.conflict(fld, f"{short(name)} is one of Docker's predefined networks; choose another name")
             continue
         raw = c.mapping(spec, fld, NETWORK_FIELDS, required=("driver", "subnet"))
         net = _network(c, fld, name, raw, inv, docker_hosts)
@@ -410,7 +411,7 @@ def _network(c: Collector, fld: str, name: str, raw: dict, inv: Inventory, docke
     bridge_name = raw.get("bridge_name")
     if bridge_name is not None:
         if driver != "bridge":
-            c.add(join(fld, "bridge_name"), "only for driver 'bridge'")
+            c.conflict(join(fld, "bridge_name"), "only for driver 'bridge'")
         else:
             c.string(bridge_name, join(fld, "bridge_name"), IFACE_RE, "Linux interface name (at most 15 characters)")
     parent = raw.get("parent")
@@ -418,7 +419,7 @@ def _network(c: Collector, fld: str, name: str, raw: dict, inv: Inventory, docke
         parent = c.string(parent if parent is not None else inv.underlay_interface, join(fld, "parent"), IFACE_RE,
                           "interface name")
     elif parent is not None:
-        c.add(join(fld, "parent"), "only for driver 'macvlan'")
+        c.conflict(join(fld, "parent"), "only for driver 'macvlan'")
         parent = None
     mtu = c.integer(raw["mtu"], join(fld, "mtu"), 576, 9216) if "mtu" in raw else None
     options = parse_options(c, join(fld, "options"), raw.get("options"))
@@ -434,11 +435,11 @@ def _network_hosts(c: Collector, fld: str, raw: dict, driver: str | None, docker
     if "hosts" not in raw:
         return tuple(docker_hosts)
     if driver == "overlay":
-        c.add(join(fld, "hosts"), "an overlay network is global: it exists on every docker host; remove `hosts`")
+        c.conflict(join(fld, "hosts"), "an overlay network is global: it exists on every docker host; remove `hosts`")
         return tuple(docker_hosts)
     value = raw["hosts"]
     if not isinstance(value, list) or not value:
-        c.add(join(fld, "hosts"), "must be a non-empty list of docker host names")
+        c.wrong_type(join(fld, "hosts"), "must be a non-empty list of docker host names")
         return ()
     for h in value:
         if h not in docker_hosts:
@@ -452,12 +453,13 @@ def parse_options(c: Collector, fld: str, value: object) -> tuple[tuple[str, str
     if value is None:
         return ()
     if not isinstance(value, dict):
-        c.add(fld, "must be a mapping of driver option -> value")
+        c.wrong_type(fld, "must be a mapping of driver option -> value")
         return ()
     result = []
     for k, v in value.items():
         if not isinstance(k, str) or not re.match(r"^[a-z0-9_.-]+$", k) or not isinstance(v, str | int | bool):
-            c.add(join(fld, str(k)), "driver options are name -> string (e.g. com.docker.network.driver.mtu: '1400')")
+            c.wrong_type(join(fld, str(k)), "driver options are name -> string (e.g. "
+                                            "com.docker.network.driver.mtu: '1400')")
             continue
         result.append((k, str(v).lower() if isinstance(v, bool) else str(v)))
     return tuple(result)
@@ -482,22 +484,22 @@ def _check_known_options(c: Collector, fld: str, options: tuple[tuple[str, str],
             if not _is_ip(value):
                 c.add(where, f"{short(value)} is not an IPv4 address")
         elif key == "com.docker.network.bridge.name":
-            c.add(where, "use the network's `bridge_name` field instead")
+            c.conflict(where, "use the network's `bridge_name` field instead")
         elif key == "parent":
-            c.add(where, "use the network's `parent` field instead")
+            c.conflict(where, "use the network's `parent` field instead")
         elif key == "macvlan_mode":
             if driver != "macvlan":
-                c.add(where, "only for driver 'macvlan'")
+                c.conflict(where, "only for driver 'macvlan'")
             elif value not in MACVLAN_MODES:
                 c.add(where, f"{short(value)} is not allowed; allowed: {', '.join(MACVLAN_MODES)}")
         elif key == "com.docker.network.driver.overlay.vxlanid_list":
             ids = value.split(",")
             if driver != "overlay":
-                c.add(where, "only for driver 'overlay'")
+                c.conflict(where, "only for driver 'overlay'")
             elif not all(i.isdigit() and 1 <= int(i) <= 16777215 for i in ids):
                 c.add(where, f"{short(value)} is not a list of VXLAN IDs from 1 to 16777215")
         if key.startswith("com.docker.network.bridge.") and driver not in (None, "bridge"):
-            c.add(where, "only for driver 'bridge'")
+            c.conflict(where, "only for driver 'bridge'")
 
 
 def _check_overlaps(c: Collector, networks: list[Network], bips: dict[str, str], inv: Inventory) -> None:
@@ -507,27 +509,27 @@ def _check_overlaps(c: Collector, networks: list[Network], bips: dict[str, str],
                 continue
             if a.is_local and b.is_local and not set(a.hosts) & set(b.hosts):
                 continue  # per-host networks on different hosts never meet
-            c.add(f"networks.{b.name}.subnet", f"{b.subnet} overlaps network {short(a.name)} ({a.subnet}): Docker "
+            c.conflict(f"networks.{b.name}.subnet", f"{b.subnet} overlaps network {short(a.name)} ({a.subnet}): Docker "
                                                "would refuse it with 'Pool overlaps with other one on this address "
                                                "space'")
     bip_nets = {h: ipaddress.IPv4Interface(v).network for h, v in bips.items() if _is_iface(v)}
     for n in networks:
         for h, bnet in bip_nets.items():
             if h in n.hosts and n.subnet.overlaps(bnet):
-                c.add(f"networks.{n.name}.subnet", f"{n.subnet} overlaps docker0 of {h} ({bips[h]}); change the "
+                c.conflict(f"networks.{n.name}.subnet", f"{n.subnet} overlaps docker0 of {h} ({bips[h]}); change the "
                                                    "subnet or docker0.bip")
         if inv.subnet is not None and n.subnet.overlaps(inv.subnet):
-            c.add(f"networks.{n.name}.subnet", f"{n.subnet} overlaps the underlay {inv.subnet}: hosts would lose "
+            c.conflict(f"networks.{n.name}.subnet", f"{n.subnet} overlaps the underlay {inv.subnet}: hosts would lose "
                                                "their route to each other")
         if not bips and n.subnet.overlaps(DOCKER_DEFAULT_POOL):
-            c.add(f"networks.{n.name}.subnet", f"{n.subnet} overlaps docker0's default {DOCKER_DEFAULT_POOL}")
+            c.conflict(f"networks.{n.name}.subnet", f"{n.subnet} overlaps docker0's default {DOCKER_DEFAULT_POOL}")
     seen: dict[ipaddress.IPv4Network, str] = {}
     for h, bnet in bip_nets.items():
         if inv.subnet is not None and bnet.overlaps(inv.subnet):
-            c.add(f"docker0.bip.{h}", f"{bips[h]} overlaps the underlay {inv.subnet}")
+            c.conflict(f"docker0.bip.{h}", f"{bips[h]} overlaps the underlay {inv.subnet}")
         for other_net, other in seen.items():
             if bnet.overlaps(other_net):
-                c.add(f"docker0.bip.{h}", f"{bips[h]} overlaps docker0 of {other} ({bips[other]}): a fault would "
+                c.conflict(f"docker0.bip.{h}", f"{bips[h]} overlaps docker0 of {other} ({bips[other]}): a fault would "
                                           "not point at its host; give each host its own subnet")
         seen[bnet] = h
 
@@ -547,7 +549,7 @@ def _containers(c: Collector, value: object, inv: Inventory, networks: dict[str,
     if value is None:
         return []
     if not isinstance(value, dict):
-        c.add("containers", "must be a mapping of container name -> {host, networks, ...}")
+        c.wrong_type("containers", "must be a mapping of container name -> {host, networks, ...}")
         return []
     docker_hosts = [h.name for h in inv.docker_hosts]
     result: list[Container] = []
@@ -566,11 +568,12 @@ def _containers(c: Collector, value: object, inv: Inventory, networks: dict[str,
         if not isinstance(image, str) or not IMAGE_RE.match(image):
             c.add(join(fld, "image"), f"{short(image)} is not a valid image reference")
         command = _command(c, join(fld, "command"), raw.get("command"))
-        attachments = _attachments(c, fld, raw.get("networks"), networks, str(host))
+        # an unknown host is reported once, above, not again for every network it would lack
+        attachments = _attachments(c, fld, raw.get("networks"), networks, host if host in docker_hosts else None)
         mode = raw.get("network_mode")
         if mode is not None:
             if attachments:
-                c.add(join(fld, "network_mode"), "cannot be combined with `networks`: choose one")
+                c.conflict(join(fld, "network_mode"), "cannot be combined with `networks`: choose one")
             if not isinstance(mode, str) or not (mode in MODES or mode.startswith("container:")):
                 c.add(join(fld, "network_mode"), f"{short(mode)} is not allowed; allowed: {', '.join(MODES)}, "
                                                  "container:<name>")
@@ -594,21 +597,22 @@ def _command(c: Collector, fld: str, value: object) -> tuple[str, ...]:
         return ("sh", "-c", value)
     if isinstance(value, list) and value and all(isinstance(v, str | int) for v in value):
         return tuple(str(v) for v in value)
-    c.add(fld, "must be a string (run by sh -c) or a non-empty list of arguments")
+    c.wrong_type(fld, "must be a string (run by sh -c) or a non-empty list of arguments")
     return ()
 
 
-def _attachments(c: Collector, fld: str, value: object, networks: dict[str, Network], host: str) -> list[Attachment]:
+def _attachments(c: Collector, fld: str, value: object, networks: dict[str, Network],
+                 host: str | None) -> list[Attachment]:
     if value is None:
         return []
     if isinstance(value, list):
         if not all(isinstance(n, str) for n in value):
-            c.add(join(fld, "networks"), "a list of networks holds names only (`[ov, mv]`); for addresses or "
+            c.wrong_type(join(fld, "networks"), "a list of networks holds names only (`[ov, mv]`); for addresses or "
                                          "aliases use a mapping: `{ov: {ip: 172.30.0.5}}`")
             return []
         value = {n: None for n in value}
     if not isinstance(value, dict):
-        c.add(join(fld, "networks"), "must be a mapping network -> {ip, aliases} or a list of network names")
+        c.wrong_type(join(fld, "networks"), "must be a mapping network -> {ip, aliases} or a list of network names")
         return []
     result = []
     for net_name, spec in value.items():
@@ -620,9 +624,9 @@ def _attachments(c: Collector, fld: str, value: object, networks: dict[str, Netw
         if net is None:
             c.add(afld, f"no network {short(net_name)} in this playbook; networks: {', '.join(networks) or '(none)'}")
             continue
-        if net.is_local and host not in net.hosts:
-            c.add(afld, f"network {short(net_name)} ({net.driver}) does not exist on host {short(host)}; its hosts: "
-                        f"{', '.join(net.hosts)}")
+        if net.is_local and host is not None and host not in net.hosts:
+            c.conflict(afld, f"network {short(net_name)} ({net.driver}) does not exist on host {short(host)}; "
+                             f"its hosts: {', '.join(net.hosts)}")
         raw = c.mapping(spec, afld, ATTACH_FIELDS)
         ip = None
         if "ip" in raw:
@@ -631,7 +635,7 @@ def _attachments(c: Collector, fld: str, value: object, networks: dict[str, Netw
                 if addr not in net.subnet or addr in (net.subnet.network_address, net.subnet.broadcast_address):
                     c.add(join(afld, "ip"), f"{addr} is not a usable address of {net_name}'s subnet {net.subnet}")
                 elif net.gateway is not None and addr == net.gateway:
-                    c.add(join(afld, "ip"), f"{addr} is {net_name}'s gateway")
+                    c.conflict(join(afld, "ip"), f"{addr} is {net_name}'s gateway")
                 ip = str(addr)
         result.append(Attachment(network=net_name, ip=ip, aliases=parse_aliases(c, join(afld, "aliases"),
                                                                            raw.get("aliases"))))
@@ -647,7 +651,7 @@ def _default_bridge(c: Collector, fld: str, spec: object) -> list[Attachment]:
     why = {"ip": "`ip` (Docker: 'user specified IP address is supported on user defined networks only')",
            "aliases": "`aliases` (Docker's DNS answers no names on the default bridge)"}
     what = " and no ".join(text for key, text in why.items() if key in given) or "settings (only an empty entry)"
-    c.add(fld, f"the default bridge takes no {what}: leave its entry empty (`bridge: {{}}`), or use a "
+    c.conflict(fld, f"the default bridge takes no {what}: leave its entry empty (`bridge: {{}}`), or use a "
                "user-defined network for that")
     return []
 
@@ -657,7 +661,7 @@ def parse_aliases(c: Collector, fld: str, value: object) -> tuple[str, ...]:
     if value is None:
         return ()
     if not isinstance(value, list) or not all(isinstance(a, str) and ALIAS_RE.match(a) for a in value):
-        c.add(fld, "must be a list of DNS labels (letters, digits, '-')")
+        c.wrong_type(fld, "must be a list of DNS labels (letters, digits, '-')")
         return ()
     return tuple(value)
 
@@ -691,7 +695,7 @@ def _ports(c: Collector, fld: str, value: object, mode: object) -> tuple[str, ..
     if value is None:
         return ()
     if not isinstance(value, list) or not all(isinstance(p, str | int) and not isinstance(p, bool) for p in value):
-        c.add(fld, "must be a list such as ['8080:80', '53/udp', '127.0.0.1:8000:80']")
+        c.wrong_type(fld, "must be a list such as ['8080:80', '53/udp', '127.0.0.1:8000:80']")
         return ()
     for i, p in enumerate(value):
         parsed = parse_port(str(p))
@@ -701,7 +705,7 @@ def _ports(c: Collector, fld: str, value: object, mode: object) -> tuple[str, ..
     if any(isinstance(parse_port(str(p)), str) for p in value):
         return ()
     if mode in ("host", "none") or (isinstance(mode, str) and mode.startswith("container:")):
-        c.add(fld, f"published ports have no effect with network_mode {short(mode)}; remove them")
+        c.conflict(fld, f"published ports have no effect with network_mode {short(mode)}; remove them")
     return tuple(str(p) for p in value)
 
 
@@ -718,7 +722,7 @@ def _check_published_ports(c: Collector, containers: list[Container]) -> None:
             for ip, other in taken.get(key, []):
                 if ip is None or m.host_ip is None or ip == m.host_ip or "0.0.0.0" in (ip, m.host_ip):
                     where = "" if other != x.name else " twice"
-                    c.add(f"containers.{x.name}.ports", f"host port {m.host_port}/{m.proto} on {x.host} is also "
+                    c.conflict(f"containers.{x.name}.ports", f"host port {m.host_port}/{m.proto} on {x.host} is also "
                                                         f"published by {short(other)}{where}: Docker would say 'port "
                                                         "is already allocated'; choose another host port")
                     break
@@ -735,7 +739,7 @@ def _check_aliases(c: Collector, containers: list[Container]) -> None:
         for a in x.networks:
             for alias in a.aliases:
                 if alias != x.name and alias in members.get(a.network, set()):
-                    c.add(f"containers.{x.name}.networks.{a.network}.aliases",
+                    c.conflict(f"containers.{x.name}.networks.{a.network}.aliases",
                           f"{short(alias)} is the name of another container on {a.network}: the name would resolve "
                           "to both; choose another alias")
 
@@ -750,13 +754,12 @@ def _check_container_refs(c: Collector, containers: list[Container]) -> None:
             if other is None:
                 c.add(fld, f"no container {short(target)} in this playbook")
             elif other.name == x.name:
-                c.add(fld, "a container cannot share its own network stack")
+                c.conflict(fld, "a container cannot share its own network stack")
             elif other.host != x.host:
-                c.add(fld, f"{short(target)} runs on {other.host}, {short(x.name)} on {x.host}: a shared network stack "
-                           "needs "
-                           "both on the same host")
+                c.conflict(fld, f"{short(target)} runs on {other.host}, {short(x.name)} on {x.host}: a shared network "
+                           "stack needs both on the same host")
             elif other.network_mode and other.network_mode.startswith("container:"):
-                c.add(fld, f"{short(target)} itself shares another container's stack; point at that one instead")
+                c.conflict(fld, f"{short(target)} itself shares another container's stack; point at that one instead")
 
 
 def _check_static_ips(c: Collector, containers: list[Container], networks: dict[str, Network]) -> None:
@@ -771,8 +774,8 @@ def _check_static_ips(c: Collector, containers: list[Container], networks: dict[
             scope = x.host if net.driver == "bridge" else "*"
             key = (a.network, scope, a.ip)
             if key in seen:
-                c.add(f"containers.{x.name}.networks.{a.network}.ip",
-                      f"{a.ip} is also given to {short(seen[key])} on {a.network}")
+                c.conflict(f"containers.{x.name}.networks.{a.network}.ip",
+                           f"{a.ip} is also given to {short(seen[key])} on {a.network}")
             else:
                 seen[key] = x.name
 
@@ -803,7 +806,7 @@ def _assign_macvlan_ranges(c: Collector, networks: list[Network], containers: li
                 ip = ipaddress.ip_address(a.ip)
                 for h, r in ranges:
                     if h != x.host and ip in ipaddress.ip_network(r):
-                        c.add(f"containers.{x.name}.networks.{net.name}.ip",
+                        c.conflict(f"containers.{x.name}.networks.{net.name}.ip",
                               f"{a.ip} lies in {h}'s dynamic range {r} of {net.name}: a container there could get "
                               f"it too; use an address outside {pool}")
         result.append(Network(**{**net.__dict__, "host_ranges": ranges}))
@@ -825,12 +828,12 @@ def _vxlan_ids(c: Collector, networks: list[Network], lab: str) -> list[Network]
             continue
         given = dict(net.options).get(VXLANID_OPTION)
         if given is not None and (not given.isdigit() or not VNI_FIRST <= int(given) <= VNI_LAST):
-            c.add(f"networks.{net.name}.options.{VXLANID_OPTION}",
+            c.conflict(f"networks.{net.name}.options.{VXLANID_OPTION}",
                   f"{short(given)}: with control vxlan give one VXLAN ID from {VNI_FIRST} to {VNI_LAST}")
             given = None
         vni = int(given) if given is not None else derived_vni(lab, net.name)
         if vni in seen:
-            c.add(f"networks.{net.name}", f"VXLAN ID {vni} is also {seen[vni]}'s: give one of them another "
+            c.conflict(f"networks.{net.name}", f"VXLAN ID {vni} is also {seen[vni]}'s: give one of them another "
                                           f"(options: {VXLANID_OPTION})")
         seen[vni] = net.name
         result.append(replace(net, vni=vni))

@@ -95,6 +95,10 @@ def _children(node: yaml.Node) -> list[yaml.Node]:
     return []
 
 
+class DuplicateKey(yaml.constructor.ConstructorError):
+    """A key given twice in one mapping: a conflict, not a syntax error."""
+
+
 def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
     seen: dict[Any, int] = {}
     for key_node, _ in node.value:
@@ -105,7 +109,7 @@ def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool
         key = loader.construct_object(key_node, deep=deep)
         line = key_node.start_mark.line + 1
         if key in seen:
-            raise yaml.constructor.ConstructorError(
+            raise DuplicateKey(
                 None, None, f"duplicate key {shorten(repr(key))} (first at line {seen[key]})", key_node.start_mark
             )
         seen[key] = line
@@ -129,7 +133,8 @@ def parse_yaml(text: str, source: str) -> Any:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(unknown position)"
-        raise ValidationError([Problem(source, where, shorten(str(exc.problem or exc), 300))]) from None
+        category = "conflict" if isinstance(exc, DuplicateKey) else "value"
+        raise ValidationError([Problem(source, where, shorten(str(exc.problem or exc), 300), category)]) from None
     except yaml.YAMLError as exc:
         raise ValidationError([Problem(source, "(file)", f"not valid YAML: {shorten(str(exc), 300)}")]) from None
     except RecursionError:
@@ -143,7 +148,7 @@ def read_source(path: str) -> str:
         with open(path, "rb") as fh:
             data = fh.read(MAX_BYTES + 1)
     except OSError as exc:
-        raise ValidationError([Problem(path, "(file)", f"cannot read: {exc.strerror}")]) from None
+        raise ValidationError([Problem(path, "(file)", f"cannot read: {exc.strerror}", "missing")]) from None
     if len(data) > MAX_BYTES:
         raise ValidationError([Problem(path, "(file)", f"larger than {MAX_BYTES // 1024} KiB: is this the right "
                                                        "file? A lab description is a few KB")])

@@ -348,7 +348,7 @@ def check_subnet_free(inv: Inventory) -> None:
         if net.overlaps(inv.subnet):
             problems.append(Problem(inv.source, "underlay.subnet",
                                     f"{inv.subnet} overlaps route {dst} dev {dev} on this machine; "
-                                    "choose a free range (198.18.0.0/15 is reserved for benchmarking)"))
+                                    "choose a free range (198.18.0.0/15 is reserved for benchmarking)", "conflict"))
     if problems:
         raise ValidationError(problems)
 

@@ -123,7 +123,7 @@ def leave(lab: str, hosts: Hosts, names: list[str], progress: Progress) -> list[
             continue
 
         def one(name: str, conn: Connection) -> None:
-            conn.run(swarm.LEAVE, hide=True)
+            conn.run(f"{swarm.LEAVE}; {swarm.WAIT_INGRESS_GONE}", hide=True)
             conn.run("docker network inspect docker_gwbridge --format '{{len .Containers}}' 2>/dev/null | "
                      "grep -qx 0 && docker network rm docker_gwbridge >/dev/null 2>&1; true", hide=True)
             progress.step(name, "left the swarm this lab made")

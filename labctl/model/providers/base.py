@@ -22,7 +22,8 @@ class ProviderRules:
                others: dict[str, str]) -> ipaddress.IPv4Network | None:
         if self.subnet_default is None:
             if "subnet" in underlay:
-                c.add("underlay.subnet", f"not used by provider {short(self.name)}: the machines' own addresses are "
+                c.conflict("underlay.subnet", f"not used by provider {short(self.name)}: the machines' own "
+                                              "addresses are "
                                          "used; remove it")
             return None
         return c.ipv4_network(underlay.get("subnet", self.subnet_default), "underlay.subnet")

@@ -36,7 +36,8 @@ class Sandbox(ProviderRules):
             except ValueError:
                 continue
             if overlaps:
-                c.add("underlay.subnet", f"{subnet} overlaps sandbox lab {short(other)} ({other_subnet}) that exists "
+                c.conflict("underlay.subnet", f"{subnet} overlaps sandbox lab {short(other)} ({other_subnet}) "
+                                              "that exists "
                                          "on this machine; choose another subnet or run `labctl sandbox down` for "
                                          "that lab")
         return subnet
@@ -45,7 +46,7 @@ class Sandbox(ProviderRules):
                 subnet: ipaddress.IPv4Network | None) -> str | None:
         addr = super().address(c, value, fld, subnet)
         if addr is not None and subnet is not None and ipaddress.ip_address(addr) == subnet.network_address + 1:
-            c.add(fld, f"{addr} is the controller's address on the lab switch; use another one")
+            c.conflict(fld, f"{addr} is the controller's address on the lab switch; use another one")
             return None
         return addr
 
@@ -68,4 +69,4 @@ class Sandbox(ProviderRules):
 
     def check_hosts(self, c: Collector, hosts: list[Host], subnet: ipaddress.IPv4Network | None) -> None:
         if subnet is not None and len(hosts) > subnet.num_addresses - FIRST_HOST_OFFSET - 1:
-            c.add("hosts", f"{len(hosts)} hosts do not fit in underlay.subnet {subnet}; use a larger subnet")
+            c.conflict("hosts", f"{len(hosts)} hosts do not fit in underlay.subnet {subnet}; use a larger subnet")

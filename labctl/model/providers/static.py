@@ -16,7 +16,7 @@ class Static(ProviderRules):
     def address(self, c: Collector, value: object, fld: str,
                 subnet: ipaddress.IPv4Network | None) -> str | None:
         if value is None:
-            c.add(fld, "is required for provider 'static' (the host's IP address or DNS name for SSH)")
+            c.missing(fld, "is required for provider 'static' (the host's IP address or DNS name for SSH)")
             return None
         return c.string(value, fld, DNS_NAME_RE, "IP address or DNS name")
 

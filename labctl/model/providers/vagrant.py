@@ -31,7 +31,7 @@ class Vagrant(ProviderRules):
         elif host.startswith("node") and host[4:].isdigit() and int(host[4:]) > 0:
             offset = STORE_OFFSET + int(host[4:])
         else:
-            c.add(join(fld, "address"), f"needed for {short(host)}: the Vagrantfile names its VMs 'store' and "
+            c.missing(join(fld, "address"), f"needed for {short(host)}: the Vagrantfile names its VMs 'store' and "
                                         "'node1'..'nodeN' and numbers only those; give the VM's private-network "
                                         "address")
             return None
@@ -47,6 +47,6 @@ class Vagrant(ProviderRules):
         raw = c.mapping(value, "vagrant", ("dir",))
         rel = raw.get("dir", "..")
         if not isinstance(rel, str) or not rel:
-            c.add("vagrant.dir", "must be a directory path (relative to this file), e.g. '..'")
+            c.wrong_type("vagrant.dir", "must be a directory path (relative to this file), e.g. '..'")
             return None
         return os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(source)), os.path.expanduser(rel)))

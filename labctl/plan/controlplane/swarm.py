@@ -135,3 +135,11 @@ def join_command(address: str, token: str, manager_address: str) -> str:
 
 
 LEAVE = f"docker swarm leave --force >/dev/null 2>&1; rm -f {MARKER}"
+INGRESS_GONE_TRIES = 40    # x 0.5 s: dockerd removes the ingress network after `swarm leave` returns
+# dockerd releases the ingress network in the background and gives up waiting after 5 s (DaemonLeavesCluster), so on a
+# loaded host `ingress` can outlive the leave: wait for it, bounded, then remove what is left of it.
+WAIT_INGRESS_GONE = (
+    "i=0; while [ \"$(docker network inspect ingress --format '{{.Ingress}}' 2>/dev/null)\" = true ] && "
+    f"[ $i -lt {INGRESS_GONE_TRIES} ]; do sleep 0.5; i=$((i+1)); done; "
+    "if [ \"$(docker network inspect ingress --format '{{.Ingress}}' 2>/dev/null)\" = true ]; then "
+    "docker network rm ingress >/dev/null 2>&1; fi; true")
