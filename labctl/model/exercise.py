@@ -417,17 +417,14 @@ def _check_references(c: Collector, tasks: list[Task], docker_hosts: tuple[str, 
                     c.add(f"{fld}.networks.{a.network}.ip", f"{a.ip} is not inside {a.network}'s subnet {subnet}")
                 if a.network == "bridge" and (a.ip is not None or a.aliases):
                     c.conflict(f"{fld}.networks.bridge", "the default bridge takes no static IP or aliases (Docker: "
-                               "'user "
-                                                    "specified IP address is supported on user defined networks "
-                                                    "only')")
+                               "'user specified IP address is supported on user defined networks only')")
             if x.network_mode and x.network_mode.startswith("container:"):
                 other = containers.get(x.network_mode.split(":", 1)[1])
                 if other is None:
                     c.add(f"{fld}.network_mode", f"no container {x.network_mode.split(':', 1)[1]!r} in this exercise")
                 elif other.host != x.host:
                     c.conflict(f"{fld}.network_mode", f"{other.key!r} is on {other.host}, {x.key!r} on {x.host}: "
-                               "a shared "
-                                                 "network stack needs both on one host")
+                               "a shared network stack needs both on one host")
         for e in t.expect:
             fld = f"tasks[{t.index}].expect[{e.index}]"
             if e.src not in containers:

@@ -41,6 +41,7 @@ def top_fields() -> tuple[str, ...]:
 PACKAGE_SOURCES = ("direct", "controller")
 HOST_FIELDS = ("roles", "address", "ssh", "engine")
 SSH_FIELDS = ("user", "port", "key", "known_hosts")
+UNDERLAY_FIELDS = ("interface", "subnet")
 
 
 @dataclass(frozen=True)
@@ -108,7 +109,7 @@ def _build(data: object, c: Collector, source: str, others: dict[str, str]) -> I
     name = c.string(top.get("name", _default_name(source)), "name", LAB_NAME_RE, "lab name")
     provider = c.choice(top.get("provider"), "provider", tuple(providers.RULES)) if "provider" in top else None
     rules = providers.RULES.get(provider) if provider else None
-    underlay = c.mapping(top.get("underlay"), "underlay", ("interface", "subnet"))
+    underlay = c.mapping(top.get("underlay"), "underlay", UNDERLAY_FIELDS)
     iface = c.string(underlay.get("interface", DEFAULT_UNDERLAY_INTERFACE), "underlay.interface", IFACE_RE,
                      "interface name")
     image = c.string(top.get("image", DEFAULT_IMAGE), "image", IMAGE_RE, "image reference")

@@ -15,6 +15,7 @@ class ProviderRules:
     subnet_default: str | None = None     # None: the provider takes no underlay.subnet (the machines' own addresses)
     host_ssh: bool = True                 # hosts may carry `ssh:` (static); sandbox makes, vagrant reads its own
     own_fields: tuple[str, ...] = ()      # top-level fields only this provider has ("vagrant")
+    own_schema: dict[str, dict] = {}      # their JSON Schemas (labctl.model.schema), one per own field
     summary = ""                          # for messages: what makes the hosts
     macvlan_hint = ""                     # verify's cause when macvlan frames between hosts are lost, if known
 
@@ -23,8 +24,7 @@ class ProviderRules:
         if self.subnet_default is None:
             if "subnet" in underlay:
                 c.conflict("underlay.subnet", f"not used by provider {short(self.name)}: the machines' own "
-                                              "addresses are "
-                                         "used; remove it")
+                                              "addresses are used; remove it")
             return None
         return c.ipv4_network(underlay.get("subnet", self.subnet_default), "underlay.subnet")
 

@@ -37,9 +37,8 @@ class Sandbox(ProviderRules):
                 continue
             if overlaps:
                 c.conflict("underlay.subnet", f"{subnet} overlaps sandbox lab {short(other)} ({other_subnet}) "
-                                              "that exists "
-                                         "on this machine; choose another subnet or run `labctl sandbox down` for "
-                                         "that lab")
+                                              "that exists on this machine; choose another subnet or run "
+                                              "`labctl sandbox down` for that lab")
         return subnet
 
     def address(self, c: Collector, value: object, fld: str,

@@ -17,6 +17,9 @@ class Vagrant(ProviderRules):
     subnet_default = DEFAULT_SUBNET
     host_ssh = False
     own_fields = ("vagrant",)
+    own_schema = {"vagrant": {"type": "object", "properties": {"dir": {"type": "string", "minLength": 1}},
+                              "additionalProperties": False,
+                              "description": "where the Vagrantfile is, relative to this file (default '..')"}}
     summary = "Vagrant reads"
     macvlan_hint = ("macvlan frames between the hosts are dropped: VirtualBox NICs need promiscuous mode "
                     "`allow-all` for macvlan (see the Vagrantfile)")
