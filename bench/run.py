@@ -34,8 +34,8 @@ from labctl.executors.services import Service, SupervisedProcess  # noqa: E402
 from labctl.model.inventory import load_inventory  # noqa: E402
 from labctl.model.playbook import load_playbook  # noqa: E402
 from labctl.plan import daemon  # noqa: E402
-from labctl.plan.controlplane.kvstore import plan_store  # noqa: E402
 from labctl.plan.lab import container_run, network_create  # noqa: E402
+from labctl.planes.kvstore.plan import plan_store  # noqa: E402
 from labctl.providers import sandbox  # noqa: E402
 
 LAB = "bench"

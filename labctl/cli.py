@@ -14,7 +14,7 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from labctl import defaults, engines, gradebook, html, verdict
+from labctl import defaults, engines, gradebook, html, planes, verdict
 from labctl.errors import LabctlError, Problem, UsageError, ValidationError
 from labctl.executors import breaks as breaks_exec
 from labctl.executors import dockerhost, enginecache, lab, provision, status, verify
@@ -383,14 +383,12 @@ def cmd_sandbox_list(args: argparse.Namespace, progress: Progress) -> int:
     return 0
 
 
-CONTROL_RULES = {
-    "auto": "auto: kvstore (the playbook's store) when every docker host's engine can use it, else swarm; "
-            "decided by `up` from the engines, which `validate` does not ask",
-    "kvstore": "kvstore (cluster store; Docker Engine 20.10 or older on every docker host)",
-    "swarm": "swarm (swarm mode; Docker Engine 17.06 or later, current engines included)",
-    "vxlan": "vxlan (labctl's own Linux VXLAN devices, Docker's macvlan on top; any engine; names of containers "
-             "on other hosts do not resolve)",
-}
+AUTO_RULE = ("auto: kvstore (the playbook's store) when every docker host's engine can use it, else swarm; "
+             "decided by `up` from the engines, which `validate` does not ask")
+
+
+def control_rule(control: str) -> str:
+    return AUTO_RULE if control == "auto" else planes.traits(control).summary
 
 
 def cmd_validate(args: argparse.Namespace, progress: Progress) -> int:
@@ -407,7 +405,7 @@ def cmd_validate(args: argparse.Namespace, progress: Progress) -> int:
         print(f"{pb.source}: ok ({len(pb.networks)} networks, {len(pb.containers)} containers, "
               f"store: {pb.store.url if pb.store else 'none'})")
         if needs_decision(pb):
-            print(f"  overlay control plane: {CONTROL_RULES[pb.control]}")
+            print(f"  overlay control plane: {control_rule(pb.control)}")
         for net in pb.networks:
             if net.vni is not None:
                 print(f"  {net.name}: VXLAN ID {net.vni} (device vxl{net.vni} on every docker host)")

@@ -11,9 +11,6 @@ from fabric import Connection
 
 from labctl.errors import HostsFailed, LabctlError
 from labctl.executors import breaks
-from labctl.executors.controlplane import Run
-from labctl.executors.controlplane import planes as controlplanes
-from labctl.executors.controlplane.kvstore import ensure_store
 from labctl.executors.dockerhost import wait_docker
 from labctl.executors.labimages import ensure_images
 from labctl.executors.remote import Hosts
@@ -24,8 +21,6 @@ from labctl.model.inventory import Inventory
 from labctl.model.playbook import Playbook
 from labctl.plan import controlplane, daemon
 from labctl.plan.controlplane import Engine
-from labctl.plan.controlplane import swarm as swarm_plan
-from labctl.plan.controlplane import vxlan as vxlan_plan
 from labctl.plan.lab import (
     LABEL,
     RECIPE_LABEL,
@@ -57,6 +52,11 @@ from labctl.plan.overlay import (
     warm_command,
 )
 from labctl.plan.preflight import HostFacts, preflight_problems, underlay_problems
+from labctl.planes import traits
+from labctl.planes.base import PlanePlan
+from labctl.planes.executor_base import Run, executor_halves
+from labctl.planes.kvstore.executor import ensure_store
+from labctl.planes.registry import plan_halves
 from labctl.providers import registry
 from labctl.ui import Progress
 
@@ -87,22 +87,34 @@ FACT_SCRIPT = "; ".join((
     "docker image ls --format '{{.Repository}}:{{.Tag}}'",
     f"cat {BACKUP_JSON} 2>/dev/null",
     "ip -o -4 addr show",
-)).replace("; ", f"; echo {FACT_SEP}; ") + f"; echo {FACT_SEP}; {swarm_plan.FACTS_SCRIPT}; echo {FACT_SEP}; " \
-    + vxlan_plan.FACTS_SCRIPT  # the control planes' facts: appended after the split (their scripts contain "; ")
+)).replace("; ", f"; echo {FACT_SEP}; ")
+FIXED_FACTS = 11   # sections above; each control plane with a facts_script follows in its own section
+
+
+def fact_planes() -> dict[str, PlanePlan]:
+    return {n: p for n, p in plan_halves().items() if p.facts_script}
+
+
+def fact_script() -> str:
+    """Preflight's one round trip: the sections above, then the planes' facts (appended after the split: their
+    scripts contain "; ")."""
+    return FACT_SCRIPT + "".join(f"; echo {FACT_SEP}; {p.facts_script}" for p in fact_planes().values())
 
 
 def host_facts(conn: Connection, name: str, lab: str) -> HostFacts:
     """Everything preflight needs from one host, in one SSH round trip."""
-    return parse_facts(str(conn.run(FACT_SCRIPT, hide=True, warn=True).stdout), name, lab)
+    return parse_facts(str(conn.run(fact_script(), hide=True, warn=True).stdout), name, lab)
 
 
 def parse_facts(out: str, name: str, lab: str) -> HostFacts:
-    """FACT_SCRIPT's output (sections split by FACT_SEP lines) as HostFacts; lab: whose objects are not foreign."""
+    """fact_script()'s output (sections split by FACT_SEP lines) as HostFacts; lab: whose objects are not
+    foreign."""
+    halves = fact_planes()
     parts = [p.strip("\n") for p in out.split(FACT_SEP + "\n")]
-    parts += [""] * (13 - len(parts))
+    parts += [""] * (FIXED_FACTS + len(halves) - len(parts))
     version, engine_id, hostname, consul, ifaces, daemon_text, nets, ctrs, images, backup, addrs = (
-        p.strip() for p in parts[:11])
-    swarm_text, vxlan_text = parts[11] + "\n", parts[12]
+        p.strip() for p in parts[:FIXED_FACTS])
+    plane_facts = {n: p.parse_facts(name, parts[FIXED_FACTS + i] + "\n") for i, (n, p) in enumerate(halves.items())}
     config, config_problem = daemon.parse_config(daemon_text)
     backup_data = daemon.parse_config(backup)[0]
     foreign_nets: dict[str, tuple[str, ...]] = {}
@@ -120,8 +132,7 @@ def parse_facts(out: str, name: str, lab: str) -> HostFacts:
                      daemon_json=config, daemon_json_error=config_problem, foreign_networks=foreign_nets,
                      foreign_containers=tuple(foreign_ctrs), images=frozenset(images.split()),
                      daemon_owner=str(backup_data.get(daemon.OWNER, "")), has_backup=bool(backup.strip()),
-                     addresses=parse_ip_addr(addrs), swarm=swarm_plan.parse_facts(name, swarm_text),
-                     vxlan_devices=vxlan_plan.parse_facts(vxlan_text))
+                     addresses=parse_ip_addr(addrs), planes=plane_facts)
 
 
 def parse_ip_addr(out: str) -> dict[str, tuple[str, ...]]:
@@ -210,7 +221,7 @@ def up(inv: Inventory, pb: Playbook, hosts: Hosts, progress: Progress) -> Report
     progress.step("all", "preflight: engines, IDs, hostnames, interfaces, daemon.json, names and subnets in use")
     facts = hosts.each(lambda n, c: host_facts(c, n, pb.name), docker_names, step="preflight")
     problems: list[str] = []
-    control = "kvstore"
+    control = ""   # no overlay and no store: no plane is active (each only cleans up after itself)
     if controlplane.needs_decision(pb):
         decision = controlplane.decide(pb.control, pb.store.backend if pb.store else None,
                                        [Engine(n, f.engine_version, f.consul_backend) for n, f in facts.items()])
@@ -221,7 +232,7 @@ def up(inv: Inventory, pb: Playbook, hosts: Hosts, progress: Progress) -> Report
     addresses = {n: f.addresses[inv.underlay_interface][0] for n, f in facts.items()
                  if f.addresses.get(inv.underlay_interface)}
     run = Run(inv, pb, hosts, docker_names, manager, progress, report, facts, addresses)
-    planes = controlplanes()
+    planes = executor_halves()
     for name, plane in planes.items():
         problems += plane.preflight(run, name == control)
     problems += preflight_problems(pb, facts) + underlay_problems(inv, facts)
@@ -234,7 +245,7 @@ def up(inv: Inventory, pb: Playbook, hosts: Hosts, progress: Progress) -> Report
     for name, plane in planes.items():
         plane.bootstrap(run, name == control)
     configure_daemons(inv, pb, hosts, facts, manager, progress, report)
-    if control in ("kvstore", "swarm") and any(n.driver == "overlay" for n in pb.networks):
+    if control and traits(control).docker_overlay and any(n.driver == "overlay" for n in pb.networks):
         ensure_gateway_bridges(pb, hosts, docker_names, facts, progress, report)
     for name, plane in planes.items():
         plane.join(run, name == control)
@@ -603,7 +614,7 @@ def down(inv: Inventory, pb: Playbook, hosts: Hosts, progress: Progress) -> Repo
     undo_faults(inv, pb, hosts, progress, report)
     docker_names = [h.name for h in inv.docker_hosts if h.name not in skipped]
     run = Run(inv, pb, hosts, docker_names, manager, progress, report)
-    planes = controlplanes().values()
+    planes = executor_halves().values()
     for plane in planes:
         plane.down_begin(run)
     label = shlex.quote(f"{LABEL}={pb.name}")

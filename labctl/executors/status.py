@@ -14,10 +14,9 @@ from labctl.executors.store import store_runner
 from labctl.model.inventory import Inventory
 from labctl.model.playbook import Playbook
 from labctl.plan.controlplane import needs_decision
-from labctl.plan.controlplane import swarm as swarm_plan
-from labctl.plan.controlplane import vxlan as vxlan_plan
 from labctl.plan.lab import LABEL
 from labctl.plan.lock import JOURNAL
+from labctl.planes.registry import plan_halves
 from labctl.providers import registry
 
 SEP = "--labctl-status--"
@@ -43,9 +42,10 @@ def host_status(conn: Connection, label_filter: str, vnis: bool = True, extra: s
         members = {m.get("Name") for m in (n.get("Containers") or {}).values()}
         if n.get("Driver") == "overlay" and members & local_names:
             found[n["Name"]] = overlay_vni(conn, n["Name"])
-        parent = vxlan_plan.DEVICE_RE.match(str((n.get("Options") or {}).get("parent", "")))
-        if n.get("Driver") == "macvlan" and parent:  # the vxlan control plane: labctl's VXLAN device is the parent
-            found[n["Name"]] = int(parent.group(1))
+        for half in plan_halves().values():   # a plane that carries the network on its own VXLAN devices
+            vni = half.vni_of(n)
+            if vni is not None:
+                found[n["Name"]] = vni
     data["vnis"] = found
     return data
 
@@ -92,41 +92,34 @@ def gather(inv: Inventory, pb: Playbook | None, hosts: Hosts, vnis: bool = True,
     return result
 
 
-# cluster-advertise from daemon.json ("eth1:2376" or "198.18.0.12:2376") as an address: the host's VTEP. (Docker's
-# CLI 23 and later no longer knows the field in `docker info`, even against a 20.10 daemon.)
-ADVERTISED = ("adv=$(sed -n 's/.*\"cluster-advertise\": *\"\\([^\"]*\\)\".*/\\1/p' /etc/docker/daemon.json "
-              "2>/dev/null | head -n 1); h=${adv%:*}; case \"$h\" in '') ;; *[!0-9.]*) ip -o -4 addr show dev "
-              "\"$h\" | awk '{print $4}' | cut -d/ -f1 | head -n 1;; *) echo \"$h\";; esac")
-
-
 CONTROL_SEP = "----labctl-control----"
-CONTROL_QUERY = (f"{swarm_plan.FACTS_SCRIPT}; echo {CONTROL_SEP}; {vxlan_plan.FACTS_SCRIPT}; echo {CONTROL_SEP}; "
-                 f"{ADVERTISED}")
+
+
+def control_query() -> str:
+    """Every plane's facts_script, in one round trip."""
+    return f"; echo {CONTROL_SEP}; ".join(p.status_query or "true" for p in plan_halves().values())
 
 
 def control_status(pb: Playbook, hosts: Hosts, names: list[str]) -> dict[str, Any]:
-    """The overlay's control plane as the hosts show it (one round trip per host): swarm where labctl made a swarm
-    for this lab, vxlan where it has this lab's VXLAN devices, else the cluster store when the playbook has one; per
-    host its swarm role and its VTEP address (swarm's NodeAddr, the devices' local address, or cluster-advertise)."""
-    raw = hosts.each(lambda n, c: (str(c.run(CONTROL_QUERY, hide=True, warn=True).stdout).split(CONTROL_SEP + "\n")
-                                   + ["", ""])[:3], names, step="control plane") if names else {}
-    facts = {n: swarm_plan.parse_facts(n, r[0]) for n, r in raw.items()}
-    devices = {n: [d for d in vxlan_plan.parse_facts(r[1]).values() if d.lab() == pb.name] for n, r in raw.items()}
-    roles = swarm_plan.describe(facts)
-    rows: dict[str, dict[str, Any]] = {n: {"swarm": roles[n], "vtep": f.address or None} for n, f in facts.items()}
-    if any(f.marker_lab == pb.name for f in facts.values()):
-        plane = "swarm"
-    elif any(devices.values()):
-        plane = "vxlan"
-        for n, devs in devices.items():
-            rows[n] = {"swarm": roles[n], "vtep": devs[0].local if devs else None,
-                       "vxlan": [{"device": d.name, "vni": d.vni, "up": d.up, "peers": list(d.peers)} for d in devs]}
-    elif pb.store is not None and pb.control not in ("swarm", "vxlan"):
-        plane = "kvstore"
-        for n, r in raw.items():
-            rows[n] = {"swarm": roles[n], "vtep": r[2].strip() or None}
-    else:
-        plane = None
+    """The overlay's control plane as the hosts show it (one round trip per host): the plane with the surest
+    evidence (its own objects for this lab on the hosts, then what the playbook implies), and per host what each
+    plane shown always (swarm: the host's role) and the active plane report, its VTEP address among them."""
+    halves = plan_halves()
+    query = control_query()
+    raw = hosts.each(lambda n, c: (str(c.run(query, hide=True, warn=True).stdout).split(CONTROL_SEP + "\n")
+                                   + [""] * len(halves))[:len(halves)], names, step="control plane") if names else {}
+    facts = {p: {n: half.parse_facts(n, r[i] + "\n") for n, r in raw.items()}
+             for i, (p, half) in enumerate(halves.items())}
+    ranked = sorted(((half.evidence(pb, facts[p]), -i, p) for i, (p, half) in enumerate(halves.items())),
+                    reverse=True)
+    plane = ranked[0][2] if ranked and ranked[0][0] > 0 else None
+    rows: dict[str, dict[str, Any]] = {n: {} for n in raw}
+    for n in raw:
+        for p, half in halves.items():
+            if half.shown_always:
+                rows[n].update(half.host_row(pb, facts[p][n]))
+        if plane is not None:
+            rows[n].update(halves[plane].host_row(pb, facts[plane][n]))
     return {"plane": plane, "requested": pb.control, "hosts": rows}
 
 

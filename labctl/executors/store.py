@@ -12,7 +12,7 @@ from labctl.executors.remote import Hosts
 from labctl.executors.services import Service, ServiceManager
 from labctl.model.inventory import Inventory
 from labctl.model.playbook import Playbook
-from labctl.plan.controlplane.kvstore import CONSUL_CONTAINER, HEALTH_TIMEOUT, StorePlan, plan_store, reachability_probe
+from labctl.planes.kvstore.plan import CONSUL_CONTAINER, HEALTH_TIMEOUT, StorePlan, plan_store, reachability_probe
 from labctl.providers import registry
 from labctl.ui import Progress
 

@@ -22,7 +22,6 @@ from typing import Any
 from fabric import Connection
 
 from labctl.errors import PrerequisiteError
-from labctl.executors.controlplane import swarm as swarm_exec
 from labctl.executors.remote import Hosts, put_private
 from labctl.executors.status import gather as gather_status
 from labctl.executors.store import store_runner
@@ -30,10 +29,11 @@ from labctl.model.inventory import Inventory
 from labctl.model.playbook import Playbook
 from labctl.model.providers import RULES as PROVIDER_RULES
 from labctl.plan.controlplane import effective
-from labctl.plan.controlplane import vxlan as vxlan_plan
-from labctl.plan.controlplane.kvstore import reachability_probe
-from labctl.plan.controlplane.swarm import blocked_ports
 from labctl.plan.verify import Check, Diagnosis, Facts, Result, derive, explain, sample
+from labctl.planes.kvstore.plan import reachability_probe
+from labctl.planes.swarm import executor as swarm_exec
+from labctl.planes.swarm.plan import blocked_ports
+from labctl.planes.vxlan import plan as vxlan_plan
 from labctl.providers import registry
 from labctl.ui import Progress
 
@@ -349,7 +349,7 @@ def diagnose(inv: Inventory, pb: Playbook, hosts: Hosts, status: dict[str, Any],
                      unreachable_hosts=unreachable,
                      store_unreachable_from=[h for h, (_, _, ok, _) in per_host.items() if store_ok and not ok],
                      store_unregistered=unregistered,
-                     control=pb.control if pb.control in ("swarm", "vxlan") else "kvstore", swarm_out=swarm_out,
+                     control=pb.control, swarm_out=swarm_out,
                      swarm_drops=swarm_drops, vxlan_faults=vxlan_faults)
 
 

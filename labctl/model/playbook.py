@@ -19,6 +19,8 @@ from labctl.errors import Problem, ValidationError
 from labctl.model.checks import DNS_NAME_RE, IFACE_RE, IMAGE_RE, Collector, join, short
 from labctl.model.inventory import Inventory, host_addresses
 from labctl.model.yamlsrc import parse_yaml, read_source
+from labctl.planes import names as plane_names
+from labctl.planes import traits as plane_traits
 
 BACKENDS = ("etcd", "consul")
 STORE_DATA_ROOT = "/var/lib/labctl"
@@ -38,7 +40,6 @@ DOCKER_DEFAULT_POOL = ipaddress.ip_network("172.17.0.0/16")
 
 TOP_FIELDS = ("name", "overlay", "store", "docker0", "networks", "containers", "images", "expect")
 OVERLAY_FIELDS = ("control",)
-CONTROLS = ("auto", "kvstore", "swarm", "vxlan")   # labctl.plan.controlplane decides `auto` from the engines
 VXLANID_OPTION = "com.docker.network.driver.overlay.vxlanid_list"
 VNI_FIRST, VNI_LAST = 4096, 2**24 - 1
 STORE_FIELDS = ("backend", "data_dir", "port", "image")
@@ -129,7 +130,7 @@ class Playbook:
     containers: tuple[Container, ...]
     expect: tuple[Expectation, ...] = field(default_factory=tuple)
     images: tuple[tuple[str, str], ...] = ()  # image ref -> archive on the controller (path relative to the file)
-    control: str = "auto"                     # overlay control plane: auto | kvstore | swarm
+    control: str = "auto"                     # overlay control plane: auto or a plane's name (labctl.planes)
 
     def network(self, name: str) -> Network:
         return next(n for n in self.networks if n.name == name)
@@ -161,12 +162,13 @@ def parse_playbook(text: str, source: str, inv: Inventory) -> Playbook:
     host_addr = _host_addresses(inv)
     networks = _networks(c, top.get("networks"), inv)
     control = _control(c, top.get("overlay"))
-    store = _store(c, top.get("store"), inv, host_addr, control == "kvstore" and any(n.driver == "overlay"
-                                                                                     for n in networks))
-    if control in ("swarm", "vxlan") and store is not None:
+    traits = plane_traits(control) if control != "auto" else None
+    store = _store(c, top.get("store"), inv, host_addr, traits is not None and traits.store == "required"
+                   and any(n.driver == "overlay" for n in networks), control)
+    if traits is not None and traits.store == "refused" and store is not None:
         c.conflict("store", f"not used with `overlay: {{control: {control}}}` (it is its own control plane): remove "
                        "`store:`, or use control auto or kvstore")
-    if control == "vxlan":
+    if traits is not None and traits.own_vnis:
         networks = _vxlan_ids(c, networks, str(name))
     bips = _bips(c, top.get("docker0"), inv, host_addr)
     _check_overlaps(c, networks, bips, inv)
@@ -184,7 +186,12 @@ def _control(c: Collector, value: object) -> str:
     raw = c.mapping(value, "overlay", OVERLAY_FIELDS)
     if "control" not in raw:
         return "auto"
-    return c.choice(raw.get("control"), "overlay.control", CONTROLS) or "auto"
+    return c.choice(raw.get("control"), "overlay.control", controls()) or "auto"
+
+
+def controls() -> tuple[str, ...]:
+    """The words `overlay.control` takes: auto (labctl.plan.controlplane decides from the engines) or a plane."""
+    return ("auto", *plane_names())
 
 
 EXPECT_TARGETS = {"to": "container", "to_host": "host", "to_address": "address", "to_name": "name"}
@@ -297,11 +304,11 @@ def _host_addresses(inv: Inventory) -> dict[str, ipaddress.IPv4Address]:
 
 
 def _store(c: Collector, value: object, inv: Inventory, host_addr: dict[str, ipaddress.IPv4Address],
-           needed: bool) -> Store | None:
+           needed: bool, control: str = "auto") -> Store | None:
     if value is None:
         if needed:
-            c.missing("store", "overlay networks with `control: kvstore` need a cluster store: add `store: {backend: "
-                           "etcd}` (or consul), or use `overlay: {control: swarm}` (or auto)")
+            c.missing("store", f"overlay networks with `control: {control}` need a cluster store: add "
+                               "`store: {backend: etcd}` (or consul), or use `overlay: {control: swarm}` (or auto)")
         return None
     raw = c.mapping(value, "store", STORE_FIELDS, required=("backend",))
     backend = c.choice(raw.get("backend"), "store.backend", BACKENDS) if "backend" in raw else None
@@ -787,7 +794,8 @@ def _assign_macvlan_ranges(c: Collector, networks: list[Network], containers: li
     ip_range (or the upper half of the subnet), avoiding static IPs."""
     result = []
     for net in networks:
-        per_host = net.driver == "macvlan" or (net.driver == "overlay" and control == "vxlan")
+        per_host = net.driver == "macvlan" or (net.driver == "overlay" and control != "auto"
+                                               and plane_traits(control).own_vnis)
         if not per_host or len(net.hosts) < 2:
             result.append(net)
             continue

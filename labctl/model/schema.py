@@ -104,7 +104,7 @@ def playbook_schema() -> Schema:
         "ports": {"type": "array", "items": SCALAR}}, required=("host",))
     types = {
         "name": {"type": "string", "pattern": playbook.DOCKER_NAME_RE.pattern},
-        "overlay": obj(playbook.OVERLAY_FIELDS, {"control": enum(playbook.CONTROLS)}),
+        "overlay": obj(playbook.OVERLAY_FIELDS, {"control": enum(playbook.controls())}),
         "store": obj(playbook.STORE_FIELDS, {"backend": enum(playbook.BACKENDS), "data_dir": STRING, "port": PORT,
                                              "image": STRING}, required=("backend",)),
         "docker0": obj(playbook.DOCKER0_FIELDS, {"bip": {"oneOf": [

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from labctl.errors import UsageError
 from labctl.model.inventory import Inventory
 from labctl.model.playbook import DEFAULT_BRIDGE, Attachment, Container, Playbook
+from labctl.planes import traits
 
 RECORD_DIR = "/var/lib/labctl/breaks"
 STORE_STOP, STORE_START = "store:stop", "store:start"   # actions the executor performs with the lab's StoreRunner
@@ -169,7 +170,7 @@ def _vxlan_blocked(pb: Playbook, facts: LabFacts, docker_hosts: list[str], host:
 
 def _store_stopped(pb: Playbook, facts: LabFacts, docker_hosts: list[str], host: str | None, container: str | None,
                    network: str | None) -> Injection:
-    if pb.store is None or pb.control in ("swarm", "vxlan"):
+    if pb.store is None or (pb.control != "auto" and traits(pb.control).store != "required"):
         raise UsageError(f"store-stopped needs a cluster store (control plane kvstore); {pb.source} has "
                          f"{'none' if pb.store is None else 'control ' + pb.control}")
     c = _container(pb, container, facts, lambda x: any(pb.driver_of(a.network) == "overlay"

@@ -5,11 +5,10 @@ from __future__ import annotations
 import ipaddress
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import Any
 
 from labctl.model.inventory import Inventory
 from labctl.model.playbook import Playbook
-from labctl.plan.controlplane.swarm import SwarmFacts
-from labctl.plan.controlplane.vxlan import Device
 
 
 @dataclass(frozen=True)
@@ -28,8 +27,8 @@ class HostFacts:
     daemon_owner: str = ""                              # lab whose up changed daemon.json and has not been downed
     has_backup: bool = False                            # labctl's backup of the original values exists
     addresses: dict[str, tuple[str, ...]] = field(default_factory=dict)  # interface -> IPv4 addresses on it
-    swarm: SwarmFacts | None = None                     # the control planes' facts, gathered in the same round trip
-    vxlan_devices: dict[str, Device] = field(default_factory=dict)
+    # plane name -> what its pure half parsed from its facts_script, gathered in the same round trip
+    planes: dict[str, Any] = field(default_factory=dict)
 
 
 def engine_major(version: str) -> int:

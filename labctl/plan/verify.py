@@ -259,7 +259,7 @@ class Diagnosis:
     store_unreachable_from: list[str] = field(default_factory=list)       # docker hosts that cannot open the store
     # Consul labs: docker host -> its underlay address, for hosts whose engine is not under docker/nodes/ in the store
     store_unregistered: dict[str, str] = field(default_factory=dict)
-    control: str = "kvstore"                                   # the overlay's control plane: kvstore | swarm
+    control: str = "auto"                                      # the overlay's control plane (labctl.planes)
     swarm_out: dict[str, str] = field(default_factory=dict)    # swarm labs: host -> its swarm state, when not active
     swarm_drops: dict[str, list[str]] = field(default_factory=dict)  # swarm labs: host -> rules dropping its ports
     vxlan_faults: dict[str, list[str]] = field(default_factory=dict)  # vxlan labs: host -> what is wrong there

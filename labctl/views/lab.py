@@ -8,6 +8,7 @@ from rich.console import Console
 
 from labctl.executors import lab
 from labctl.model.inventory import Inventory
+from labctl.planes.registry import plan_half
 from labctl.providers import registry
 from labctl.views.console import heading, make, table
 
@@ -29,20 +30,8 @@ def print_hosts(inv: Inventory, engine_ids: dict[str, str] | None = None, consol
 def control_line(control: dict[str, Any]) -> str:
     """status: the overlay's control plane and, for swarm and vxlan, each host's part in it."""
     head = f"overlay control plane: {control['plane'] or 'none yet'} (requested: {control['requested']})"
-    if control["plane"] == "swarm":
-        return head + "; swarm: " + ", ".join(f"{h} {v['swarm']}" + (f" (VTEP {v['vtep']})" if v["vtep"] else "")
-                                              for h, v in control["hosts"].items())
-    if control["plane"] == "kvstore":
-        return head + "; VTEPs (cluster-advertise): " + ", ".join(f"{h} {v['vtep'] or '-'}"
-                                                                  for h, v in control["hosts"].items())
-    if control["plane"] == "vxlan":
-        parts = []
-        for h, v in control["hosts"].items():
-            devs = "; ".join(f"{d['device']} VNI {d['vni']} {'up' if d['up'] else 'DOWN'}, FDB "
-                             f"{', '.join(d['peers']) or 'EMPTY'}" for d in v.get("vxlan", []))
-            parts.append(f"{h} (VTEP {v['vtep'] or '-'}): {devs or 'no device'}")
-        return head + "; " + " | ".join(parts)
-    return head
+    tail = plan_half(control["plane"]).status_text(control["hosts"]) if control["plane"] else ""
+    return f"{head}; {tail}" if tail else head
 
 
 def _status_tables(console: Console, result: dict[str, Any]) -> None:

@@ -11,17 +11,10 @@ import pytest
 from labctl.errors import ValidationError
 from labctl.model.inventory import load_inventory
 from labctl.model.playbook import load_playbook, parse_playbook
-from labctl.plan.controlplane import (
-    Engine,
-    decide,
-    effective,
-    engine_version,
-    kvstore_refusal,
-    swarm,
-    swarm_refusal,
-    vxlan,
-)
-from labctl.plan.controlplane.swarm import SwarmFacts
+from labctl.plan.controlplane import Engine, decide, effective, engine_version, kvstore_refusal
+from labctl.planes.swarm import plan as swarm
+from labctl.planes.swarm.plan import SwarmFacts, swarm_refusal
+from labctl.planes.vxlan import plan as vxlan
 
 
 @pytest.mark.parametrize(("text", "parsed"), [

@@ -22,8 +22,8 @@ from labctl.executors.status import parse_host_status
 from labctl.model.inventory import parse_inventory
 from labctl.plan import grade
 from labctl.plan.controlplane import Engine, decide, kvstore_refusal
-from labctl.plan.controlplane import swarm as swarm_plan
 from labctl.plan.sandbox import HostFacts, SandboxFacts, plan_sandbox
+from labctl.planes.swarm import plan as swarm_plan
 from labctl.ui import Progress
 
 DATA = Path(__file__).parent / "data"
@@ -208,7 +208,8 @@ def test_facts_of_engine_26() -> None:
     # Engine 23 and later: the engine ID is a UUID kept in /var/lib/docker/engine-id (20.10: a key.json hash)
     assert len(f.engine_id) == 36 and f.engine_id.count("-") == 4
     assert "eth1" in f.interfaces and f.images == frozenset({"labctl/busybox:latest"})
-    assert f.swarm.state == "active" and f.swarm.manager and f.swarm.marker_lab == "seed-overlay-swarm"
+    swarm = f.planes["swarm"]
+    assert swarm.state == "active" and swarm.manager and swarm.marker_lab == "seed-overlay-swarm"
     assert "ingress" in f.foreign_networks, "swarm's own ingress network is not the lab's"
     assert kvstore_refusal(f.engine_version, "etcd", f.consul_backend) == \
         "Docker Engine 26.1.5+dfsg1 has no cluster store (removed in 23.0)"

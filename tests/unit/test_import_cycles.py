@@ -61,3 +61,52 @@ def test_the_detector_finds_a_cycle() -> None:
 
 def test_no_import_cycles_in_labctl() -> None:
     assert cycles(graph()) == []
+
+
+SIDE_EFFECT_LIBRARIES = {"fabric", "paramiko", "invoke", "subprocess", "docker", "consul", "socket"}
+PURE_PLANE_MODULES = {"labctl.planes", "labctl.planes.traits", "labctl.planes.base", "labctl.planes.registry"}
+
+
+def pure(name: str) -> bool:
+    """The layers that do no side effects: model, plan, and the pure halves of the control planes."""
+    if name.startswith(("labctl.model", "labctl.plan.")) or name == "labctl.plan":
+        return True
+    parts = name.split(".")
+    if name in PURE_PLANE_MODULES or parts[:2] != ["labctl", "planes"]:
+        return name in PURE_PLANE_MODULES
+    return (len(parts) == 4 and parts[-1] == "plan") or (len(parts) == 3 and MODULES[name].name == "__init__.py")
+
+
+def libraries(path: Path) -> set[str]:
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module.split(".")[0])
+    return found
+
+
+def reach(edges: dict[str, set[str]], start: str) -> set[str]:
+    seen, todo = set(), [start]
+    while todo:
+        node = todo.pop()
+        if node not in seen:
+            seen.add(node)
+            todo += sorted(edges.get(node, ()))
+    return seen
+
+
+def test_model_plan_and_the_planes_pure_halves_reach_no_side_effects() -> None:
+    edges = graph()
+    checked = [m for m in MODULES if pure(m)]
+    assert "labctl.planes.swarm.plan" in checked and "labctl.planes.swarm.executor" not in checked
+    problems = []
+    for name in checked:
+        for dep in sorted(reach(edges, name)):
+            if dep.startswith(("labctl.executors", "labctl.providers")) or dep.endswith(".executor"):
+                problems.append(f"{name} reaches {dep}")
+            if libraries(MODULES[dep]) & SIDE_EFFECT_LIBRARIES:
+                problems.append(f"{name} reaches {dep}, which imports "
+                                f"{sorted(libraries(MODULES[dep]) & SIDE_EFFECT_LIBRARIES)}")
+    assert problems == []

@@ -11,7 +11,7 @@ import textwrap
 
 from labctl.model.inventory import parse_inventory
 from labctl.model.playbook import parse_playbook
-from labctl.plan.controlplane.kvstore import plan_store
+from labctl.planes.kvstore.plan import plan_store
 
 INV = parse_inventory(textwrap.dedent("""
     name: t

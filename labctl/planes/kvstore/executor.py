@@ -5,11 +5,11 @@ from __future__ import annotations
 import shlex
 
 from labctl.errors import LabctlError
-from labctl.executors.controlplane.base import ControlPlane, Run
 from labctl.executors.remote import Hosts
 from labctl.executors.steps import Report
 from labctl.executors.store import StoreRunner, check_store_reachable, store_runner
 from labctl.model.playbook import Playbook
+from labctl.planes.executor_base import ControlPlane, Run
 from labctl.ui import Progress
 
 
@@ -109,3 +109,6 @@ def stop_store(pb: Playbook, store: StoreRunner, hosts: Hosts, progress: Progres
         report.add(pb.store.host, f"{pb.store.backend} stopped")
     if store.remove_data(conn):
         report.add(pb.store.host, f"store data {pb.store.data_dir} removed")
+
+
+Plane = KvStore   # what labctl.planes.executor_halves instantiates

@@ -1,13 +1,13 @@
-"""labctl's own Linux VXLAN devices as the overlay's control plane, any engine (see plan.controlplane.vxlan)."""
+"""labctl's own Linux VXLAN devices as the overlay's control plane, any engine (see labctl.planes.vxlan.plan)."""
 
 from __future__ import annotations
 
 from fabric import Connection
 
-from labctl.executors.controlplane.base import ControlPlane, Run
 from labctl.executors.steps import Report, run_steps
-from labctl.plan.controlplane import vxlan as vxlan_plan
-from labctl.plan.controlplane.vxlan import Device
+from labctl.planes.executor_base import ControlPlane, Run
+from labctl.planes.vxlan import plan as vxlan_plan
+from labctl.planes.vxlan.plan import Device
 from labctl.ui import Progress
 
 
@@ -26,7 +26,7 @@ class Vxlan(ControlPlane):
         return vxlan_plan.wanted(run.pb, host, run.addresses, run.inv.underlay_interface)
 
     def preflight(self, run: Run, active: bool) -> list[str]:
-        self.found = {n: f.vxlan_devices for n, f in run.facts.items()}  # gathered with preflight
+        self.found = {n: f.planes.get("vxlan") or {} for n, f in run.facts.items()}  # gathered with preflight
         return [p for n in run.names for p in vxlan_plan.problems(run.pb, n, self.found[n],
                                                                   self._wanted(run, n, active))]
 
@@ -46,3 +46,6 @@ def remove_vxlan_devices(lab: str, name: str, conn: Connection, progress: Progre
         conn.run(cmd, hide=True)
         report.add(name, f"{cmd.split()[-1]}: VXLAN device removed")
         progress.step(name, f"{cmd.split()[-1]}: VXLAN device removed")
+
+
+Plane = Vxlan   # what labctl.planes.executor_halves instantiates

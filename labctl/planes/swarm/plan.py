@@ -16,10 +16,13 @@ import ipaddress
 import json
 import re
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 from labctl.model.playbook import Playbook
 from labctl.plan.lock import PRIVATE_DIR
+from labctl.planes.base import Engine, PlanePlan, engine_version
+from labctl.planes.swarm import TRAITS
 
 MARKER = f"{PRIVATE_DIR}/swarm.json"
 MANAGER_PORT = 2377
@@ -70,15 +73,11 @@ def parse_facts(host: str, text: str) -> SwarmFacts:
                       blocked=tuple(line.strip()[:200] for line in parts[2].splitlines() if line.strip()))
 
 
-def describe(facts: dict[str, SwarmFacts]) -> dict[str, str]:
-    """host -> one word for status: manager, worker, not in a swarm, or the state."""
-    out = {}
-    for n, f in facts.items():
-        if f.state == "active":
-            out[n] = "manager" if f.manager else "worker"
-        else:
-            out[n] = f.state or "dockerd not answering"
-    return out
+def role(f: SwarmFacts) -> str:
+    """One word for status: manager, worker, or the node's state (inactive: not in a swarm)."""
+    if f.state == "active":
+        return "manager" if f.manager else "worker"
+    return f.state or "dockerd not answering"
 
 
 def blocked_ports(rule: str) -> list[str]:
@@ -143,3 +142,50 @@ WAIT_INGRESS_GONE = (
     f"[ $i -lt {INGRESS_GONE_TRIES} ]; do sleep 0.5; i=$((i+1)); done; "
     "if [ \"$(docker network inspect ingress --format '{{.Ingress}}' 2>/dev/null)\" = true ]; then "
     "docker network rm ingress >/dev/null 2>&1; fi; true")
+
+
+# ---------------------------------------------------------------- the plane's pure half
+
+SWARM_ATTACHABLE = (17, 6)   # `docker network create --attachable` (standalone containers on a swarm overlay)
+
+
+def swarm_refusal(version: str) -> str | None:
+    parsed = engine_version(version)
+    if parsed is None:
+        return "no Docker engine answers" if not version else f"engine version {version[:40]!r} is not understood"
+    if parsed < SWARM_ATTACHABLE:
+        return f"Docker Engine {version} predates attachable swarm overlays (17.06)"
+    return None
+
+
+class SwarmPlan(PlanePlan):
+    traits = TRAITS
+    facts_script = FACTS_SCRIPT
+    shown_always = True        # whether a host is in a swarm matters to every lab
+
+    def parse_facts(self, host: str, text: str) -> SwarmFacts:
+        return parse_facts(host, text)
+
+    def refusals(self, store_backend: str | None, engines: list[Engine]) -> dict[str, str]:
+        return {e.host: why for e in engines if (why := swarm_refusal(e.version))}
+
+    def problem(self, host: str, why: str) -> str:
+        return f"[{host}] overlay.control swarm: {why}; upgrade Docker on this host"
+
+    def effective(self, pb: Playbook) -> Playbook:
+        """No store (auto may have had one declared), and overlays standalone containers can join."""
+        nets = tuple(replace(n, attachable=True) if n.driver == "overlay" else n for n in pb.networks)
+        return replace(pb, store=None, control=self.name, networks=nets)
+
+    def evidence(self, pb: Playbook, facts: dict[str, Any]) -> int:
+        return 2 if any(f.marker_lab == pb.name for f in facts.values()) else 0
+
+    def host_row(self, pb: Playbook, facts: Any) -> dict[str, Any]:
+        return {"swarm": role(facts), "vtep": facts.address or None}
+
+    def status_text(self, rows: dict[str, dict[str, Any]]) -> str:
+        return "swarm: " + ", ".join(f"{h} {v['swarm']}" + (f" (VTEP {v['vtep']})" if v.get("vtep") else "")
+                                     for h, v in rows.items())
+
+
+PLANE = SwarmPlan()

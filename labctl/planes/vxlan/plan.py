@@ -23,9 +23,12 @@ import ipaddress
 import re
 import shlex
 from dataclasses import dataclass, replace
+from typing import Any
 
 from labctl.model.playbook import Network, Playbook
 from labctl.plan.lab import Step
+from labctl.planes.base import Engine, PlanePlan
+from labctl.planes.vxlan import TRAITS
 
 PREFIX = "vxl"
 ALIAS = "labctl:"
@@ -202,3 +205,47 @@ def as_macvlan(net: Network) -> Network:
     assert net.vni is not None
     opts = tuple((k, v) for k, v in net.options if k != "com.docker.network.driver.overlay.vxlanid_list")
     return replace(net, driver="macvlan", parent=device(net.vni), options=opts)
+
+
+# ---------------------------------------------------------------- the plane's pure half
+
+
+class VxlanPlan(PlanePlan):
+    traits = TRAITS
+    facts_script = FACTS_SCRIPT
+    requested_why = "requested in the playbook (labctl's own VXLAN devices; any engine)"
+
+    def parse_facts(self, host: str, text: str) -> dict[str, Device]:
+        return parse_facts(text)
+
+    def refusals(self, store_backend: str | None, engines: list[Engine]) -> dict[str, str]:
+        return {e.host: "no Docker engine answers" for e in engines if not e.version}
+
+    def effective(self, pb: Playbook) -> Playbook:
+        """Docker sees each overlay as macvlan on labctl's VXLAN device."""
+        nets = tuple(as_macvlan(n) if n.driver == "overlay" and n.vni is not None else n for n in pb.networks)
+        return replace(pb, store=None, control=self.name, networks=nets)
+
+    def vni_of(self, network: dict[str, Any]) -> int | None:
+        """A macvlan network whose parent is labctl's device vxl<VNI>."""
+        parent = DEVICE_RE.match(str((network.get("Options") or {}).get("parent", "")))
+        return int(parent.group(1)) if network.get("Driver") == "macvlan" and parent else None
+
+    def evidence(self, pb: Playbook, facts: dict[str, Any]) -> int:
+        return 2 if any(d.lab() == pb.name for devs in facts.values() for d in devs.values()) else 0
+
+    def host_row(self, pb: Playbook, facts: Any) -> dict[str, Any]:
+        devs = [d for d in facts.values() if d.lab() == pb.name]
+        return {"vtep": devs[0].local if devs else None,
+                "vxlan": [{"device": d.name, "vni": d.vni, "up": d.up, "peers": list(d.peers)} for d in devs]}
+
+    def status_text(self, rows: dict[str, dict[str, Any]]) -> str:
+        parts = []
+        for h, v in rows.items():
+            devs = "; ".join(f"{d['device']} VNI {d['vni']} {'up' if d['up'] else 'DOWN'}, FDB "
+                             f"{', '.join(d['peers']) or 'EMPTY'}" for d in v.get("vxlan", []))
+            parts.append(f"{h} (VTEP {v.get('vtep') or '-'}): {devs or 'no device'}")
+        return " | ".join(parts)
+
+
+PLANE = VxlanPlan()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
 
 from labctl.executors.remote import Hosts
@@ -10,6 +11,7 @@ from labctl.executors.steps import Report
 from labctl.model.inventory import Inventory
 from labctl.model.playbook import Playbook
 from labctl.plan.preflight import HostFacts
+from labctl.planes import PLANES
 from labctl.ui import Progress
 
 
@@ -58,3 +60,8 @@ class ControlPlane:
 
     def down_end(self, run: Run) -> None:
         """`down`, after daemon.json is restored (kvstore: keys wiped, store stopped, its data removed)."""
+
+
+def executor_halves() -> dict[str, ControlPlane]:
+    """One fresh instance of each plane's executor half per run (they keep the facts they gathered)."""
+    return {n: importlib.import_module(f"{PLANES[n]}.executor").Plane() for n in PLANES}

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import shlex
 from dataclasses import dataclass
+from typing import Any
 
-from labctl.model.playbook import Store
+from labctl.model.playbook import Playbook, Store
+from labctl.planes.base import Engine, PlanePlan, engine_version
+from labctl.planes.kvstore import TRAITS
 
 ETCD_BIN = "/usr/bin/etcd"
 CONSUL_BIN = "/usr/bin/consul"              # Debian 11's consul package (provisioning installs it there)
@@ -99,3 +102,62 @@ def plan_store(store: Store, lab: str, binary: str | None = None) -> StorePlan:
         stop=f"docker rm -f {CONSUL_CONTAINER}", health=health, wipe=wipe,
         needs="docker version --format '{{.Server.Version}}'",
         needs_hint=f"the store host needs Docker to run {store.image}; install it or drop `store.image`")
+
+
+# ---------------------------------------------------------------- the plane's pure half
+
+KVSTORE_LAST_MAJOR = 22      # Engine 23.0 removed cluster-store (deprecated since 20.10)
+# cluster-advertise from daemon.json ("eth1:2376" or "198.18.0.12:2376") as an address: the host's VTEP. (Docker's
+# CLI 23 and later no longer knows the field in `docker info`, even against a 20.10 daemon.)
+ADVERTISED = ("adv=$(sed -n 's/.*\"cluster-advertise\": *\"\\([^\"]*\\)\".*/\\1/p' /etc/docker/daemon.json "
+              "2>/dev/null | head -n 1); h=${adv%:*}; case \"$h\" in '') ;; *[!0-9.]*) ip -o -4 addr show dev "
+              "\"$h\" | awk '{print $4}' | cut -d/ -f1 | head -n 1;; *) echo \"$h\";; esac")
+
+
+def kvstore_refusal(version: str, backend: str, consul_backend: bool) -> str | None:
+    """Why an engine cannot use the cluster store of this backend (etcd or consul), or None when it can."""
+    parsed = engine_version(version)
+    if parsed is None:
+        return "no Docker engine answers" if not version else f"engine version {version[:40]!r} is not understood"
+    if parsed[0] > KVSTORE_LAST_MAJOR:
+        return f"Docker Engine {version} has no cluster store (removed in 23.0)"
+    if backend == "consul" and not consul_backend:
+        return f"dockerd {version} is built without the Consul backend (Debian's docker.io has etcd only)"
+    return None
+
+
+class KvStorePlan(PlanePlan):
+    traits = TRAITS
+    status_script = ADVERTISED   # preflight needs no facts of its own: the engines' versions decide
+
+    def parse_facts(self, host: str, text: str) -> str:
+        """The host's VTEP as cluster-advertise names it ("" when daemon.json has none)."""
+        return text.strip().splitlines()[0][:64] if text.strip() else ""
+
+    def refusals(self, store_backend: str | None, engines: list[Engine]) -> dict[str, str]:
+        return {e.host: why for e in engines
+                if (why := kvstore_refusal(e.version, store_backend or "etcd", e.consul_backend))}
+
+    def problem(self, host: str, why: str) -> str:
+        return (f"[{host}] overlay.control kvstore: {why}; use `overlay: {{control: swarm}}` (any engine since "
+                "17.06, no dockerd restart) or Docker Engine 20.10 on this host")
+
+    def auto_skip(self, store_backend: str | None, engines: list[Engine]) -> str | None:
+        if store_backend is None:
+            return "the playbook declares no store"
+        return super().auto_skip(store_backend, engines)
+
+    def auto_why(self, store_backend: str | None) -> str:
+        return f"auto: the playbook has a {store_backend} store and every docker host's engine can use it"
+
+    def evidence(self, pb: Playbook, facts: dict[str, Any]) -> int:
+        return 1 if pb.store is not None and pb.control in ("auto", self.name) else 0
+
+    def host_row(self, pb: Playbook, facts: Any) -> dict[str, Any]:
+        return {"vtep": facts or None}
+
+    def status_text(self, rows: dict[str, dict[str, Any]]) -> str:
+        return "VTEPs (cluster-advertise): " + ", ".join(f"{h} {v.get('vtep') or '-'}" for h, v in rows.items())
+
+
+PLANE = KvStorePlan()

@@ -1,6 +1,6 @@
 """Swarm mode on the docker hosts: facts, bootstrap (init on the first host, join on the others), teardown.
 
-The pure side (what counts as ours, refusals, the commands) is labctl.plan.controlplane.swarm."""
+The pure side (what counts as ours, refusals, the commands) is labctl.planes.swarm.plan."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import time
 from fabric import Connection
 
 from labctl.errors import LabctlError
-from labctl.executors.controlplane.base import ControlPlane, Run
 from labctl.executors.remote import Hosts
-from labctl.plan.controlplane import swarm
-from labctl.plan.controlplane.swarm import SwarmFacts
+from labctl.planes.executor_base import ControlPlane, Run
+from labctl.planes.swarm import plan as swarm
+from labctl.planes.swarm.plan import SwarmFacts
 from labctl.ui import Progress
 
 READY_TIMEOUT = 60
@@ -28,7 +28,8 @@ class Swarm(ControlPlane):
         self.facts: dict[str, SwarmFacts] = {}
 
     def preflight(self, run: Run, active: bool) -> list[str]:
-        self.facts = {n: f.swarm for n, f in run.facts.items() if f.swarm is not None}  # gathered with preflight
+        # gathered with preflight
+        self.facts = {n: f.planes["swarm"] for n, f in run.facts.items() if f.planes.get("swarm") is not None}
         if active:
             return swarm.problems(run.pb, self.facts, run.names[0]) + [
                 f"[{n}] /etc/docker/daemon.json has live-restore: swarm mode refuses to run with it; remove it there"
@@ -131,3 +132,6 @@ def leave(lab: str, hosts: Hosts, names: list[str], progress: Progress) -> list[
         hosts.each(one, group, step="swarm leave")
         changes += [f"{n}: left the swarm ({facts[n].marker_role or 'member'})" for n in group]
     return changes
+
+
+Plane = Swarm   # what labctl.planes.executor_halves instantiates

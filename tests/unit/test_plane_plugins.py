@@ -1,0 +1,142 @@
+"""Control planes as plug-ins (labctl.planes): every plane, the three shipped and a stub from the test suite
+registered with one line, passes the same contract: its name is a word `overlay.control` takes (and the schema
+knows), the validator applies its traits, `decide` takes it when asked, preflight's one round trip carries its
+facts to its parser, and status finds it from its evidence and prints its line."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from labctl import planes
+from labctl.errors import ValidationError
+from labctl.executors import lab, status
+from labctl.model import schema
+from labctl.model.inventory import load_inventory
+from labctl.model.playbook import parse_playbook
+from labctl.plan.controlplane import Engine, decide, effective
+from labctl.planes.executor_base import executor_halves
+from labctl.planes.registry import plan_half
+from labctl.views.lab import control_line
+
+ROOT = Path(__file__).parents[2]
+INV = load_inventory(str(ROOT / "inventories" / "sandbox.yaml"))
+SHIPPED = ("kvstore", "swarm", "vxlan")
+ALL = (*SHIPPED, "stub")
+ENGINE_20 = "20.10.24+dfsg1"
+
+
+@pytest.fixture(autouse=True)
+def stub_registered(monkeypatch):  # type: ignore[no-untyped-def]
+    """The one registry line a new plane needs."""
+    monkeypatch.setitem(planes.PLANES, "stub", "tests.unit.stubplane")
+
+
+def playbook(control: str) -> str:
+    store = "store: {backend: etcd}\n" if planes.traits(control).store == "required" else ""
+    return (f"name: pl\noverlay: {{control: {control}}}\n{store}networks:\n"
+            "  ov: {driver: overlay, subnet: 10.77.0.0/24}\n"
+            "containers:\n  c1: {host: node1, networks: [ov]}\n  c2: {host: node2, networks: [ov]}\n")
+
+
+def problems(text: str) -> str:
+    with pytest.raises(ValidationError) as exc:
+        parse_playbook(text, "p.yaml", INV)
+    return "\n".join(str(p) for p in exc.value.problems)
+
+
+def test_the_shipped_planes_are_the_registry() -> None:
+    assert planes.names()[:3] == SHIPPED and "stub" in planes.names()
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_each_half_names_its_plane(name: str) -> None:
+    assert planes.traits(name).name == name and plan_half(name).name == name
+    assert executor_halves()[name].name == name
+    assert planes.traits(name).store in ("required", "refused")
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_the_validator_takes_the_plane_and_applies_its_traits(name: str) -> None:
+    pb = parse_playbook(playbook(name), "p.yaml", INV)
+    assert pb.control == name
+    assert name in schema.schema("playbook")["properties"]["overlay"]["properties"]["control"]["enum"]
+    if planes.traits(name).store == "refused":
+        with_store = playbook(name) + "store: {backend: etcd}\n"
+        assert f"store: not used with `overlay: {{control: {name}}}`" in problems(with_store)
+    else:
+        assert f"store: overlay networks with `control: {name}` need a cluster store" in problems(
+            playbook(name).replace("store: {backend: etcd}\n", ""))
+    per_host = [n for n in pb.networks if n.host_ranges]
+    assert bool(per_host) == planes.traits(name).own_vnis
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_decide_takes_the_plane_when_asked_and_effective_runs_it(name: str) -> None:
+    engines = [Engine("node1", ENGINE_20), Engine("node2", ENGINE_20)]
+    decision = decide(name, "etcd" if planes.traits(name).store == "required" else None, engines)
+    assert (decision.control, decision.problems) == (name, [])
+    refused = decide(name, None, [Engine("node1", "")])
+    assert refused.problems and refused.problems[0].startswith(f"[node1] overlay.control {name}: ")
+    pb = parse_playbook(playbook(name), "p.yaml", INV)
+    assert effective(pb, name).control == name
+    if planes.traits(name).store == "refused":
+        assert effective(pb, name).store is None
+
+
+def test_auto_never_takes_a_plane_that_does_not_ask_for_it() -> None:
+    assert "stub" not in planes.registry.auto_order() and "vxlan" not in planes.registry.auto_order()
+    assert decide("auto", None, [Engine("node1", ENGINE_20)]).control == "swarm"
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_preflight_round_trip_carries_each_planes_facts_to_its_parser(name: str) -> None:
+    script = lab.fact_script()
+    half = plan_half(name)
+    if half.facts_script:
+        assert half.facts_script in script
+    sections = [""] * lab.FIXED_FACTS + [f"facts of {n}" if n == "stub" else "" for n in lab.fact_planes()]
+    facts = lab.parse_facts("".join(f"{s}\n{lab.FACT_SEP}\n" for s in sections), "node1", "pl")
+    assert facts.planes["stub"] == "facts of stub"
+    assert set(facts.planes) == set(lab.fact_planes())
+
+
+@dataclass
+class Out:
+    stdout: str
+
+
+class FakeConn:
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def run(self, command: str, **_: Any) -> Out:
+        assert command == status.control_query()
+        return Out(self.text)
+
+
+class FakeHosts:
+    def __init__(self, texts: dict[str, str]) -> None:
+        self.texts = texts
+
+    def each(self, fn: Any, names: list[str], step: str = "") -> dict[str, Any]:
+        return {n: fn(n, FakeConn(self.texts[n])) for n in names}
+
+
+def control_output(stub: str) -> str:
+    return f"\n{status.CONTROL_SEP}\n".join(stub if n == "stub" else "" for n in planes.names()) + "\n"
+
+
+def test_status_finds_the_stub_plane_from_its_evidence_and_prints_its_line() -> None:
+    pb = parse_playbook(playbook("stub"), "p.yaml", INV)
+    hosts = FakeHosts({"node1": control_output("stub:pl"), "node2": control_output("stub:pl")})
+    control = status.control_status(pb, hosts, ["node1", "node2"])  # type: ignore[arg-type]
+    assert control["plane"] == "stub"
+    assert control["hosts"]["node1"]["stub"] == "stub:pl"
+    assert "swarm" in control["hosts"]["node1"], "swarm's role is shown for every lab"
+    assert control_line(control).endswith("; stub: node1 stub:pl, node2 stub:pl")
+    other = status.control_status(pb, FakeHosts({"node1": control_output("stub:else")}), ["node1"])  # type: ignore[arg-type]
+    assert other["plane"] is None
