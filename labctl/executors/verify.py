@@ -24,16 +24,15 @@ from fabric import Connection
 from labctl.errors import PrerequisiteError
 from labctl.executors.remote import Hosts, put_private
 from labctl.executors.status import gather as gather_status
+from labctl.executors.steps import Report
 from labctl.executors.store import store_runner
 from labctl.model.inventory import Inventory
 from labctl.model.playbook import Playbook
 from labctl.model.providers import RULES as PROVIDER_RULES
 from labctl.plan.controlplane import effective
 from labctl.plan.verify import Check, Diagnosis, Facts, Result, derive, explain, sample
+from labctl.planes.executor_base import Run, executor_halves
 from labctl.planes.kvstore.plan import reachability_probe
-from labctl.planes.swarm import executor as swarm_exec
-from labctl.planes.swarm.plan import blocked_ports
-from labctl.planes.vxlan import plan as vxlan_plan
 from labctl.providers import registry
 from labctl.ui import Progress
 
@@ -287,7 +286,7 @@ def parse_misroutes(lines: list[str], by_address: dict[str, str]) -> dict[str, s
 
 
 def diagnose(inv: Inventory, pb: Playbook, hosts: Hosts, status: dict[str, Any],
-             underlay: dict[str, tuple[str, int]], unreachable: dict[str, str]) -> Diagnosis:
+             underlay: dict[str, tuple[str, int]], unreachable: dict[str, str], progress: Progress) -> Diagnosis:
     overlays = [n.name for n in pb.networks if n.driver == "overlay"]
     names = [h.name for h in inv.docker_hosts if h.name not in unreachable]
     store_probe = reachability_probe(pb.store) if pb.store is not None else ""
@@ -307,15 +306,6 @@ def diagnose(inv: Inventory, pb: Playbook, hosts: Hosts, status: dict[str, Any],
 
     per_host = hosts.each(host_diag, names, step="diagnosis")
     by_address = {a: n for n, a in addresses.items()}
-    swarm_out: dict[str, str] = {}
-    swarm_drops: dict[str, list[str]] = {}
-    if pb.control == "swarm":
-        for n, f in swarm_exec.gather(hosts, names).items():
-            if f.state != "active":
-                swarm_out[n] = f.state or "dockerd not answering"
-            rules = [r for r in f.blocked if blocked_ports(r)]
-            if rules:
-                swarm_drops[n] = rules
     store_ok, detail = None, ""
     unregistered: dict[str, str] = {}
     if pb.store is not None:
@@ -329,16 +319,10 @@ def diagnose(inv: Inventory, pb: Playbook, hosts: Hosts, status: dict[str, Any],
             unregistered = {n: a for n, a in addresses.items() if n in names and a not in registered}
     actual: dict[str, list[str]] = {c["name"]: [k for k, v in c["addresses"].items() if v]
                                     for c in status["containers"]}
-    vxlan_faults: dict[str, list[str]] = {}
-    if pb.control == "vxlan":
-        found = hosts.each(lambda n, c: vxlan_plan.parse_facts(str(c.run(vxlan_plan.FACTS_SCRIPT, hide=True,
-                                                                          warn=True).stdout)), names, step="vxlan")
-        addresses = {n: u[0] for n, u in underlay.items() if u[0]}
-        for n in found:
-            if n in addresses:
-                want = vxlan_plan.wanted(pb, n, addresses, inv.underlay_interface)
-                vxlan_faults[n] = vxlan_plan.faults(want, found[n], {a: h for h, a in addresses.items()})
-        vxlan_faults = {n: f for n, f in vxlan_faults.items() if f}
+    plane = executor_halves().get(pb.control)
+    manager = registry.service_manager(inv)
+    found = plane.diagnose(Run(inv, pb, hosts, names, manager, progress, Report(), addresses=addresses)) \
+        if plane else None
     return Diagnosis(store_ok=store_ok, store_detail=detail,
                      overlay_missing={h: m for h, (m, _, _, _) in per_host.items() if m},
                      vxlan_drops={h: r for h, (_, r, _, _) in per_host.items() if r},
@@ -349,8 +333,7 @@ def diagnose(inv: Inventory, pb: Playbook, hosts: Hosts, status: dict[str, Any],
                      unreachable_hosts=unreachable,
                      store_unreachable_from=[h for h, (_, _, ok, _) in per_host.items() if store_ok and not ok],
                      store_unregistered=unregistered,
-                     control=pb.control, swarm_out=swarm_out,
-                     swarm_drops=swarm_drops, vxlan_faults=vxlan_faults)
+                     control=pb.control, plane=found)
 
 
 def verify(inv: Inventory, pb: Playbook, hosts: Hosts, progress: Progress, sampled: bool = False,
@@ -372,7 +355,7 @@ def verify(inv: Inventory, pb: Playbook, hosts: Hosts, progress: Progress, sampl
     results, reprobed = run_probes(hosts, checks, facts, progress, unreachable, modes)
     if not all(r.ok for r in results):
         progress.step("all", "some checks failed: gathering facts to explain them")
-        explain(results, pb, facts, diagnose(inv, pb, hosts, status, underlay, unreachable))
+        explain(results, pb, facts, diagnose(inv, pb, hosts, status, underlay, unreachable, progress))
     for r in results:
         if r.ok:
             r.cause = ""

@@ -18,8 +18,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from labctl.model.playbook import Container, Expectation, Playbook
+from labctl.planes import names as plane_names
+from labctl.planes.base import PlanePlan
+from labctl.planes.registry import plan_half
 
 DEFAULT_BRIDGE = "bridge"
 
@@ -260,9 +264,7 @@ class Diagnosis:
     # Consul labs: docker host -> its underlay address, for hosts whose engine is not under docker/nodes/ in the store
     store_unregistered: dict[str, str] = field(default_factory=dict)
     control: str = "auto"                                      # the overlay's control plane (labctl.planes)
-    swarm_out: dict[str, str] = field(default_factory=dict)    # swarm labs: host -> its swarm state, when not active
-    swarm_drops: dict[str, list[str]] = field(default_factory=dict)  # swarm labs: host -> rules dropping its ports
-    vxlan_faults: dict[str, list[str]] = field(default_factory=dict)  # vxlan labs: host -> what is wrong there
+    plane: Any = None          # what that plane's executor half found (ControlPlane.diagnose), for its own causes
     misroutes: dict[str, dict[str, str]] = field(default_factory=dict)  # host -> peer host -> device that takes
     #                                                                      the peer's address instead of the underlay
 
@@ -310,12 +312,10 @@ def _cause(r: Result, pb: Playbook, facts: Facts, diag: Diagnosis, drivers: dict
     if c.via == "size" and any(p.check.network == c.network and p.check.via == "ip" and p.check.expect == "reach"
                                and {p.check.src_host, p.check.dst_host} == {c.src_host, c.dst_host} for p in passed):
         return _size_cause(c, pb, diag)   # small packets pass the same way: it is the size
-    if c.via != "name" and pb.control == "vxlan" and _vni(pb, c.network) is not None:
-        faulty = [h for h in (c.src_host, c.dst_host) if h and diag.vxlan_faults.get(h)]
-        if faulty:  # a device down takes its macvlan containers down with it, on the same host too
-            return f"{faulty[0]}: {diag.vxlan_faults[faulty[0]][0]}; `labctl up` repairs it"
-        if c.src_host != c.dst_host:
-            return _vxlan_cause(c, diag)
+    plane = _plane(diag)
+    said = plane.cause(c, pb, diag) if plane else None
+    if said:
+        return said
     if c.via == "host" and driver == "macvlan" and c.src_host == c.dst_host:
         return "a macvlan container cannot reach its own host through the parent interface (Linux macvlan rule)"
     if driver == "overlay" and c.src_host != c.dst_host:
@@ -387,13 +387,8 @@ def _vni(pb: Playbook, network: str) -> int | None:
     return next((n.vni for n in pb.networks if n.name == network), None)
 
 
-def _vxlan_cause(c: Check, diag: Diagnosis) -> str:
-    """A check across hosts on an overlay of the vxlan control plane (labctl's VXLAN devices) failed."""
-    for host in (c.src_host, c.dst_host):
-        if host and diag.vxlan_drops.get(host):
-            return f"VXLAN (UDP 4789) is dropped on {host} by its firewall: {diag.vxlan_drops[host][0]}"
-    return (f"VXLAN (UDP 4789) between {c.src_host} and {c.dst_host} is blocked or lost, though both VXLAN devices "
-            "are up with their FDB entries")
+def _plane(diag: Diagnosis) -> PlanePlan | None:
+    return plan_half(diag.control) if diag.control in plane_names() else None
 
 
 def _overlay_cause(c: Check, diag: Diagnosis, passed: list[Result]) -> str:
@@ -409,21 +404,14 @@ def _overlay_cause(c: Check, diag: Diagnosis, passed: list[Result]) -> str:
             return (f"{host} is not registered in the cluster store (no docker/nodes/{diag.store_unregistered[host]}"
                     ":... key): its dockerd does not use the store; check cluster-store and cluster-advertise in its "
                     "daemon.json, then `labctl up`")
-    for host in (c.src_host, c.dst_host):
-        if host and host in diag.swarm_out:
-            return (f"{host} is not in the lab's swarm (state: {diag.swarm_out[host]}): it cannot carry overlay "
-                    f"{c.network}; run `labctl up`")
-    for host in (c.src_host, c.dst_host):
-        if host and diag.swarm_drops.get(host):
-            return (f"swarm traffic is dropped on {host} by its firewall: {diag.swarm_drops[host][0]} (swarm needs "
-                    "2377/tcp, 7946/tcp+udp and 4789/udp between the docker hosts)")
+    plane = _plane(diag)
+    said = plane.overlay_cause(c, diag) if plane else None
+    if said:
+        return said
     for host in (c.src_host, c.dst_host):
         if host and c.network in diag.overlay_missing.get(host, []):
-            if diag.control == "swarm":
-                return (f"{host} does not see overlay {c.network}: no container there is attached to it, or the "
-                        "host left the swarm; run `labctl up`")
-            return (f"{host} does not see overlay {c.network}: it has not joined (check cluster-store and "
-                    "cluster-advertise in its daemon.json, then `labctl up`)")
+            why = plane.overlay_missing if plane else "it has not joined the overlay; run `labctl up`"
+            return f"{host} does not see overlay {c.network}: {why}"
     for host in (c.src_host, c.dst_host):
         if host and diag.vxlan_drops.get(host):
             return f"VXLAN (UDP 4789) is dropped on {host} by its firewall: {diag.vxlan_drops[host][0]}"

@@ -67,6 +67,18 @@ class PlanePlan:
         """The playbook as this plane runs it."""
         return replace(pb, control=self.name)
 
+    # ---- verify's causes (c: a failed plan.verify Check; diag: plan.verify.Diagnosis, its `plane` what this plane's
+    # executor half found in ControlPlane.diagnose). Typed Any: plan.verify imports this module.
+    overlay_missing = "it has not joined the overlay; run `labctl up`"   # a host does not see a Docker overlay
+
+    def cause(self, c: Any, pb: Playbook, diag: Any) -> str | None:
+        """This plane's word on any failed check, before the generic causes (None: nothing to say)."""
+        return None
+
+    def overlay_cause(self, c: Any, diag: Any) -> str | None:
+        """Its word on a failed check across hosts on a Docker overlay, after the cluster store's."""
+        return None
+
     # ---- status
     def vni_of(self, network: dict[str, Any]) -> int | None:
         """The VXLAN ID of a network (`docker network inspect` of it) when this plane carries it on its own devices;

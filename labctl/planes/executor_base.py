@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
+from typing import Any
 
 from labctl.executors.remote import Hosts
 from labctl.executors.services import ServiceManager
@@ -57,6 +58,11 @@ class ControlPlane:
 
     def teardown(self, run: Run) -> None:
         """`down`, after the lab's containers and networks are gone (swarm leave, vxlan devices)."""
+
+    def diagnose(self, run: Run) -> Any:
+        """verify, when checks failed: what this plane finds wrong on the hosts, for its pure half's causes
+        (Diagnosis.plane). run.facts is empty; run.addresses holds the docker hosts' underlay addresses."""
+        return None
 
     def down_end(self, run: Run) -> None:
         """`down`, after daemon.json is restored (kvstore: keys wiped, store stopped, its data removed)."""

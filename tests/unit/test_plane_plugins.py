@@ -140,3 +140,66 @@ def test_status_finds_the_stub_plane_from_its_evidence_and_prints_its_line() -> 
     assert control_line(control).endswith("; stub: node1 stub:pl, node2 stub:pl")
     other = status.control_status(pb, FakeHosts({"node1": control_output("stub:else")}), ["node1"])  # type: ignore[arg-type]
     assert other["plane"] is None
+
+
+def failed_across_hosts(pb: Any) -> list[Any]:
+    """Every check across hosts on ov by IP fails: what each plane's diagnosis then says."""
+    from labctl.plan.verify import Result, derive
+    from tests.unit.test_verify_plan import SEED_FACTS
+
+    return [Result(c, "isolated" if c.network == "ov" and c.src_host != c.dst_host and c.via == "ip" else c.expect)
+            for c in derive(pb, SEED_FACTS)]
+
+
+def causes(pb: Any, diag: Any) -> set[str]:
+    from labctl.plan.verify import explain
+    from tests.unit.test_verify_plan import SEED_FACTS
+
+    results = failed_across_hosts(pb)
+    explain(results, pb, SEED_FACTS, diag)
+    return {r.cause for r in results if not r.ok}
+
+
+def seed(name: str) -> Any:
+    from labctl.model.playbook import load_playbook
+
+    return load_playbook(str(ROOT / "playbooks" / name), INV)
+
+
+def test_swarm_names_the_host_out_of_the_swarm_and_the_firewall_rule() -> None:
+    from labctl.plan.verify import Diagnosis
+    from labctl.planes.swarm.plan import SwarmDiagnosis
+
+    pb = effective(seed("seed-overlay-swarm.yaml"), "swarm")
+    out = causes(pb, Diagnosis(control="swarm", plane=SwarmDiagnosis(out={"node2": "inactive"})))
+    assert out == {"node2 is not in the lab's swarm (state: inactive): it cannot carry overlay ov; run `labctl up`"}
+    rule = "-A INPUT -p udp -m udp --dport 4789 -j DROP"
+    dropped = causes(pb, Diagnosis(control="swarm", plane=SwarmDiagnosis(drops={"node1": [rule]})))
+    assert dropped == {f"swarm traffic is dropped on node1 by its firewall: {rule} (swarm needs 2377/tcp, "
+                       "7946/tcp+udp and 4789/udp between the docker hosts)"}
+    missing = causes(pb, Diagnosis(control="swarm", overlay_missing={"node2": ["ov"]}))
+    assert missing == {"node2 does not see overlay ov: no container there is attached to it, or the host left the "
+                       "swarm; run `labctl up`"}
+
+
+def test_kvstore_says_the_host_has_not_joined() -> None:
+    from labctl.plan.verify import Diagnosis
+
+    pb = effective(seed("seed-overlay.yaml"), "kvstore")
+    assert causes(pb, Diagnosis(store_ok=True, control="kvstore", overlay_missing={"node2": ["ov"]})) == {
+        "node2 does not see overlay ov: it has not joined (check cluster-store and cluster-advertise in its "
+        "daemon.json, then `labctl up`)"}
+
+
+def test_vxlan_names_the_faulty_device_then_the_firewall() -> None:
+    from labctl.plan.verify import Diagnosis
+
+    pb = effective(seed("seed-overlay-vxlan.yaml"), "vxlan")
+    down = causes(pb, Diagnosis(control="vxlan", plane={"node2": ["vxl4200 is down"]}))
+    assert down == {"node2: vxl4200 is down; `labctl up` repairs it"}
+    rule = "-A INPUT -p udp --dport 4789 -j DROP"
+    assert causes(pb, Diagnosis(control="vxlan", vxlan_drops={"node1": [rule]})) == {
+        f"VXLAN (UDP 4789) is dropped on node1 by its firewall: {rule}"}
+    assert causes(pb, Diagnosis(control="vxlan")) == {
+        f"VXLAN (UDP 4789) between {a} and {b} is blocked or lost, though both VXLAN devices are up with their FDB "
+        "entries" for a, b in (("node1", "node2"), ("node2", "node1"))}

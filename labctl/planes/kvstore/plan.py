@@ -129,6 +129,8 @@ def kvstore_refusal(version: str, backend: str, consul_backend: bool) -> str | N
 class KvStorePlan(PlanePlan):
     traits = TRAITS
     status_script = ADVERTISED   # preflight needs no facts of its own: the engines' versions decide
+    overlay_missing = ("it has not joined (check cluster-store and cluster-advertise in its daemon.json, then "
+                       "`labctl up`)")
 
     def parse_facts(self, host: str, text: str) -> str:
         """The host's VTEP as cluster-advertise names it ("" when daemon.json has none)."""

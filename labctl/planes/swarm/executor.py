@@ -44,6 +44,9 @@ class Swarm(ControlPlane):
         if active:
             run.report.changes += ensure(run.pb.name, run.hosts, run.names, run.addresses, self.facts, run.progress)
 
+    def diagnose(self, run: Run) -> swarm.SwarmDiagnosis:
+        return swarm.diagnosis(gather(run.hosts, run.names))
+
     def teardown(self, run: Run) -> None:
         run.report.changes += leave(run.pb.name, run.hosts, run.names, run.progress)
 

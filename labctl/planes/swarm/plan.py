@@ -16,7 +16,7 @@ import ipaddress
 import json
 import re
 import shlex
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from labctl.model.playbook import Playbook
@@ -158,10 +158,42 @@ def swarm_refusal(version: str) -> str | None:
     return None
 
 
+@dataclass
+class SwarmDiagnosis:
+    """What verify's diagnosis finds of the swarm (labctl.planes.swarm.executor)."""
+
+    out: dict[str, str] = field(default_factory=dict)           # host -> its swarm state, when not active
+    drops: dict[str, list[str]] = field(default_factory=dict)   # host -> iptables rules dropping swarm's ports
+
+
+def diagnosis(facts: dict[str, SwarmFacts]) -> SwarmDiagnosis:
+    found = SwarmDiagnosis()
+    for n, f in facts.items():
+        if f.state != "active":
+            found.out[n] = f.state or "dockerd not answering"
+        rules = [r for r in f.blocked if blocked_ports(r)]
+        if rules:
+            found.drops[n] = rules
+    return found
+
+
 class SwarmPlan(PlanePlan):
     traits = TRAITS
     facts_script = FACTS_SCRIPT
     shown_always = True        # whether a host is in a swarm matters to every lab
+    overlay_missing = "no container there is attached to it, or the host left the swarm; run `labctl up`"
+
+    def overlay_cause(self, c: Any, diag: Any) -> str | None:
+        found: SwarmDiagnosis = diag.plane or SwarmDiagnosis()
+        for host in (c.src_host, c.dst_host):
+            if host and host in found.out:
+                return (f"{host} is not in the lab's swarm (state: {found.out[host]}): it cannot carry overlay "
+                        f"{c.network}; run `labctl up`")
+        for host in (c.src_host, c.dst_host):
+            if host and found.drops.get(host):
+                return (f"swarm traffic is dropped on {host} by its firewall: {found.drops[host][0]} (swarm needs "
+                        "2377/tcp, 7946/tcp+udp and 4789/udp between the docker hosts)")
+        return None
 
     def parse_facts(self, host: str, text: str) -> SwarmFacts:
         return parse_facts(host, text)

@@ -35,6 +35,16 @@ class Vxlan(ControlPlane):
                  for s in vxlan_plan.plan_devices(run.pb, n, self.found.get(n, {}), self._wanted(run, n, active))]
         run_steps(run.hosts, steps, run.progress, run.report, "vxlan devices")
 
+    def diagnose(self, run: Run) -> dict[str, list[str]]:
+        """host -> what is wrong with its devices (down, missing, a wrong FDB), for the hosts whose address is known."""
+        found = run.hosts.each(lambda n, c: vxlan_plan.parse_facts(str(c.run(vxlan_plan.FACTS_SCRIPT, hide=True,
+                                                                              warn=True).stdout)), run.names,
+                               step="vxlan")
+        host_of = {a: h for h, a in run.addresses.items()}
+        faults = {n: vxlan_plan.faults(vxlan_plan.wanted(run.pb, n, run.addresses, run.inv.underlay_interface),
+                                       found[n], host_of) for n in found if n in run.addresses}
+        return {n: f for n, f in faults.items() if f}
+
     def teardown(self, run: Run) -> None:
         run.hosts.each(lambda n, c: remove_vxlan_devices(run.pb.name, n, c, run.progress, run.report), run.names,
                        step="vxlan devices")

@@ -226,6 +226,23 @@ class VxlanPlan(PlanePlan):
         nets = tuple(as_macvlan(n) if n.driver == "overlay" and n.vni is not None else n for n in pb.networks)
         return replace(pb, store=None, control=self.name, networks=nets)
 
+    def cause(self, c: Any, pb: Playbook, diag: Any) -> str | None:
+        """A check on one of this plane's overlays: a faulty device (diag.plane: host -> faults), else what drops
+        VXLAN between the hosts."""
+        if c.via == "name" or next((n.vni for n in pb.networks if n.name == c.network), None) is None:
+            return None
+        faults: dict[str, list[str]] = diag.plane or {}
+        faulty = [h for h in (c.src_host, c.dst_host) if h and faults.get(h)]
+        if faulty:  # a device down takes its macvlan containers down with it, on the same host too
+            return f"{faulty[0]}: {faults[faulty[0]][0]}; `labctl up` repairs it"
+        if c.src_host == c.dst_host:
+            return None
+        for host in (c.src_host, c.dst_host):
+            if host and diag.vxlan_drops.get(host):
+                return f"VXLAN (UDP 4789) is dropped on {host} by its firewall: {diag.vxlan_drops[host][0]}"
+        return (f"VXLAN (UDP 4789) between {c.src_host} and {c.dst_host} is blocked or lost, though both VXLAN "
+                "devices are up with their FDB entries")
+
     def vni_of(self, network: dict[str, Any]) -> int | None:
         """A macvlan network whose parent is labctl's device vxl<VNI>."""
         parent = DEVICE_RE.match(str((network.get("Options") or {}).get("parent", "")))
