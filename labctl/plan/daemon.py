@@ -6,7 +6,10 @@ import json
 
 from labctl.model.inventory import Inventory
 from labctl.model.playbook import Playbook
+from labctl.plan.lock import PRIVATE_DIR
 
+DAEMON_JSON = "/etc/docker/daemon.json"
+BACKUP_JSON = f"{PRIVATE_DIR}/daemon.json.labctl-backup"   # labctl's backup of the values it replaced
 OWNED_KEYS = ("cluster-store", "cluster-advertise", "bip")
 ABSENT = "__labctl_absent__"
 DOCKER0_BEFORE = "labctl:docker0-address"  # in the backup only: docker0's address before labctl set a bip

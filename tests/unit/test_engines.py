@@ -17,7 +17,7 @@ from labctl import engines
 from labctl.engines.debian import archive_url, sources_line
 from labctl.errors import LabctlError, ValidationError
 from labctl.executors import enginecache
-from labctl.executors.lab import parse_facts
+from labctl.executors.hostfacts import parse_facts
 from labctl.executors.status import parse_host_status
 from labctl.model.inventory import parse_inventory
 from labctl.plan import grade

@@ -13,7 +13,8 @@ import pytest
 
 from labctl import planes
 from labctl.errors import ValidationError
-from labctl.executors import lab, status
+from labctl.executors import hostfacts as lab
+from labctl.executors import status
 from labctl.model import schema
 from labctl.model.inventory import load_inventory
 from labctl.model.playbook import parse_playbook

@@ -8,7 +8,7 @@ import os
 import textwrap
 from pathlib import Path
 
-from labctl.executors.lab import parse_facts
+from labctl.executors.hostfacts import parse_facts
 from labctl.executors.labimages import missing_images
 from labctl.executors.status import parse_host_status, summarize
 from labctl.model.inventory import parse_inventory
