@@ -10,8 +10,10 @@ import pytest
 
 from labctl import cli
 from labctl.errors import ValidationError
+from labctl.executors import remote
 from labctl.model.inventory import parse_inventory
 from labctl.model.playbook import load_playbook, parse_playbook
+from labctl.providers import registry
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
 INV_TEXT = textwrap.dedent("""
@@ -160,8 +162,8 @@ def test_broken_playbook_through_the_cli_exits_2_before_any_host(case: str, verb
     def touched(*args: object, **kwargs: object) -> None:
         raise AssertionError(f"{verb} tried to reach a host for a broken playbook ({case})")
 
-    monkeypatch.setattr(cli.registry, "endpoints", touched)
-    monkeypatch.setattr(cli, "Hosts", touched)
+    monkeypatch.setattr(registry, "endpoints", touched)
+    monkeypatch.setattr(remote.Hosts, "__init__", touched)
     (tmp_path / "t.yaml").write_text(INV_TEXT)
     (tmp_path / "pb.yaml").write_text(BAD[case][0])
     code = cli.main([verb, "-i", str(tmp_path / "t.yaml"), "-p", str(tmp_path / "pb.yaml")])

@@ -1,0 +1,96 @@
+"""`labctl grade`, `labctl break` and `labctl list-scenarios`: exercises graded, faults injected and undone."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+from labctl import gradebook
+from labctl.commands.common import load, write_file
+from labctl.errors import UsageError
+from labctl.executors import breaks as breaks_exec
+from labctl.executors import grade as grade_exec
+from labctl.executors.hostlock import HostLocks, holder_for
+from labctl.executors.remote import Hosts
+from labctl.model.class_roster import load_roster
+from labctl.model.exercise import load_exercise
+from labctl.model.playbook import load_playbook
+from labctl.plan import breaks as breaks_plan
+from labctl.providers import registry
+from labctl.ui import Progress
+from labctl.views.grade import print_grade, print_roster
+
+
+def cmd_grade(args: argparse.Namespace, progress: Progress) -> int:
+    t0 = time.monotonic()
+    if args.roster:
+        roster = load_roster(args.roster)
+        # bad input in the exercise: exit 2 before any host is asked
+        exercises = {s.name: load_exercise(args.exercise, s.inventory) for s in roster.students}
+        progress.step("all", f"grading {len(roster.students)} student(s) of {roster.name}, "
+                             f"{grade_exec.STUDENTS_AT_ONCE} at a time")
+        reports = grade_exec.grade_class(roster, exercises, args.probe, progress)
+        write_grades(args, reports, gradebook.class_dict(roster.name, reports, time.monotonic() - t0))
+        if args.json != "-":
+            print_roster(roster.name, reports, time.monotonic() - t0, args.quiet)
+        return 0 if all(r.error is None for r in reports) else 1
+    inv = load(args)
+    ex = load_exercise(args.exercise, inv)
+    with Hosts(registry.endpoints(inv)) as hosts:
+        report = grade_exec.grade(inv, ex, hosts, progress, args.probe)
+    write_grades(args, [report], gradebook.report_dict(report))
+    if args.json != "-":
+        print_grade(report, args.details, args.quiet)
+    return 0 if report.ok else 1
+
+
+def write_grades(args: argparse.Namespace, reports: list, data: dict) -> None:
+    if args.json == "-":
+        json.dump(data, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    elif args.json:
+        write_file(args.json, json.dumps(data, indent=2) + "\n")
+    if args.junit:
+        write_file(args.junit, gradebook.to_junit(reports))
+    if args.csv:
+        write_file(args.csv, gradebook.to_csv(reports))
+
+
+def cmd_break(args: argparse.Namespace, progress: Progress) -> int:
+    if bool(args.undo) == bool(args.scenario):
+        raise UsageError("give a scenario to inject, or --undo (not both)",
+                         hint="`labctl list-scenarios` lists the scenarios")
+    if args.undo and (args.host or args.container or args.network):
+        raise UsageError("--undo takes no --host, --container or --network: it reverts what the hosts recorded")
+    if args.scenario and args.scenario not in breaks_plan.SCENARIOS:
+        raise UsageError(f"no scenario {args.scenario!r}; scenarios: {', '.join(breaks_plan.SCENARIOS)}",
+                         hint="`labctl list-scenarios` describes them")
+    inv = load(args)
+    pb = load_playbook(args.playbook, inv)
+    t0 = time.monotonic()
+    with Hosts(registry.endpoints(inv)) as hosts, \
+            HostLocks(hosts, [h.name for h in inv.hosts], holder_for(pb.name, "break"), args.wait, progress):
+        if args.undo:
+            done = breaks_exec.undo(inv, pb, hosts, progress)
+            for line in done:
+                print(f"  {line}")
+            print(f"break --undo {pb.name}: " + ("reverted" if done else "no fault recorded on the hosts; nothing to "
+                                                                        "undo") + f" ({time.monotonic() - t0:.1f}s)")
+            return 0
+        inj = breaks_exec.inject(inv, pb, hosts, args.scenario, progress, args.host, args.container, args.network)
+    print(f"broke {pb.name} ({time.monotonic() - t0:.1f}s): {breaks_plan.describe(inj)}")
+    print(f"  undo: labctl break --undo -i {inv.source} -p {pb.source}   (`labctl down` undoes it too)")
+    return 0
+
+
+def cmd_list_scenarios(args: argparse.Namespace, progress: Progress) -> int:
+    if args.json:
+        print(json.dumps([{"name": s.name, "summary": s.summary, "symptom": s.symptom, "needs": s.needs,
+                           "options": s.options} for s in breaks_plan.SCENARIOS.values()], indent=2))
+        return 0
+    for s in breaks_plan.SCENARIOS.values():
+        print(f"{s.name}\n  does:     {s.summary}\n  verify:   {s.symptom}\n  needs:    {s.needs}"
+              + (f"\n  options:  {s.options}" if s.options else ""))
+    return 0
