@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import shlex
 from typing import Any
 
 from fabric import Connection
@@ -15,26 +13,14 @@ from labctl.model.inventory import Inventory
 from labctl.model.playbook import Playbook
 from labctl.plan.controlplane import needs_decision
 from labctl.plan.lab import LABEL
-from labctl.plan.lock import JOURNAL
+from labctl.plan.objects import parse_objects, query
 from labctl.planes.registry import plan_halves
 from labctl.providers import registry
-
-SEP = "--labctl-status--"
-
-
-def _query(label_filter: str, extra: str = "") -> str:
-    """label_filter "": every network and container of the host (grade reads what students made by hand)."""
-    f = f" --filter {shlex.quote(f'label={label_filter}')}" if label_filter else ""
-    return (f"test -e {JOURNAL} && echo journal; docker version --format '{{{{.Server.Version}}}}' 2>/dev/null; "
-            f"echo {SEP}; "
-            f"docker network ls -q{f} | xargs -r docker network inspect --format '{{{{json .}}}}'; "
-            f"echo {SEP}; docker ps -aq{f} | xargs -r docker inspect --format '{{{{json .}}}}'"
-            + (f"; echo {SEP}; {extra}" if extra else ""))
 
 
 def host_status(conn: Connection, label_filter: str, vnis: bool = True, extra: str = "") -> dict[str, Any]:
     """One round trip (plus one per local overlay when `vnis`); `extra`: a command whose output comes back too."""
-    data = parse_host_status(str(conn.run(_query(label_filter, extra), hide=True).stdout))
+    data = parse_host_status(str(conn.run(query(label_filter, extra), hide=True).stdout))
     networks, containers = data["networks"], data["containers"]
     local_names = {c["Name"].lstrip("/") for c in containers}
     found = {}
@@ -51,14 +37,11 @@ def host_status(conn: Connection, label_filter: str, vnis: bool = True, extra: s
 
 
 def parse_host_status(out: str) -> dict[str, Any]:
-    """_query's output: the engine's version, whether a dockerd restart is pending, `docker network inspect` and
-    `docker inspect` of every network and container (one JSON document a line), and the extra command's output."""
-    version, nets, ctrs, more = (out.split(SEP + "\n") + ["", "", ""])[:4]
-    pending = version.startswith("journal")
-    return {"engine": version.removeprefix("journal").strip(), "pending": pending,
-            "networks": [json.loads(line) for line in nets.splitlines() if line.strip()],
-            "containers": [json.loads(line) for line in ctrs.splitlines() if line.strip()], "vnis": {},
-            "extra": more}
+    """plan.objects.query's output as status's dict: the engine's version, whether a dockerd restart is pending,
+    the networks and containers as Docker shows them, and the extra command's output."""
+    o = parse_objects(out)
+    return {"engine": o.engine, "pending": o.pending, "networks": list(o.networks.values()),
+            "containers": list(o.containers.values()), "vnis": {}, "extra": o.extra}
 
 
 def gather(inv: Inventory, pb: Playbook | None, hosts: Hosts, vnis: bool = True, extra: str = "",

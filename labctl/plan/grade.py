@@ -1,6 +1,6 @@
 """`grade`: the hosts' real objects (made by hand, with or without labctl's labels) against an exercise's tasks.
 
-Pure: the executor supplies each host's `docker network inspect` and `docker inspect` output (parse_objects) and,
+Pure: the executor supplies each host's `docker network inspect` and `docker inspect` output (plan.objects) and,
 later, the probe results; this module matches the exercise's handles to Docker's objects, compares every field
 the exercise names, derives the reachability checks and totals the points. A task earns its points when every one
 of its findings holds.
@@ -8,46 +8,25 @@ of its findings holds.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from labctl.model.checks import normal_image_ref
 from labctl.model.exercise import ANY, AttachSpec, ContainerSpec, Exercise, NetworkSpec, Task
 from labctl.model.playbook import Expectation, PortMapping, parse_port
+from labctl.plan.objects import HostObjects, parse_objects
+from labctl.plan.objects import query as objects_query
 from labctl.plan.verify import Check, Result
 
-SEP = "--labctl-grade--"
-# Every network and container of a host, labelled or not; then what the caller adds (underlay, probe tools).
-QUERY = ("docker version --format '{{{{.Server.Version}}}}' 2>/dev/null; echo " + SEP + "; "
-         "docker network ls -q | xargs -r docker network inspect --format '{{{{json .}}}}'; echo " + SEP + "; "
-         "docker ps -aq | xargs -r docker inspect --format '{{{{json .}}}}'; echo " + SEP + "; {extra}")
+__all__ = ["HostObjects", "parse_objects", "query"]
+
 DOCKER_OWN = ("bridge", "host", "none", "docker_gwbridge", "ingress")   # never a student's network
 LOCAL = ("bridge", "macvlan", "ipvlan", "null", "host")
 
 
 def query(extra: str) -> str:
-    return QUERY.format(extra=extra)
-
-
-@dataclass(frozen=True)
-class HostObjects:
-    engine: str
-    networks: dict[str, dict[str, Any]]      # name -> `docker network inspect` JSON
-    containers: dict[str, dict[str, Any]]    # name -> `docker inspect` JSON
-    extra: str = ""
-
-    def container_by_id(self, ident: str) -> str | None:
-        return next((n for n, c in self.containers.items() if str(c.get("Id", "")).startswith(ident)), None)
-
-
-def parse_objects(out: str) -> HostObjects:
-    """One host's answer to `query()`."""
-    version, nets, ctrs, extra = (out.split(SEP + "\n") + ["", "", ""])[:4]
-    networks = [json.loads(line) for line in nets.splitlines() if line.strip()]
-    containers = [json.loads(line) for line in ctrs.splitlines() if line.strip()]
-    return HostObjects(engine=version.strip(), networks={n["Name"]: n for n in networks},
-                       containers={c["Name"].lstrip("/"): c for c in containers}, extra=extra)
+    """Every network and container of a host, labelled or not; then what the caller adds (underlay, probe tools)."""
+    return objects_query("", extra)
 
 
 @dataclass(frozen=True)
