@@ -312,6 +312,12 @@ def _cause(r: Result, pb: Playbook, facts: Facts, diag: Diagnosis, drivers: dict
     if c.via == "size" and any(p.check.network == c.network and p.check.via == "ip" and p.check.expect == "reach"
                                and {p.check.src_host, p.check.dst_host} == {c.src_host, c.dst_host} for p in passed):
         return _size_cause(c, pb, diag)   # small packets pass the same way: it is the size
+    if c.via == "name" and c.src_host != c.dst_host and any(
+            p.check.via == "ip" and p.check.expect == "reach" and (p.check.src, p.check.dst, p.check.network) ==
+            (c.src, c.dst, c.network) for p in passed):
+        return (f"{c.src} reaches {c.dst} by address on {c.network}, but Docker's DNS on {c.src_host} does not "
+                f"answer the name {c.address}: {c.src_host}'s dockerd has not learned {c.dst}'s name (the data path "
+                "works; names travel apart from it: the cluster store's updates or swarm's gossip)")
     plane = _plane(diag)
     said = plane.cause(c, pb, diag) if plane else None
     if said:

@@ -283,3 +283,19 @@ def test_default_bridge_entry_refused_only_for_an_ip_or_aliases(entry, refused) 
         parse_playbook(text, "p.yaml", INV)
     rendered = err.value.render()
     assert "containers.alpine4.networks.bridge" in rendered and refused in rendered
+
+
+def test_a_name_that_fails_where_the_address_works_is_blamed_on_the_name_records() -> None:
+    lost = {c.key: "isolated" for c in derive(SEED, SEED_FACTS) if c.via == "name" and c.src == "c1"
+            and c.dst in ("c3", "c4")}
+    results = outcome(lost)
+    explain(results, SEED, SEED_FACTS, Diagnosis(store_ok=True, control="kvstore"))
+    failed = [r for r in results if not r.ok]
+    assert len(failed) == 2
+    assert all(r.cause.startswith(f"c1 reaches {r.check.dst} by address on ov, but Docker's DNS on node1 does not "
+                                  f"answer the name {r.check.dst}") for r in failed), failed[0].cause
+    both = outcome({**lost, **{c.key: "isolated" for c in derive(SEED, SEED_FACTS) if c.via == "ip"
+                               and c.src == "c1" and c.dst == "c3" and c.network == "ov"}})
+    explain(both, SEED, SEED_FACTS, Diagnosis(store_ok=True, control="kvstore"))
+    by_name = next(r for r in both if not r.ok and r.check.via == "name" and r.check.dst == "c3")
+    assert "VXLAN (UDP 4789) between node1 and node2" in by_name.cause, "the address fails too: not the names"
