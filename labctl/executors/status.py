@@ -6,7 +6,6 @@ from typing import Any
 
 from fabric import Connection
 
-from labctl.executors.overlayfacts import overlay_vni
 from labctl.executors.remote import Hosts, failure_from
 from labctl.executors.store import store_runner
 from labctl.model.inventory import Inventory
@@ -14,25 +13,29 @@ from labctl.model.playbook import Playbook
 from labctl.plan.controlplane import needs_decision
 from labctl.plan.lab import LABEL
 from labctl.plan.objects import parse_objects, query
+from labctl.plan.overlay import parse_vnis, vnis_script
 from labctl.planes.registry import plan_halves
 from labctl.providers import registry
 
+PART = "--labctl-status-part--"
 
-def host_status(conn: Connection, label_filter: str, vnis: bool = True, extra: str = "") -> dict[str, Any]:
-    """One round trip (plus one per local overlay when `vnis`); `extra`: a command whose output comes back too."""
-    data = parse_host_status(str(conn.run(query(label_filter, extra), hide=True).stdout))
-    networks, containers = data["networks"], data["containers"]
-    local_names = {c["Name"].lstrip("/") for c in containers}
-    found = {}
-    for n in networks if vnis else []:
-        members = {m.get("Name") for m in (n.get("Containers") or {}).values()}
-        if n.get("Driver") == "overlay" and members & local_names:
-            found[n["Name"]] = overlay_vni(conn, n["Name"])
+
+def host_status(conn: Connection, label_filter: str, vnis: bool = True, extra: str = "",
+                control: str = "") -> dict[str, Any]:
+    """One round trip: the host's networks and containers, the VNIs of its overlays (when `vnis`), the control
+    planes' status facts (`control`, the control_query) and `extra`, a command whose output comes back too."""
+    parts = [vnis_script(label_filter) if vnis else "true", control or "true", extra or "true"]
+    data = parse_host_status(str(conn.run(query(label_filter, f"; echo {PART}; ".join(parts)), hide=True).stdout))
+    vni_text, control_text, extra_text = (data["extra"].split(PART + "\n", 2) + ["", ""])[:3]
+    by_id = parse_vnis(vni_text)
+    found = {n["Name"]: by_id[n["Id"]] for n in data["networks"] if n.get("Id") in by_id}
+    for n in data["networks"]:
         for half in plan_halves().values():   # a plane that carries the network on its own VXLAN devices
             vni = half.vni_of(n)
             if vni is not None:
                 found[n["Name"]] = vni
     data["vnis"] = found
+    data["control"], data["extra"] = control_text, extra_text
     return data
 
 
@@ -54,11 +57,12 @@ def gather(inv: Inventory, pb: Playbook | None, hosts: Hosts, vnis: bool = True,
     store_host = pb.store.host if pb is not None and pb.store is not None else None
     raw: dict[str, dict[str, Any]] = {}
     store: dict[str, Any] = {}
+    control = control_query() if pb is not None and needs_decision(pb) else ""
 
     def one(name: str, conn: Connection) -> None:
         if name in names:
             try:
-                raw[name] = host_status(conn, label_filter, vnis, extra)
+                raw[name] = host_status(conn, label_filter, vnis, extra, control)
             except Exception as exc:  # noqa: BLE001 - status reports every host, reachable or not
                 raw[name] = {"error": str(failure_from(name, exc))}
         if name == store_host and pb is not None:
@@ -66,8 +70,8 @@ def gather(inv: Inventory, pb: Playbook | None, hosts: Hosts, vnis: bool = True,
 
     hosts.each(one, names + ([store_host] if store_host and store_host not in names else []), step="status")
     result = summarize(inv, pb, raw)
-    if pb is not None and needs_decision(pb):
-        result["control"] = control_status(pb, hosts, [n for n in names if "error" not in raw.get(n, {})])
+    if control and pb is not None:
+        result["control"] = control_status(pb, {n: r["control"] for n, r in raw.items() if "error" not in r})
     if extra:
         result["extra"] = {n: r.get("extra", "") for n, r in raw.items() if "error" not in r}
     if store_host is not None:
@@ -83,14 +87,13 @@ def control_query() -> str:
     return f"; echo {CONTROL_SEP}; ".join(p.status_query or "true" for p in plan_halves().values())
 
 
-def control_status(pb: Playbook, hosts: Hosts, names: list[str]) -> dict[str, Any]:
-    """The overlay's control plane as the hosts show it (one round trip per host): the plane with the surest
+def control_status(pb: Playbook, answers: dict[str, str]) -> dict[str, Any]:
+    """The overlay's control plane as the hosts show it (answers: each host's output of control_query, gathered in
+    status's one round trip): the plane with the surest
     evidence (its own objects for this lab on the hosts, then what the playbook implies), and per host what each
     plane shown always (swarm: the host's role) and the active plane report, its VTEP address among them."""
     halves = plan_halves()
-    query = control_query()
-    raw = hosts.each(lambda n, c: (str(c.run(query, hide=True, warn=True).stdout).split(CONTROL_SEP + "\n")
-                                   + [""] * len(halves))[:len(halves)], names, step="control plane") if names else {}
+    raw = {n: (text.split(CONTROL_SEP + "\n") + [""] * len(halves))[:len(halves)] for n, text in answers.items()}
     facts = {p: {n: half.parse_facts(n, r[i] + "\n") for n, r in raw.items()}
              for i, (p, half) in enumerate(halves.items())}
     ranked = sorted(((half.evidence(pb, facts[p]), -i, p) for i, (p, half) in enumerate(halves.items())),

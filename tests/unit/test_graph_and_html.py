@@ -24,7 +24,7 @@ UNDERLAY = {"store": "198.18.0.11", "node1": "198.18.0.12", "node2": "198.18.0.1
 def status(**changes: object) -> dict:
     raw = {h: parse_status(captured(f"status-{h}.txt")) for h in ("node1", "node2")}
     for h in raw:
-        raw[h]["vnis"] = {"ov": 256}   # what status' second query per overlay (overlay_vni) found on that lab
+        raw[h]["vnis"] = {"ov": 256}   # what status' VNI part (plan.overlay.vnis_script) found on that lab
     result = summarize(INV, SEED, raw)
     result["control"] = {"plane": "kvstore", "requested": "auto", "hosts": {}}
     result["store"] = {"backend": "etcd", "host": "store", "url": "etcd://198.18.0.11:2379", "running": True,
