@@ -29,8 +29,9 @@ def host_status(conn: Connection, label_filter: str, vnis: bool = True, extra: s
     vni_text, control_text, extra_text = (data["extra"].split(PART + "\n", 2) + ["", ""])[:3]
     by_id = parse_vnis(vni_text)
     found = {n["Name"]: by_id[n["Id"]] for n in data["networks"] if n.get("Id") in by_id}
+    halves = plan_halves().values()
     for n in data["networks"]:
-        for half in plan_halves().values():   # a plane that carries the network on its own VXLAN devices
+        for half in halves:   # a plane that carries the network on its own VXLAN devices
             vni = half.vni_of(n)
             if vni is not None:
                 found[n["Name"]] = vni

@@ -308,8 +308,9 @@ def diagnose(inv: Inventory, pb: Playbook, hosts: Hosts, status: dict[str, Any],
     by_address = {a: n for n, a in addresses.items()}
     store_ok, detail = None, ""
     unregistered: dict[str, str] = {}
+    manager = registry.service_manager(inv)
     if pb.store is not None:
-        runner = store_runner(inv, pb, registry.service_manager(inv))
+        runner = store_runner(inv, pb, manager)
         conn = hosts.conn(pb.store.host)
         contents = runner.contents(conn)
         store_ok = bool(contents.leader) if contents is not None else runner.healthy(conn)
@@ -320,7 +321,6 @@ def diagnose(inv: Inventory, pb: Playbook, hosts: Hosts, status: dict[str, Any],
     actual: dict[str, list[str]] = {c["name"]: [k for k, v in c["addresses"].items() if v]
                                     for c in status["containers"]}
     plane = executor_halves().get(pb.control)
-    manager = registry.service_manager(inv)
     found = plane.diagnose(Run(inv, pb, hosts, names, manager, progress, Report(), addresses=addresses)) \
         if plane else None
     return Diagnosis(store_ok=store_ok, store_detail=detail,
