@@ -12,7 +12,6 @@ import time
 import pytest
 
 from labctl.executors.images import busybox_rootfs
-from labctl.executors.overlayfacts import overlay_vni
 from labctl.executors.remote import Hosts
 from labctl.plan.overlay import overlay_ns
 from labctl.plan.sandbox import Names
@@ -119,7 +118,8 @@ def test_packages_come_through_the_controller_over_the_hosts_ssh_connection(lab:
 def test_seed_overlay_up_vxlan_and_macvlan(lab: Lab, hosts: Hosts) -> None:
     res = lab.labctl("up", "-i", str(lab.inventory), "-p", SEED)
     assert "network ov: create overlay 172.30.0.0/16" in res.stdout
-    vni = overlay_vni(hosts.conn("node2"), "ov")
+    status = json.loads(lab.labctl("status", "-i", str(lab.inventory), "-p", SEED, "--json").stdout)
+    vni = next(n["vni"] for n in status["networks"] if n["name"] == "ov")
     assert vni is not None, "the overlay is visible on node2, where its containers joined its VXLAN"
     switch = Names(LAB).switch_netns
     capture = subprocess.Popen(["timeout", "15", "ip", "netns", "exec", switch, "tcpdump", "-c", "2", "-lni", "sw0",
