@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
 
 from labctl.model.playbook import Playbook
+from labctl.plan.status import LabStatus
 
 SPANNING = ("overlay", "macvlan", "ipvlan")   # networks drawn between the host boxes
 FORMATS = ("svg", "png", "dot", "mermaid")
@@ -49,39 +49,37 @@ def node_id(*parts: str) -> str:
     return "n_" + "_".join(re.sub(r"[^A-Za-z0-9]", "_", p) for p in parts)
 
 
-def build(status: dict[str, Any], pb: Playbook | None, underlay: dict[str, str]) -> Topology:
+def build(status: LabStatus, pb: Playbook | None, underlay: dict[str, str]) -> Topology:
     """From `status.gather`'s result (plus each host's underlay address) and the playbook, when there is one."""
-    control = (status.get("control") or {})
-    plane = control.get("plane") or (pb.control if pb is not None else None)
-    have_nets = {n["name"]: n for n in status["networks"]}
+    plane = (status.control.plane if status.control else None) or (pb.control if pb is not None else None)
+    have_nets = {n.name: n for n in status.networks}
     want_nets = {n.name: n for n in pb.networks} if pb is not None else {}
-    have_ctrs = {c["name"]: c for c in status["containers"]}
+    have_ctrs = {c.name: c for c in status.containers}
     want_ctrs = {c.name: c for c in pb.containers} if pb is not None else {}
-    store = status.get("store")
+    store = status.store
 
     boxes: dict[str, Box] = {}
-    for h in status["hosts"]:
-        label = [h["name"], underlay.get(h["name"]) or "address unknown",
-                 f"Docker {h['engine']}" if h.get("engine") else (h.get("error") or h.get("state") or "no dockerd"),
-                 "roles: " + ", ".join(h.get("roles", []))]
-        boxes[h["name"]] = Box(node_id("host", h["name"]), label, mark="ok" if h.get("engine") else "stopped")
-    if store and store.get("host") and store["host"] not in boxes:
-        boxes[store["host"]] = Box(node_id("host", store["host"]), [store["host"], underlay.get(store["host"], ""),
-                                                                     "roles: store"])
-    if store and store.get("host"):
-        state = {True: "running", False: "stopped", None: "unknown"}[store.get("running")]
-        boxes[store["host"]].nodes.append(Node(node_id("store"), [f"{store['backend']} (cluster store)",
-                                                                  store.get("url", ""), state],
-                                               "ok" if store.get("running") else "stopped", "cylinder"))
+    for h in status.hosts:
+        label = [h.name, underlay.get(h.name) or "address unknown",
+                 f"Docker {h.engine}" if h.engine else (h.error or h.state or "no dockerd"),
+                 "roles: " + ", ".join(h.roles)]
+        boxes[h.name] = Box(node_id("host", h.name), label, mark="ok" if h.engine else "stopped")
+    if store and store.host and store.host not in boxes:
+        boxes[store.host] = Box(node_id("host", store.host), [store.host, underlay.get(store.host, ""),
+                                                              "roles: store"])
+    if store and store.host:
+        state = {True: "running", False: "stopped", None: "unknown"}[store.running]
+        boxes[store.host].nodes.append(Node(node_id("store"), [f"{store.backend} (cluster store)", store.url, state],
+                                            "ok" if store.running else "stopped", "cylinder"))
 
     shared: list[Node] = []
     local: dict[str, list[str]] = {}           # network -> hosts where it is drawn inside the box
     for name in sorted(set(have_nets) | set(want_nets)):
         have, want = have_nets.get(name), want_nets.get(name)
-        driver = (have or {}).get("driver") or (want.driver if want is not None else "?")
+        driver = (have.driver if have else None) or (want.driver if want is not None else "?")
         mark = "missing" if have is None else ("extra" if want is None and pb is not None else "ok")
-        subnet = (have or {}).get("subnet") or (str(want.subnet) if want is not None else "")
-        vni = (have or {}).get("vni") or (want.vni if want is not None else None)
+        subnet = (have.subnet if have else None) or (str(want.subnet) if want is not None else "")
+        vni = (have.vni if have else None) or (want.vni if want is not None else None)
         label = [name, f"{'macvlan on VXLAN' if plane == 'vxlan' and want is not None and want.vni else driver} "
                        f"{subnet}".strip()]
         if vni:
@@ -92,7 +90,7 @@ def build(status: dict[str, Any], pb: Playbook | None, underlay: dict[str, str])
         if spans:
             shared.append(Node(node_id("net", name), label, mark, "ellipse"))
         else:
-            hosts = list((have or {}).get("hosts") or (want.hosts if want is not None else []))
+            hosts = list((have.hosts if have else None) or (want.hosts if want is not None else []))
             local[name] = hosts
             for host in hosts:
                 if host in boxes:
@@ -102,15 +100,15 @@ def build(status: dict[str, Any], pb: Playbook | None, underlay: dict[str, str])
     shared_ids = {n.id for n in shared}
     for name in sorted(set(have_ctrs) | set(want_ctrs)):
         have_c, want_c = have_ctrs.get(name), want_ctrs.get(name)
-        host = (have_c or {}).get("host") or (want_c.host if want_c is not None else "")
+        host = (have_c.host if have_c else None) or (want_c.host if want_c is not None else "")
         if have_c is None:
             mark, state = "missing", "missing"
         elif want_c is None and pb is not None:
-            mark, state = "extra", have_c.get("state") or "?"
+            mark, state = "extra", have_c.state or "?"
         else:
-            state = have_c.get("state") or "?"
+            state = have_c.state or "?"
             mark = "ok" if state == "running" else "stopped"
-        addresses = dict((have_c or {}).get("addresses") or {})
+        addresses: dict[str, str | None] = dict(have_c.addresses if have_c else {})
         if want_c is not None:
             for a in want_c.networks:
                 addresses.setdefault(a.network, None)
@@ -127,7 +125,7 @@ def build(status: dict[str, Any], pb: Playbook | None, underlay: dict[str, str])
             target = node_id("net", net, host) if net in local else node_id("net", net)
             if net in local or target in shared_ids:
                 edges.append((cid, target, addr or "", "missing" if addr is None else mark))
-    title = f"lab {status.get('lab') or (pb.name if pb else '?')}" + (f", control plane {plane}" if plane else "")
+    title = f"lab {status.lab or (pb.name if pb else '?')}" + (f", control plane {plane}" if plane else "")
     return Topology(title, list(boxes.values()), shared, edges)
 
 

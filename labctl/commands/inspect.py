@@ -72,7 +72,7 @@ def cmd_status(args: argparse.Namespace, progress: Progress) -> int:
     with Hosts(registry.endpoints(inv)) as hosts:
         result = status.gather(inv, pb, hosts, store_contents=True)
     if args.json:
-        print(json.dumps(result, indent=2))
+        print(json.dumps(result.as_json(), indent=2))
     else:
         print_status(result, args.quiet)
-    return 1 if any(h["error"] or h.get("state") for h in result["hosts"]) else 0
+    return 1 if result.not_usable else 0

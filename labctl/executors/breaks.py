@@ -12,7 +12,7 @@ from labctl.errors import HostFailure, HostsFailed, UsageError
 from labctl.executors.remote import Hosts
 from labctl.executors.status import gather as gather_status
 from labctl.executors.store import store_runner
-from labctl.executors.verify import parse_underlay, underlay_query
+from labctl.executors.verify import underlay_facts
 from labctl.model.inventory import Inventory
 from labctl.model.playbook import Playbook
 from labctl.plan import breaks as plan
@@ -30,15 +30,15 @@ def read_records(inv: Inventory, pb: Playbook, hosts: Hosts) -> dict[str, dict]:
 
 
 def lab_facts(inv: Inventory, pb: Playbook, hosts: Hosts) -> plan.LabFacts:
-    status = gather_status(inv, pb, hosts, vnis=False, extra=underlay_query(inv.underlay_interface))
-    down = {h["name"]: h["error"] or h["state"] for h in status["hosts"] if h["error"] or h["state"]}
+    address = underlay_facts(inv)[0]
+    status = gather_status(inv, pb, hosts, vnis=False, also=(address,))
+    down = status.not_usable
     if down:
         raise UsageError("cannot break a lab whose hosts are not all up: " + "; ".join(
             f"{h}: {why}" for h, why in sorted(down.items())), hint="`labctl up` first")
-    return plan.LabFacts(underlay={n: parse_underlay(out) for n, out in status["extra"].items()},
-                         state={c["name"]: c["state"] for c in status["containers"]},
-                         addresses={c["name"]: {k: v for k, v in c["addresses"].items() if v}
-                                    for c in status["containers"]},
+    return plan.LabFacts(underlay={n: s[address] for n, s in status.answered().items()},
+                         state={c.name: c.state or "" for c in status.containers},
+                         addresses={c.name: {k: v for k, v in c.addresses.items() if v} for c in status.containers},
                          iface=inv.underlay_interface)
 
 

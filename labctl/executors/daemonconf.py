@@ -11,12 +11,13 @@ from fabric import Connection
 
 from labctl.errors import HostsFailed, LabctlError
 from labctl.executors.dockerhost import wait_docker
-from labctl.executors.hostfacts import FACT_SEP
+from labctl.executors.facts import ask
 from labctl.executors.labobjects import remove_lab_containers
 from labctl.executors.remote import Hosts
 from labctl.executors.services import Service, ServiceManager
 from labctl.executors.steps import PreflightRefused, Report
 from labctl.executors.store import StoreRunner
+from labctl.facts import fact
 from labctl.model.inventory import Inventory
 from labctl.model.playbook import Playbook
 from labctl.plan import daemon
@@ -113,24 +114,26 @@ def recover_engines(inv: Inventory, pb: Playbook, hosts: Hosts, names: list[str]
 
 
 DOCKER_ANSWERS = "timeout 20 docker version --format '{{.Server.Version}}' >/dev/null 2>&1"
+ANSWERING = fact("engine.answering", f"{DOCKER_ANSWERS} && echo answering", lambda t: "answering" in t)
 
 
 def docker_answers(conn: Connection) -> bool:
     return bool(conn.run(DOCKER_ANSWERS, hide=True, warn=True).ok)
 
 
+JOURNAL_BEGUN = fact("host.restart-journal", f"cat {JOURNAL} 2>/dev/null",
+                     lambda t: daemon.parse_config(t)[0] if t.strip() else None)
+
+
 def _engine_states(hosts: Hosts, names: list[str], strict: bool) -> dict[str, str]:
     """host -> why dockerd needs a restart ("" when it does not); "unreachable: ..." when the host cannot be asked."""
-    cmd = (f"cat {JOURNAL} 2>/dev/null; echo; echo {FACT_SEP}; "
-           f"{DOCKER_ANSWERS} && echo answering")
-
     def one(n: str, c: Connection) -> str:
-        journal, _, answer = str(c.run(cmd, hide=True, warn=True).stdout).partition(FACT_SEP)
-        if journal.strip():
-            began = daemon.parse_config(journal)[0]
+        a = ask(c, n, (JOURNAL_BEGUN, ANSWERING))
+        began = a[JOURNAL_BEGUN]
+        if began is not None:
             return (f"an interrupted run of lab {str(began.get('lab', '?'))[:64]!r} left a dockerd restart "
                     f"unfinished ({str(began.get('why', ''))[:80]})")
-        return "" if "answering" in answer else "dockerd is not running"
+        return "" if a[ANSWERING] else "dockerd is not running"
 
     try:
         return hosts.each(one, names, step="engine state")

@@ -8,7 +8,7 @@ from labctl.errors import LabctlError
 from labctl.executors.enginecache import Unpacked
 from labctl.executors.images import ImageArchive, ensure_image
 from labctl.executors.remote import Hosts
-from labctl.executors.services import Service, ServiceManager
+from labctl.executors.services import ByHostInit, Service, ServiceManager
 from labctl.ui import Progress
 
 DOCKER_READY_TIMEOUT = 60
@@ -36,7 +36,8 @@ def wait_docker(conn: Connection, timeout: int = DOCKER_READY_TIMEOUT) -> None:
 def ensure_engine(conn: Connection, host: str, svc: Service, manager: ServiceManager, progress: Progress) -> bool:
     changed = manager.start(conn, svc)
     if changed:
-        progress.step(host, f"{svc.name} started ({manager.kind})")
+        kind = manager.manager(conn).kind if isinstance(manager, ByHostInit) else manager.kind
+        progress.step(host, f"{svc.name} started ({kind})")
     try:
         wait_docker(conn)
     except LabctlError as exc:

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from labctl import engines
 from labctl.engines.debian import archive_url, sources_line
 from labctl.errors import LabctlError, PrerequisiteError
+from labctl.facts import dialect
 from labctl.ui import Progress
 
 CACHE_ENV = "LABCTL_ENGINE_CACHE"
@@ -40,7 +41,6 @@ SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # Byte strings in dockerd that show which cluster-store backends and which control planes it was built with.
 BACKEND_MARKERS = {"consul": b"docker/libkv/store/consul", "etcd": b"docker/libkv/store/etcd",
                    "zookeeper": b"docker/libkv/store/zookeeper"}
-SWARM_MARKER = b"/swarmkit/"   # github.com/docker/swarmkit (20.10), github.com/moby/swarmkit/v2 (26)
 FETCH_TIMEOUT = 900
 
 
@@ -364,7 +364,7 @@ def markers(path: str) -> tuple[tuple[str, ...], bool]:
     """(cluster-store backends, swarm) compiled into a dockerd binary."""
     with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
         backends = tuple(b for b, m in BACKEND_MARKERS.items() if data.find(m) >= 0)
-        return backends, data.find(SWARM_MARKER) >= 0
+        return backends, data.find(dialect.SWARMKIT_MARKER) >= 0
 
 
 def _inspect(name: str, release: str, directory: str, tmp_root: str, versions: dict[str, str],

@@ -14,8 +14,10 @@ from concurrent.futures import ThreadPoolExecutor
 from fabric import Connection
 
 from labctl.errors import HostsFailed
+from labctl.executors.facts import ask
 from labctl.executors.remote import Hosts, failure_from
-from labctl.executors.verify import parse_underlay, probe_modes, run_probes, underlay_query
+from labctl.executors.verify import probe_modes, run_probes, underlay_facts
+from labctl.facts import Answers
 from labctl.model.class_roster import Roster
 from labctl.model.exercise import Exercise
 from labctl.model.inventory import Inventory
@@ -27,14 +29,15 @@ from labctl.ui import Progress
 STUDENTS_AT_ONCE = 8
 
 
-def gather(inv: Inventory, hosts: Hosts, progress: Progress) -> tuple[dict[str, plan.HostObjects], dict[str, str]]:
-    """Every docker host's objects (one round trip each); hosts that cannot be asked, with why."""
+def gather(inv: Inventory, hosts: Hosts, progress: Progress) -> tuple[dict[str, Answers], dict[str, str]]:
+    """Every docker host's objects, underlay and probe tools (one round trip each); hosts that cannot be asked,
+    with why."""
     names = [h.name for h in inv.docker_hosts]
-    command = plan.query(underlay_query(inv.underlay_interface))
+    facts = [*plan.object_facts(), *underlay_facts(inv)]
 
-    def one(name: str, conn: Connection) -> plan.HostObjects:
+    def one(name: str, conn: Connection) -> Answers:
         progress.step(name, "reading networks and containers (every one, labelled or not)")
-        return plan.parse_objects(str(conn.run(command, hide=True).stdout))
+        return ask(conn, name, facts, warn=False)
 
     try:
         return hosts.each(one, names, step="read objects"), {}
@@ -46,14 +49,16 @@ def gather(inv: Inventory, hosts: Hosts, progress: Progress) -> tuple[dict[str, 
 def grade(inv: Inventory, ex: Exercise, hosts: Hosts, progress: Progress, probe: str = "auto",
           student: str | None = None) -> plan.Report:
     t0 = time.monotonic()
-    objects, unreachable = gather(inv, hosts, progress)
+    answers, unreachable = gather(inv, hosts, progress)
+    address, tools = underlay_facts(inv)
+    objects = {h: plan.objects_from(a) for h, a in answers.items()}
     down = {h: "dockerd does not answer" for h, o in objects.items() if not o.engine}
     unreachable.update(down)
     objects = {h: o for h, o in objects.items() if h not in down}
-    underlay = {h: parse_underlay(o.extra) for h, o in objects.items()}
-    modes, notes = probe_modes(probe, {h: o.extra for h, o in objects.items()})
+    underlay = {h: answers[h][address] for h in objects}
+    modes, notes = probe_modes(probe, {h: answers[h][tools] for h in objects})
     match = plan.match_objects(ex, objects)
-    todo, cannot = plan.probes(ex, objects, match, {h: u[0] for h, u in underlay.items() if u[0]})
+    todo, cannot = plan.probes(ex, objects, match, {h: u.address for h, u in underlay.items() if u.address})
     found = plan.object_findings(ex, objects, match)
     state = plan.probe_state(ex, objects, match)
     reach: dict[str, list[plan.Finding]] = {}

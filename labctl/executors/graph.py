@@ -9,7 +9,7 @@ from labctl.errors import PrerequisiteError
 from labctl.executors import local
 from labctl.executors.remote import Hosts
 from labctl.executors.status import gather as gather_status
-from labctl.executors.verify import parse_underlay, underlay_query
+from labctl.executors.verify import underlay_facts
 from labctl.graph import FORMATS, Topology, build, to_dot, to_mermaid
 from labctl.model.inventory import Inventory, host_addresses
 from labctl.model.playbook import Playbook
@@ -18,8 +18,9 @@ __all__ = ["FORMATS", "render", "topology"]
 
 
 def topology(inv: Inventory, pb: Playbook | None, hosts: Hosts) -> Topology:
-    status = gather_status(inv, pb, hosts, extra=underlay_query(inv.underlay_interface))
-    underlay = {n: parse_underlay(out)[0] for n, out in (status.get("extra") or {}).items()}
+    underlay_fact = underlay_facts(inv)[0]
+    status = gather_status(inv, pb, hosts, also=(underlay_fact,))
+    underlay = {n: s[underlay_fact].address for n, s in status.answered().items()}
     known = host_addresses(inv)
     for name, address in known.items():   # the store host is no docker host: its address from the inventory
         if name not in underlay and address:

@@ -4,17 +4,14 @@ in executors.labobjects); the side-effect half of plan.lab."""
 
 from __future__ import annotations
 
-import shlex
-
-from fabric import Connection
-
 from labctl.errors import HostsFailed
 from labctl.executors import breaks
 from labctl.executors.daemonconf import configure_daemons, recover_engines, restore_daemon
+from labctl.executors.facts import ask
 from labctl.executors.gossip import ensure_attached, ensure_gateway_bridges, wait_overlay_gossip
 from labctl.executors.hostfacts import host_facts
 from labctl.executors.labimages import ensure_images
-from labctl.executors.labobjects import lab_containers, lab_networks, remove_lab_containers
+from labctl.executors.labobjects import lab_containers, lab_networks
 from labctl.executors.remote import Hosts
 from labctl.executors.steps import PreflightRefused, Report, run_steps
 from labctl.executors.store import store_runner
@@ -22,8 +19,8 @@ from labctl.model.inventory import Inventory
 from labctl.model.playbook import Playbook
 from labctl.plan import controlplane
 from labctl.plan.controlplane import Engine
+from labctl.plan.down import DownFacts, down_facts, plan_down
 from labctl.plan.lab import (
-    LABEL,
     Existing,
     plan_containers,
     plan_detach,
@@ -137,6 +134,16 @@ def undo_faults(inv: Inventory, pb: Playbook, hosts: Hosts, progress: Progress, 
                            for f in exc.failures]
 
 
+def remove_objects(pb: Playbook, hosts: Hosts, names: list[str], progress: Progress, report: Report) -> None:
+    """The lab's containers and networks, as plan.down plans them from what each host shows (one round trip)."""
+    asked = down_facts(pb.name)
+    found = hosts.each(lambda n, c: ask(c, n, asked), names, step="lab objects")
+    plan = plan_down({n: DownFacts(n, a[asked[0]], a[asked[1]]) for n, a in found.items()}, names)
+    run_steps(hosts, plan.containers, progress, report, "remove containers")
+    for name in names:   # host by host: overlay removal must not race between hosts
+        run_steps(hosts, [s for s in plan.networks if s.host == name], progress, report, "remove networks")
+
+
 def down(inv: Inventory, pb: Playbook, hosts: Hosts, progress: Progress) -> Report:
     """Everything of the lab goes, whatever state an earlier run left and whichever control plane it used: a stopped
     dockerd or store is started first (what cannot be started or reached is skipped, named in the report, and down
@@ -152,30 +159,7 @@ def down(inv: Inventory, pb: Playbook, hosts: Hosts, progress: Progress) -> Repo
     planes = executor_halves().values()
     for plane in planes:
         plane.down_begin(run)
-    label = shlex.quote(f"{LABEL}={pb.name}")
-
-    def remove_containers(name: str, conn: Connection) -> None:
-        removed = remove_lab_containers(conn, pb.name)
-        if removed:
-            report.add(name, f"{removed} container(s) removed")
-            progress.step(name, f"removed {removed} container(s)")
-
-    def remove_networks(name: str, conn: Connection) -> None:
-        out = str(conn.run(f"docker network ls --filter label={label} --format '{{{{.Name}}}}'",
-                           hide=True).stdout).split()
-        for net in out:  # an overlay appears on every host; the first host to remove it wins
-            res = conn.run(f"docker network rm {shlex.quote(net)}", hide=True, warn=True)
-            if res.ok:
-                report.add(name, f"network {net} removed")
-        # Docker made docker_gwbridge for the lab's overlay containers; remove it once nothing uses it.
-        gw = conn.run("docker network inspect docker_gwbridge --format '{{len .Containers}}'", hide=True, warn=True)
-        empty = gw.ok and str(gw.stdout).strip() == "0"
-        if empty and conn.run("docker network rm docker_gwbridge", hide=True, warn=True).ok:
-            report.add(name, "network docker_gwbridge removed (Docker made it for the overlay)")
-
-    hosts.each(remove_containers, docker_names, step="remove containers")
-    for name in docker_names:  # sequential: overlay removal must not race between hosts
-        remove_networks(name, hosts.conn(name))
+    remove_objects(pb, hosts, docker_names, progress, report)
     for plane in planes:
         plane.teardown(run)
     hosts.each(lambda n, c: restore_daemon(inv, pb.name, n, c, manager, progress, report), docker_names,

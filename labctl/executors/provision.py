@@ -5,15 +5,23 @@ from __future__ import annotations
 from fabric import Connection
 
 from labctl.executors.aptproxy import served_packages
+from labctl.executors.facts import ask
 from labctl.executors.remote import Hosts
 from labctl.executors.steps import PreflightRefused, Report, run_steps
+from labctl.facts import Answers, answers, fact, script
 from labctl.model.inventory import Inventory
 from labctl.model.playbook import Playbook
 from labctl.plan.provision import ProvisionFacts, plan_provision
 from labctl.ui import Progress
 
-SEP = "--labctl-provision-fact--"
-FACTS_SCRIPT = f"; echo {SEP}; ".join((
+
+def _text(t: str) -> str:
+    return t.strip()
+
+
+NAMES = ("os", "init", "dockerd", "etcd", "consul", "etcd-unit", "engine-id", "tools", "apt-sources",
+         "docker-package")
+COMMANDS = (
     '. /etc/os-release 2>/dev/null; echo "$ID $VERSION_ID"',
     "test -d /run/systemd/system && echo systemd",
     "dockerd --version 2>/dev/null || /usr/local/bin/dockerd --version 2>/dev/null",
@@ -28,25 +36,31 @@ FACTS_SCRIPT = f"; echo {SEP}; ".join((
     "cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources 2>/dev/null "
     "| grep -v '^[[:space:]]*#' | grep -oE 'https?://[^[:space:]]+' | sort -u",
     "dpkg-query -W -f='${Version}' docker.io 2>/dev/null",
-))
+)
+FACTS = tuple(fact(f"provision.{n}", c, _text) for n, c in zip(NAMES, COMMANDS, strict=True))
+FACTS_SCRIPT = script(FACTS)
 
 
-def parse_provision_facts(out: str, name: str) -> ProvisionFacts:
-    parts = [p.strip() for p in out.split(SEP)]
-    parts += [""] * (10 - len(parts))
-    os_line, init, dockerd, etcd, consul, etcd_unit, engine_id, tools, sources, docker_package = parts[:10]
+def from_answers(a: Answers) -> ProvisionFacts:
+    os_line, init, dockerd, etcd, consul, etcd_unit, engine_id, tools, sources, docker_package = (
+        a[f] for f in FACTS)
     version = dockerd.split()[2].rstrip(",") if dockerd.startswith("Docker version ") else ""
     consul_version = consul.split()[1].lstrip("v") if consul.startswith("Consul v") else ""
     unit_words = etcd_unit.split()
-    return ProvisionFacts(name=name, os=os_line, systemd=init == "systemd", dockerd_version=version,
+    return ProvisionFacts(name=a.host, os=os_line, systemd=init == "systemd", dockerd_version=version,
                           etcd=bool(etcd), consul_version=consul_version,
                           distro_etcd_unit="enabled" in unit_words or "active" in unit_words,
                           engine_id=engine_id, tools=frozenset(tools.split()), apt_sources=tuple(sources.split()),
-                          docker_package=docker_package.strip())
+                          docker_package=docker_package)
+
+
+def parse_provision_facts(out: str, name: str) -> ProvisionFacts:
+    """A host's output of FACTS_SCRIPT (captured) as ProvisionFacts."""
+    return from_answers(answers(name, FACTS, out))
 
 
 def provision_facts(conn: Connection, name: str) -> ProvisionFacts:
-    return parse_provision_facts(str(conn.run(FACTS_SCRIPT, hide=True, warn=True).stdout), name)
+    return from_answers(ask(conn, name, FACTS))
 
 
 def provision(inv: Inventory, pb: Playbook, hosts: Hosts, progress: Progress, report: Report) -> None:

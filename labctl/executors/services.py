@@ -1,17 +1,23 @@
 """Service managers: how a daemon (dockerd, etcd, consul) is started, stopped and checked on a host.
 
-Sandbox hosts have no init system: a daemon there is a supervised process (start-stop-daemon with a pidfile
-and a log under /run/labctl, which the sandbox keeps per host). VMs and real machines use systemd.
-Both speak through an SSH connection, so the same plan works on either.
+Which one a host gets is a fact of the host, not of its provider (`ByHostInit`): a host whose init is systemd
+(/run/systemd/system exists: VMs, real machines) gets systemd units; a host without (sandbox hosts, whose PID 1
+is labctl's and whose /run is their own tmpfs; containers) gets supervised processes, start-stop-daemon with a
+pidfile and a log under /run/labctl. Both speak through an SSH connection, so the same plan works on either.
 """
 
 from __future__ import annotations
 
 import shlex
+import threading
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from fabric import Connection
+
+from labctl.errors import LabctlError
+from labctl.executors.facts import ask
+from labctl.facts.host import INIT
 
 RUN_DIR = "/run/labctl"
 
@@ -60,6 +66,10 @@ class SupervisedProcess:
         return bool(conn.run(cmd, warn=True, hide=True).ok)
 
     def start_command(self, svc: Service) -> str:
+        if not svc.argv:
+            raise LabctlError(f"{svc.name}: this host runs no systemd, and labctl has no command line for "
+                              f"{svc.name} to supervise there",
+                              hint="run systemd on the host (VMs and machines do), or use the sandbox provider")
         env = " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(svc.env.items()))
         exe, *args = svc.argv
         ssd = ["start-stop-daemon", "--start", "--background", "--make-pidfile", "--pidfile", self.pidfile(svc),
@@ -136,3 +146,46 @@ class Systemd:
     def log_tail(self, conn: Connection, svc: Service, lines: int = 20) -> str:
         res = conn.run(f"journalctl -u {self.unit(svc)} -n {int(lines)} --no-pager", warn=True, hide=True)
         return str(res.stdout)
+
+
+SYSTEMD = Systemd()
+SUPERVISED = SupervisedProcess()
+_INITS: dict[tuple[str, int], str] = {}     # (address, port) -> its init, as the host said
+_LOCK = threading.Lock()
+
+
+def remember_init(conn: Connection, init: str) -> None:
+    """What preflight learnt of the host's init (host.INIT), so that ByHostInit needs no round trip of its own."""
+    with _LOCK:
+        _INITS[(str(conn.host), int(conn.port))] = init
+
+
+class ByHostInit:
+    """The manager each host's own init calls for: systemd where it runs, supervised processes elsewhere. The
+    host is asked once (host.INIT, usually in preflight's round trip) and remembered."""
+
+    kind = "by host init"
+
+    def manager(self, conn: Connection) -> ServiceManager:
+        key = (str(conn.host), int(conn.port))
+        with _LOCK:
+            init = _INITS.get(key)
+        if init is None:
+            init = ask(conn, str(conn.host), [INIT])[INIT]
+            remember_init(conn, init)
+        return SYSTEMD if init == "systemd" else SUPERVISED
+
+    def is_running(self, conn: Connection, svc: Service) -> bool:
+        return self.manager(conn).is_running(conn, svc)
+
+    def start(self, conn: Connection, svc: Service) -> bool:
+        return self.manager(conn).start(conn, svc)
+
+    def stop(self, conn: Connection, svc: Service) -> bool:
+        return self.manager(conn).stop(conn, svc)
+
+    def restart(self, conn: Connection, svc: Service) -> None:
+        self.manager(conn).restart(conn, svc)
+
+    def log_tail(self, conn: Connection, svc: Service, lines: int = 20) -> str:
+        return self.manager(conn).log_tail(conn, svc, lines)

@@ -10,7 +10,8 @@ from fabric import Connection
 from labctl.errors import HostFailure, LabctlError, StepFailed
 from labctl.executors.local import tail
 from labctl.executors.remote import Hosts
-from labctl.plan.docker_errors import explain
+from labctl.facts.docker_errors import explain
+from labctl.plan.down import SKIPPED_PREFIX
 from labctl.plan.lab import Step
 from labctl.ui import Progress
 
@@ -53,10 +54,13 @@ def run_steps(hosts: Hosts, steps: list[Step], progress: Progress, report: Repor
                 if s.cleanup:
                     conn.run(s.cleanup, hide=True, warn=True)
                 raise step_failure(host, s, res.exited, str(res.stderr or res.stdout))
-            report.add(host, f"{s.what}: {s.reason}")
+            if not s.reports:
+                report.add(host, f"{s.what}: {s.reason}")
             for line in str(res.stdout).splitlines():   # what a step says it did (provisioning: exact versions)
                 if line.startswith(REPORT_PREFIX):
                     report.add(host, line[len(REPORT_PREFIX):])
+                elif line.startswith(SKIPPED_PREFIX):         # what it could not do (down: a dockerd that hangs)
+                    report.skipped.append(f"{host}: {line[len(SKIPPED_PREFIX):]}")
 
     hosts.each(one, list(per_host), step=phase)
 

@@ -10,28 +10,29 @@ import os
 import re
 import shlex
 from dataclasses import dataclass
-from typing import Any
 
 from fabric import Connection
 
 from labctl.errors import LabctlError, PrerequisiteError, UsageError
+from labctl.executors.facts import ask
 from labctl.executors.remote import Hosts
 from labctl.executors.status import gather as gather_status
-from labctl.executors.verify import parse_underlay, underlay_query
+from labctl.executors.verify import underlay_facts
 from labctl.model.inventory import Inventory
 from labctl.model.playbook import Playbook
+from labctl.plan.status import LabStatus, NetworkRow
 from labctl.plan.trace import (
     CapturePoint,
     HostFacts,
     Path,
     Seen,
     build_path,
-    facts_script,
+    host_facts,
     parse_arp,
-    parse_facts,
     parse_tcpdump,
     proof,
     seen_at,
+    trace_facts,
 )
 from labctl.ui import Progress
 
@@ -61,19 +62,19 @@ class TraceResult:
         return self.received > 0
 
 
-def choose(status: dict[str, Any], pb: Playbook | None, src: str, dst: str,
+def choose(status: LabStatus, pb: Playbook | None, src: str, dst: str,
            network: str | None) -> tuple[str, str, str | None, str, str, int | None]:
     """(kind, network, destination container or None, source address, destination address, VNI) from status."""
-    ctrs = {c["name"]: c for c in status["containers"]}
-    nets = {n["name"]: n for n in status["networks"]}
+    ctrs = {c.name: c for c in status.containers}
+    nets = {n.name: n for n in status.networks}
     if src not in ctrs:
         raise UsageError(f"trace: no container {src} of the lab on the hosts",
                               hint="`labctl status` lists them; start the lab with `labctl up`")
-    if ctrs[src]["state"] != "running":
-        raise LabctlError(f"trace: {src} is {ctrs[src]['state']}, it cannot ping", hint="`labctl up` starts it")
-    src_addrs = {k: v for k, v in ctrs[src]["addresses"].items() if v}
+    if ctrs[src].state != "running":
+        raise LabctlError(f"trace: {src} is {ctrs[src].state}, it cannot ping", hint="`labctl up` starts it")
+    src_addrs = {k: v for k, v in ctrs[src].addresses.items() if v}
     if dst in ctrs:
-        dst_addrs = {k: v for k, v in ctrs[dst]["addresses"].items() if v}
+        dst_addrs = {k: v for k, v in ctrs[dst].addresses.items() if v}
         shared = [n for n in src_addrs if n in dst_addrs]
         if network is not None:
             if network not in shared:
@@ -84,46 +85,54 @@ def choose(status: dict[str, Any], pb: Playbook | None, src: str, dst: str,
             raise UsageError(f"trace: {src} and {dst} share no network", hint="trace to an address instead, "
                                   "or give them a common network")
         net = sorted(shared, key=lambda n: _preference(nets.get(n)))[0]
-        return _kind(nets.get(net), ctrs[src]["host"] == ctrs[dst]["host"]), net, dst, src_addrs[net], \
-            dst_addrs[net], (nets.get(net) or {}).get("vni")
+        return _kind(nets.get(net), ctrs[src].host == ctrs[dst].host), net, dst, src_addrs[net], \
+            dst_addrs[net], _vni(nets.get(net))
     try:
         address = ipaddress.ip_address(dst)
     except ValueError:
         raise UsageError(f"trace: {dst} is neither a container of the lab nor an IPv4 address",
                               hint="`labctl status` lists the containers") from None
-    owner = next((c["name"] for c in status["containers"] if dst in c["addresses"].values()), None)
+    owner = next((c.name for c in status.containers if dst in c.addresses.values()), None)
     if owner is not None:   # an address of a container on one of the source's networks: that network's path
-        same = [n for n, a in ctrs[owner]["addresses"].items() if a == dst and n in src_addrs and
+        same = [n for n, a in ctrs[owner].addresses.items() if a == dst and n in src_addrs and
                 (network in (None, n))]
         if same:
-            return _kind(nets.get(same[0]), ctrs[owner]["host"] == ctrs[src]["host"]), same[0], owner, \
-                src_addrs[same[0]], dst, (nets.get(same[0]) or {}).get("vni")
+            return _kind(nets.get(same[0]), ctrs[owner].host == ctrs[src].host), same[0], owner, \
+                src_addrs[same[0]], dst, _vni(nets.get(same[0]))
     for name, addr in src_addrs.items():
-        subnet = (nets.get(name) or {}).get("subnet")
+        subnet = _net(nets.get(name)).subnet
         if subnet and address in ipaddress.ip_network(subnet) and (network in (None, name)):
-            same_host = owner is not None and ctrs[owner]["host"] == ctrs[src]["host"]
-            return _kind(nets.get(name), same_host), name, owner, addr, dst, (nets.get(name) or {}).get("vni")
-    net = network or next((n for n in src_addrs if (nets.get(n) or {}).get("driver") in ("bridge", None)),
+            same_host = owner is not None and ctrs[owner].host == ctrs[src].host
+            return _kind(nets.get(name), same_host), name, owner, addr, dst, _vni(nets.get(name))
+    net = network or next((n for n in src_addrs if _net(nets.get(n)).driver in ("bridge", None)),
                           next(iter(src_addrs), ""))
     if not net:
         raise UsageError(f"trace: {src} has no network address", hint="is it on network none?")
     return "nat", net, owner, src_addrs.get(net, ""), dst, None
 
 
-def _preference(net: dict[str, Any] | None) -> int:
+def _net(net: NetworkRow | None) -> NetworkRow:
+    return net or NetworkRow(name="", lab=None, driver=None, scope=None, subnet=None, gateway=None)
+
+
+def _vni(net: NetworkRow | None) -> int | None:
+    return net.vni if net is not None else None
+
+
+def _preference(net: NetworkRow | None) -> int:
     """Which shared network to trace on by default: an overlay (Docker's, or labctl's VXLAN under macvlan) first."""
-    driver = (net or {}).get("driver") or "bridge"
-    if driver == "overlay" or (driver == "macvlan" and (net or {}).get("vni")):
+    driver = _net(net).driver or "bridge"
+    if driver == "overlay" or (driver == "macvlan" and _vni(net)):
         return 0
     return {"macvlan": 1, "bridge": 2}.get(driver, 3)
 
 
-def _kind(net: dict[str, Any] | None, same_host: bool) -> str:
-    driver = (net or {}).get("driver") or "bridge"
+def _kind(net: NetworkRow | None, same_host: bool) -> str:
+    driver = _net(net).driver or "bridge"
     if driver == "overlay":
         return "overlay"
     if driver == "macvlan":
-        return "vxlan" if (net or {}).get("vni") else "macvlan"
+        return "vxlan" if _vni(net) else "macvlan"
     return "bridge" if same_host else "nat"
 
 
@@ -175,18 +184,18 @@ def ping_counts(out: str) -> tuple[int, int]:
 def trace(inv: Inventory, pb: Playbook | None, hosts: Hosts, progress: Progress, src: str, dst: str,
           network: str | None = None, pcap_dir: str | None = None, count: int = 3) -> TraceResult:
     progress.step("all", "finding the containers, networks and underlay addresses")
-    status = gather_status(inv, pb, hosts, extra=underlay_query(inv.underlay_interface))
+    address = underlay_facts(inv)[0]
+    status = gather_status(inv, pb, hosts, also=(address,))
     kind, net, dst_ctr, src_ip, dst_ip, vni = choose(status, pb, src, dst, network)
-    ctrs = {c["name"]: c for c in status["containers"]}
-    src_host = ctrs[src]["host"]
-    underlay = {n: parse_underlay(out)[0] for n, out in (status.get("extra") or {}).items()}
-    dst_host = ctrs[dst_ctr]["host"] if dst_ctr else next((h for h, a in underlay.items() if a == dst_ip), None)
+    ctrs = {c.name: c for c in status.containers}
+    src_host = ctrs[src].host
+    underlay = {n: s[address].address for n, s in status.answered().items()}
+    dst_host = ctrs[dst_ctr].host if dst_ctr else next((h for h, a in underlay.items() if a == dst_ip), None)
     involved = [src_host] + ([dst_host] if dst_host and dst_host != src_host else [])
 
     def facts_of(name: str, conn: Connection) -> HostFacts:
-        mine = [c for c in (src, dst_ctr) if c and ctrs[c]["host"] == name]
-        script = facts_script(mine, net, inv.underlay_interface, dst_ip)
-        return parse_facts(name, str(conn.run(script, hide=True, warn=True).stdout), inv.underlay_interface)
+        mine = [c for c in (src, dst_ctr) if c and ctrs[c].host == name]
+        return host_facts(ask(conn, name, trace_facts(mine, net, dst_ip)), mine, inv.underlay_interface)
 
     progress.step("all", f"{src} -> {dst} on {net} ({kind}): reading interfaces on {', '.join(involved)}")
     facts = hosts.each(facts_of, involved, step="trace facts")
@@ -220,7 +229,7 @@ def trace(inv: Inventory, pb: Playbook | None, hosts: Hosts, progress: Progress,
         pcaps += files
     seen = [seen_at(p, parse_tcpdump(texts.get(p.name, "")), path, parse_arp(texts.get(p.name, "")))
             for p in path.captures]
-    plane = (status.get("control") or {}).get("plane")
+    plane = status.control.plane if status.control else None
     return TraceResult(path, sent, received, ping_out, seen, proof(path, seen) + warnings, pcaps, plane)
 
 

@@ -22,14 +22,19 @@ from typing import Any
 from fabric import Connection
 
 from labctl.errors import PrerequisiteError
+from labctl.executors.facts import ask
 from labctl.executors.remote import Hosts, put_private
 from labctl.executors.status import gather as gather_status
 from labctl.executors.steps import Report
 from labctl.executors.store import store_runner
+from labctl.facts import Fact, fact
+from labctl.facts import host as host_facts
+from labctl.facts.host import Underlay
 from labctl.model.inventory import Inventory
 from labctl.model.playbook import Playbook
 from labctl.model.providers import RULES as PROVIDER_RULES
 from labctl.plan.controlplane import effective
+from labctl.plan.status import LabStatus
 from labctl.plan.verify import Check, Diagnosis, Facts, Result, derive, explain, sample
 from labctl.planes.executor_base import Run, executor_halves
 from labctl.planes.kvstore.plan import reachability_probe
@@ -50,12 +55,6 @@ LINE_RE = re.compile(r"^(\d+) (\d+) ?([0-9.]*)\s*$")
 PROBE_MODES = ("auto", "fping", "container")
 TARGET_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")   # what may go into a probe script unquoted
 NSPROBE = Path(__file__).with_name("nsprobe.py")
-# What the fping mode needs on a host; each tool is run, not only looked up (a broken binary counts as missing).
-TOOLS_QUERY = ("echo \"probe-tools-missing:$(fping -v >/dev/null 2>&1 || printf ' fping';"
-               " nsenter --version >/dev/null 2>&1 || printf ' nsenter';"
-               " python3 -c pass >/dev/null 2>&1 || printf ' python3')\"")
-
-
 @dataclass
 class Verdict:
     lab: str
@@ -71,17 +70,13 @@ class Verdict:
         return all(r.ok for r in self.results)
 
 
-def underlay_query(iface: str) -> str:
-    return f"{TOOLS_QUERY}; ip -o -4 addr show dev {shlex.quote(iface)}; cat /sys/class/net/{shlex.quote(iface)}/mtu"
+def underlay_facts(inv: Inventory) -> tuple[Fact[Underlay], Fact[tuple[str, ...] | None]]:
+    """What verify, grade, trace, graph and breaks add to their one round trip: the underlay interface's address
+    and MTU, and which of the fping mode's tools the host lacks."""
+    return host_facts.underlay(inv.underlay_interface), host_facts.PROBE_TOOLS
 
 
-def missing_probe_tools(out: str) -> list[str] | None:
-    """The tools the fping mode lacks on a host, from underlay_query's output (None: the host did not say)."""
-    m = re.search(r"^probe-tools-missing:(.*)$", out, re.MULTILINE)
-    return m.group(1).split() if m else None
-
-
-def choose_modes(wanted: str, missing: dict[str, list[str] | None]) -> tuple[dict[str, str], dict[str, str]]:
+def choose_modes(wanted: str, missing: dict[str, tuple[str, ...] | None]) -> tuple[dict[str, str], dict[str, str]]:
     """Probe mode per host and, where it is not fping, why. `wanted` fping on a host without its tools is the
     caller's error to report; auto falls back to container there."""
     modes, notes = {}, {}
@@ -96,10 +91,10 @@ def choose_modes(wanted: str, missing: dict[str, list[str] | None]) -> tuple[dic
     return modes, notes
 
 
-def probe_modes(probe: str, outputs: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
-    """Probe mode per host from each host's underlay_query output; `--probe fping` where a host lacks its tools
-    is a prerequisite error (exit 2) naming the hosts."""
-    modes, notes = choose_modes(probe, {n: missing_probe_tools(out) for n, out in outputs.items()})
+def probe_modes(probe: str, missing: dict[str, tuple[str, ...] | None]) -> tuple[dict[str, str], dict[str, str]]:
+    """Probe mode per host from the tools each lacks (host.PROBE_TOOLS); `--probe fping` where a host lacks its
+    tools is a prerequisite error (exit 2) naming the hosts."""
+    modes, notes = choose_modes(probe, missing)
     if probe == "fping" and notes:
         raise PrerequisiteError("--probe fping: " + "; ".join(f"{h}: {why}" for h, why in sorted(notes.items())),
                                 hint="install fping (and python3) on those hosts, `labctl provision` does, or use "
@@ -107,17 +102,11 @@ def probe_modes(probe: str, outputs: dict[str, str]) -> tuple[dict[str, str], di
     return modes, notes
 
 
-def parse_underlay(out: str) -> tuple[str, int]:
-    """The underlay interface's address and MTU, from underlay_query's output."""
-    match = re.search(r"inet (\d+\.\d+\.\d+\.\d+)/", out)
-    mtu = out.strip().splitlines()[-1] if out.strip() else ""
-    return (match.group(1) if match else "", int(mtu) if mtu.isdigit() else 1500)
-
-
-def facts_from(status: dict[str, Any], underlay: dict[str, tuple[str, int]]) -> Facts:
-    state = {c["name"]: c["state"] for c in status["containers"]}
-    addresses = {c["name"]: {k: v for k, v in c["addresses"].items() if v} for c in status["containers"]}
-    return Facts(state=state, addresses=addresses, host_addresses={h: u[0] for h, u in underlay.items() if u[0]})
+def facts_from(status: LabStatus, underlay: dict[str, Underlay]) -> Facts:
+    state = {c.name: c.state or "" for c in status.containers}
+    addresses = {c.name: {k: v for k, v in c.addresses.items() if v} for c in status.containers}
+    return Facts(state=state, addresses=addresses, host_addresses={h: u.address for h, u in underlay.items()
+                                                                   if u.address})
 
 
 def probe_script(checks: list[tuple[int, Check]], pings_at_once: int = PINGS_AT_ONCE,
@@ -285,24 +274,38 @@ def parse_misroutes(lines: list[str], by_address: dict[str, str]) -> dict[str, s
     return found
 
 
-def diagnose(inv: Inventory, pb: Playbook, hosts: Hosts, status: dict[str, Any],
-             underlay: dict[str, tuple[str, int]], unreachable: dict[str, str], progress: Progress) -> Diagnosis:
+def missing_overlays(overlays: list[str]) -> Fact[list[str]]:
+    """The lab's overlay networks this host's dockerd does not know."""
+    names = " ".join(shlex.quote(o) for o in overlays)
+    return fact("verify.missing-overlays",
+                f"for o in {names}; do docker network inspect \"$o\" >/dev/null 2>&1 || echo \"$o\"; done",
+                str.split)
+
+
+VXLAN_DROPS: Fact[list[str]] = fact(
+    "verify.vxlan-drops", "iptables-save 2>/dev/null | grep -E -- '4789' | grep -E 'DROP|REJECT'",
+    lambda t: [r.strip() for r in t.splitlines() if r.strip()])
+
+
+def diagnose(inv: Inventory, pb: Playbook, hosts: Hosts, status: LabStatus,
+             underlay: dict[str, Underlay], unreachable: dict[str, str], progress: Progress) -> Diagnosis:
     overlays = [n.name for n in pb.networks if n.driver == "overlay"]
     names = [h.name for h in inv.docker_hosts if h.name not in unreachable]
     store_probe = reachability_probe(pb.store) if pb.store is not None else ""
 
-    addresses = {n: u[0] for n, u in underlay.items() if u[0]}
+    addresses = {n: u.address for n, u in underlay.items() if u.address}
 
     def host_diag(name: str, conn: Connection) -> tuple[list[str], list[str], bool, list[str]]:
-        missing = [o for o in overlays
-                   if not conn.run(f"docker network inspect {shlex.quote(o)}", hide=True, warn=True).ok]
-        rules = str(conn.run("iptables-save 2>/dev/null | grep -E -- '4789' | grep -E 'DROP|REJECT'",
-                             hide=True, warn=True).stdout).splitlines()
-        store_open = not store_probe or bool(conn.run(store_probe, hide=True, warn=True).ok)
         peers = [a for n, a in addresses.items() if n != name]
-        routes = str(conn.run(misroute_query(peers, inv.underlay_interface), hide=True, warn=True).stdout) \
-            if peers else ""
-        return missing, [r.strip() for r in rules if r.strip()], store_open, routes.splitlines()
+        asked: list[Fact[Any]] = [missing_overlays(overlays), VXLAN_DROPS]
+        if store_probe:
+            asked.append(fact("verify.store-open", f"{store_probe} >/dev/null 2>&1 && echo open",
+                              lambda t: t.strip() == "open"))
+        if peers:
+            asked.append(fact("verify.misroutes", misroute_query(peers, inv.underlay_interface), str.splitlines))
+        a = ask(conn, name, asked)     # one round trip
+        return (a[asked[0]], a[VXLAN_DROPS], a[asked[2]] if store_probe else True,
+                a[asked[-1]] if peers else [])
 
     per_host = hosts.each(host_diag, names, step="diagnosis")
     by_address = {a: n for n, a in addresses.items()}
@@ -318,8 +321,7 @@ def diagnose(inv: Inventory, pb: Playbook, hosts: Hosts, status: dict[str, Any],
         if contents is not None and store_ok:
             registered = {node.rsplit(":", 1)[0] for node in contents.nodes}
             unregistered = {n: a for n, a in addresses.items() if n in names and a not in registered}
-    actual: dict[str, list[str]] = {c["name"]: [k for k, v in c["addresses"].items() if v]
-                                    for c in status["containers"]}
+    actual: dict[str, list[str]] = {c.name: [k for k, v in c.addresses.items() if v] for c in status.containers}
     plane = executor_halves().get(pb.control)
     found = plane.diagnose(Run(inv, pb, hosts, names, manager, progress, Report(), addresses=addresses)) \
         if plane else None
@@ -328,7 +330,7 @@ def diagnose(inv: Inventory, pb: Playbook, hosts: Hosts, status: dict[str, Any],
                      vxlan_drops={h: r for h, (_, r, _, _) in per_host.items() if r},
                      misroutes={h: parse_misroutes(lines, by_address) for h, (_, _, _, lines) in per_host.items()
                                 if parse_misroutes(lines, by_address)},
-                     underlay_mtu={h: u[1] for h, u in underlay.items()},
+                     underlay_mtu={h: u.mtu for h, u in underlay.items()},
                      actual_networks=actual, macvlan_hint=PROVIDER_RULES[inv.provider].macvlan_hint,
                      unreachable_hosts=unreachable,
                      store_unreachable_from=[h for h, (_, _, ok, _) in per_host.items() if store_ok and not ok],
@@ -340,13 +342,15 @@ def verify(inv: Inventory, pb: Playbook, hosts: Hosts, progress: Progress, sampl
            probe: str = "auto") -> Verdict:
     t0 = time.monotonic()
     progress.step("all", "gathering containers, addresses, underlay addresses and probe tools")
-    status = gather_status(inv, pb, hosts, vnis=False, extra=underlay_query(inv.underlay_interface))
-    plane = (status.get("control") or {}).get("plane")
+    address_fact, tools_fact = underlay_facts(inv)
+    status = gather_status(inv, pb, hosts, vnis=False, also=(address_fact, tools_fact))
+    plane = status.control.plane if status.control else None
     if plane:  # the playbook as the hosts run it (auto with a store may run on swarm: then no store to diagnose)
         pb = effective(pb, plane)
-    unreachable = {h["name"]: h["error"] for h in status["hosts"] if h["error"]}
-    underlay = {n: parse_underlay(out) for n, out in status["extra"].items() if n not in unreachable}
-    modes, notes = probe_modes(probe, {n: out for n, out in status["extra"].items() if n not in unreachable})
+    unreachable = status.unreachable
+    answered = status.answered()
+    underlay = {n: s[address_fact] for n, s in answered.items()}
+    modes, notes = probe_modes(probe, {n: s[tools_fact] for n, s in answered.items()})
     progress.step("all", "probes: " + describe_modes(modes, notes))
     facts = facts_from(status, underlay)
     checks = derive(pb, facts)

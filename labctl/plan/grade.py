@@ -14,19 +14,13 @@ from typing import Any
 from labctl.model.checks import normal_image_ref
 from labctl.model.exercise import ANY, AttachSpec, ContainerSpec, Exercise, NetworkSpec, Task
 from labctl.model.playbook import Expectation, PortMapping, parse_port
-from labctl.plan.objects import HostObjects, parse_objects
-from labctl.plan.objects import query as objects_query
+from labctl.plan.objects import HostObjects, object_facts, objects_from
 from labctl.plan.verify import Check, Result
 
-__all__ = ["HostObjects", "parse_objects", "query"]
+__all__ = ["HostObjects", "object_facts", "objects_from"]
 
 DOCKER_OWN = ("bridge", "host", "none", "docker_gwbridge", "ingress")   # never a student's network
 LOCAL = ("bridge", "macvlan", "ipvlan", "null", "host")
-
-
-def query(extra: str) -> str:
-    """Every network and container of a host, labelled or not; then what the caller adds (underlay, probe tools)."""
-    return objects_query("", extra)
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ class Step:
     reason: str = ""
     entry: str = ""            # the playbook entry it serves: "networks.ov", "containers.c1"
     cleanup: str | None = None  # run when the command fails: remove what it half-made
+    reports: bool = False       # the command prints its own changes (labctl-report: lines); none printed: no change
 
 
 @dataclass(frozen=True)

@@ -25,26 +25,6 @@ def overlay_ns(network: str) -> str:
             'ns=""; [ -n "$id" ] && ns=$(ls -d /run/docker/netns/*-"$id" 2>/dev/null | tail -n 1)')
 
 
-def vnis_script(label_filter: str = "") -> str:
-    """Shell that prints `NETWORK-ID VNI` for every overlay network (with this label, if given) whose namespace
-    exists on this host (a local container joined it), reading the VXLAN ID from the vxlan device in it."""
-    f = f" --filter {shlex.quote(f'label={label_filter}')}" if label_filter else ""
-    return (f"for n in $(docker network ls -q --no-trunc --filter driver=overlay{f}); do "
-            'ns=$(ls -d /run/docker/netns/*-"$(echo "$n" | cut -c1-10)" 2>/dev/null | tail -n 1); [ -n "$ns" ] || '
-            'continue; v=$(nsenter --net="$ns" ip -d -o link show type vxlan 2>/dev/null | '
-            "sed -n 's/.*vxlan id \\([0-9]*\\).*/\\1/p' | head -n 1); [ -n \"$v\" ] && echo \"$n $v\"; done; true")
-
-
-def parse_vnis(text: str) -> dict[str, int]:
-    """vnis_script's output: network ID -> VNI."""
-    found = {}
-    for line in text.splitlines():
-        parts = line.split()
-        if len(parts) == 2 and parts[1].isdigit():
-            found[parts[0]] = int(parts[1])
-    return found
-
-
 def expected_peers(pb: Playbook) -> dict[str, dict[str, int]]:
     """host -> overlay network -> lab containers on that network on other hosts.
 

@@ -7,6 +7,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from labctl.facts import dialect
 from labctl.model.inventory import Inventory
 from labctl.model.playbook import Playbook
 
@@ -50,8 +51,7 @@ def preflight_problems(pb: Playbook, facts: dict[str, HostFacts]) -> list[str]:
     for engine_id, hosts in by_id.items():
         if len(hosts) > 1:
             problems.append(f"hosts {', '.join(hosts)} share Docker engine ID {engine_id} (cloned VMs): on each, "
-                            "remove /etc/docker/key.json (Engine 20.10) or /var/lib/docker/engine-id (Engine 23 and "
-                            "later) and restart docker")
+                            f"remove {dialect.engine_id_fix()} and restart docker")
     for hostname, hosts in by_name.items():
         if len(hosts) > 1:
             problems.append(f"hosts {', '.join(hosts)} share the hostname {hostname!r}: overlay membership (serf) "

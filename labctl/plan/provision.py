@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 from labctl import engines
 from labctl.engines import EngineSource
+from labctl.facts import dialect
 from labctl.model.inventory import Host, Inventory
 from labctl.model.playbook import Playbook
 from labctl.plan.controlplane import kvstore_refusal
@@ -200,7 +201,8 @@ def _docker_io(plan: ProvisionPlan, f: ProvisionFacts, packages: list[str], cont
         packages.append("docker.io")
     elif control == "kvstore" and kvstore_refusal(f.dockerd_version, "etcd", False):
         plan.problems.append(f"[{f.name}] Docker Engine {f.dockerd_version} is installed: it has no cluster-store "
-                             "(removed in 23.0). Use `overlay: {control: swarm}` (or auto), a fresh VM, or remove it "
+                             f"({dialect.CLUSTER_STORE_REMOVED}). "
+                             "Use `overlay: {control: swarm}` (or auto), a fresh VM, or remove it "
                              "and let labctl install docker.io 20.10")
     elif control != "kvstore" and kvstore_refusal(f.dockerd_version, "etcd", False):
         plan.steps.append(Step(f.name, "docker", None, f"Docker {f.dockerd_version} present (no cluster store: "

@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
-SEP = "--labctl-trace--"
+from labctl.facts import Answers, Fact, answers, fact
+
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -115,63 +117,85 @@ class HostFacts:
     tools: list[str] = field(default_factory=list)                  # missing: tcpdump
 
 
-def facts_script(containers: list[str], network: str, underlay: str, destination: str) -> str:
+def _vxlan_peers(text: str) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    current = ""
+    for line in text.splitlines():
+        if line.startswith("dev "):
+            current = line[4:]
+            found[current] = []
+        elif current and line.strip():
+            found[current].append(line.strip())
+    return found
+
+
+def _lines(text: str) -> list[str]:
+    return [x for x in text.splitlines() if x.strip()]
+
+
+TOOLS = fact("trace.tools", "command -v tcpdump >/dev/null || echo missing-tcpdump",
+             lambda t: ["tcpdump"] if "missing-tcpdump" in t else [])
+HOST_LINKS = fact("trace.host.links", "ip -o -d link", str)
+HOST_ADDRS = fact("trace.host.addrs", "ip -o -4 addr", str)
+OVERLAY_LINKS = fact("trace.overlay.links", '[ -n "$ons" ] && nsenter --net="$ons" ip -o -d link', str)
+OVERLAY_FDB = fact("trace.overlay.fdb", '[ -n "$ons" ] && nsenter --net="$ons" bridge fdb show dev vxlan0', str)
+VXLAN_PEERS = fact("trace.vxlan", "for d in $(ip -o link show type vxlan | awk -F': ' '{print $2}' | cut -d@ -f1); "
+                                  "do echo \"dev $d\"; bridge fdb show dev \"$d\" | "
+                                  "awk '$1 == \"00:00:00:00:00:00\" {print $3}'; done", _vxlan_peers)
+NAT = fact("trace.nat", "iptables -t nat -S POSTROUTING 2>/dev/null | grep MASQUERADE", _lines)
+
+
+def _overlay_ns(network: str) -> Fact[str]:
+    """Sets $ons for the two facts after it: the network's namespace on this host (the newest epoch)."""
+    return fact("trace.overlay.ns", f"id=$(docker network inspect -f '{{{{.Id}}}}' {network} 2>/dev/null | "
+                                    "cut -c1-10); ons=''; [ -n \"$id\" ] && ons=$(ls -d /run/docker/netns/*-\"$id\" "
+                                    '2>/dev/null | tail -n 1); echo "$ons"', str.strip)
+
+
+def _container(i: int, name: str, destination: str) -> tuple[Fact[str], Fact[str], Fact[str], Fact[str]]:
+    """Its PID (which sets $p for the three after it), links, addresses and route to the destination."""
+    inside = 'nsenter -t "$p" -n'
+    guard = '[ "${p:-0}" -gt 0 ] &&'
+    return (fact(f"trace.c{i}.pid", f"p=$(docker inspect -f '{{{{.State.Pid}}}}' {name} 2>/dev/null); echo \"$p\"",
+                 str.strip),
+            fact(f"trace.c{i}.links", f"{guard} {inside} ip -o -d link", str),
+            fact(f"trace.c{i}.addrs", f"{guard} {inside} ip -o -4 addr", str),
+            fact(f"trace.c{i}.route", f"{guard} {inside} ip route get {destination} 2>&1 | head -n 1", str.strip))
+
+
+def trace_facts(containers: list[str], network: str, destination: str) -> list[Fact[Any]]:
     """One round trip per host: each container's PID, links, addresses (and the route to the destination), the
     host's links and underlay, the network's overlay namespace with its vxlan0 FDB, labctl's VXLAN devices' FDB
     peers, the NAT rules."""
-    for value in [*containers, network, underlay, destination]:
+    for value in [*containers, network, destination]:
         if not NAME_RE.match(value):
             raise ValueError(f"not a plain name or address: {value!r}")
-    parts = ["command -v tcpdump >/dev/null || echo missing-tcpdump; echo tools"]
-    for c in containers:
-        parts.append(f"echo 'container {c}'; p=$(docker inspect -f '{{{{.State.Pid}}}}' {c} 2>/dev/null); echo \"$p\"; "
-                     f"if [ \"${{p:-0}}\" -gt 0 ]; then nsenter -t \"$p\" -n ip -o -d link; echo {SEP}; "
-                     f"nsenter -t \"$p\" -n ip -o -4 addr; echo {SEP}; "
-                     f"nsenter -t \"$p\" -n ip route get {destination} 2>&1 | head -n 1; fi")
-    parts.append(f"echo host; ip -o -d link; echo {SEP}; ip -o -4 addr")
-    parts.append(f"echo overlay; id=$(docker network inspect -f '{{{{.Id}}}}' {network} 2>/dev/null | cut -c1-10); "
-                 "for n in /run/docker/netns/*-\"${id:-none}\"; do [ -n \"$id\" ] && [ -e \"$n\" ] || continue; "
-                 f"echo \"$n\"; nsenter --net=\"$n\" ip -o -d link; echo {SEP}; "
-                 "nsenter --net=\"$n\" bridge fdb show dev vxlan0; done")
-    parts.append("echo vxlan; for d in $(ip -o link show type vxlan | awk -F': ' '{print $2}' | cut -d@ -f1); do "
-                 "echo \"dev $d\"; bridge fdb show dev \"$d\" | awk '$1 == \"00:00:00:00:00:00\" {print $3}'; done")
-    parts.append("echo nat; iptables -t nat -S POSTROUTING 2>/dev/null | grep MASQUERADE")
-    return f"; echo {SEP}{SEP}; ".join(parts)
+    per_container = [f for i, c in enumerate(containers) for f in _container(i, c, destination)]
+    return [TOOLS, *per_container, HOST_LINKS, HOST_ADDRS, _overlay_ns(network), OVERLAY_LINKS, OVERLAY_FDB,
+            VXLAN_PEERS, NAT]
 
 
-def parse_facts(host: str, out: str, underlay: str) -> HostFacts:
-    facts = HostFacts(host)
-    for block in out.split(SEP + SEP):
-        lines = block.strip("\n").split("\n")
-        if "tools" in lines and "missing-tcpdump" in lines:
-            facts.tools.append("tcpdump")
-        head, body = lines[0], "\n".join(lines[1:])
-        if head.startswith("container "):
-            name = head.split(" ", 1)[1]
-            pid_line, _, rest = body.partition("\n")
-            parts = rest.split(SEP + "\n") + ["", "", ""]
-            pid = int(pid_line) if pid_line.strip().isdigit() else 0
-            facts.containers[name] = ContainerFacts(name, pid, parse_links(parts[0], parts[1]) if pid else {},
-                                                    parts[2].strip())
-        elif head == "host":
-            parts = body.split(SEP + "\n") + ["", ""]
-            facts.links = parse_links(parts[0], parts[1])
-            facts.underlay = facts.links.get(underlay)
-        elif head == "overlay" and body.strip():
-            path, _, rest = body.partition("\n")
-            links, _, fdb = rest.partition(SEP + "\n")
-            facts.overlay_ns, facts.overlay_links, facts.overlay_fdb = path, parse_links(links, ""), parse_fdb(fdb)
-        elif head == "vxlan":
-            current = ""
-            for line in body.splitlines():
-                if line.startswith("dev "):
-                    current = line[4:]
-                    facts.vxlan_fdb[current] = []
-                elif current and line.strip():
-                    facts.vxlan_fdb[current].append(line.strip())
-        elif head == "nat":
-            facts.nat = [x for x in body.splitlines() if x.strip()]
+def host_facts(a: Answers, containers: list[str], underlay: str) -> HostFacts:
+    """A host's answers to trace_facts(containers, ...); underlay: the underlay interface's name."""
+    facts = HostFacts(a.host, tools=a[TOOLS])
+    for i, name in enumerate(containers):
+        pid_f, links_f, addrs_f, route_f = _container(i, name, "0.0.0.0")
+        pid = int(a[pid_f]) if a[pid_f].isdigit() else 0
+        facts.containers[name] = ContainerFacts(name, pid, parse_links(a[links_f], a[addrs_f]) if pid else {},
+                                                a[route_f])
+    facts.links = parse_links(a[HOST_LINKS], a[HOST_ADDRS])
+    facts.underlay = facts.links.get(underlay)
+    ns = a.get(_overlay_ns("-"), "")
+    if ns:
+        facts.overlay_ns = ns
+        facts.overlay_links, facts.overlay_fdb = parse_links(a[OVERLAY_LINKS], ""), parse_fdb(a[OVERLAY_FDB])
+    facts.vxlan_fdb, facts.nat = a[VXLAN_PEERS], a[NAT]
     return facts
+
+
+def parse_facts(host: str, out: str, containers: list[str], network: str, underlay: str) -> HostFacts:
+    """A host's output of trace_facts' script (captured) as HostFacts."""
+    return host_facts(answers(host, trace_facts(containers, network, "0.0.0.0"), out), containers, underlay)
 
 
 # ------------------------------------------------------------------ the path

@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass, replace
 from typing import Any
 
+from labctl.facts import Fact
 from labctl.model.playbook import Playbook
 from labctl.planes.traits import Traits
 
@@ -45,6 +46,16 @@ class PlanePlan:
     # ---- facts
     def parse_facts(self, host: str, text: str) -> Any:
         return None
+
+    @property
+    def fact(self) -> Fact[Any]:
+        """facts_script and parse_facts as one fact, for preflight's batch."""
+        return Fact(f"plane.{self.name}", self.facts_script or "true", self.parse_facts)
+
+    @property
+    def status_fact(self) -> Fact[Any]:
+        """The same for status's batch."""
+        return Fact(f"plane.{self.name}.status", self.status_query or "true", self.parse_facts)
 
     # ---- the decision
     def refusals(self, store_backend: str | None, engines: list[Engine]) -> dict[str, str]:

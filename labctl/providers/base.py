@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from labctl.executors.services import Service, ServiceManager, Systemd
+from labctl.executors.services import ByHostInit, Service, ServiceManager
 
 if TYPE_CHECKING:
     from labctl.model.inventory import Inventory
@@ -31,7 +31,7 @@ class Endpoint:
 
 class Provider:
     """How a provider's hosts are reached and run (its executor half; its inventory rules are in
-    labctl.model.providers). Defaults fit machines that exist already and run systemd."""
+    labctl.model.providers). Defaults fit machines that exist already."""
 
     name = ""
     provisions_by_default = True     # `up` installs Docker and the store first (VMs, machines); sandbox hosts
@@ -51,7 +51,8 @@ class Provider:
         return None
 
     def service_manager(self) -> ServiceManager:
-        return Systemd()
+        """Chosen per host from its init (see executors.services), whatever the provider."""
+        return ByHostInit()
 
     def dockerd_service(self, inv: Inventory, host: str) -> Service:
         """dockerd on a docker host, as the service manager knows it."""

@@ -31,7 +31,7 @@ from labctl.errors import LabctlError, PrerequisiteError, Problem, ValidationErr
 from labctl.executors import enginecache, local
 from labctl.executors.dockerhost import sandbox_dockerd
 from labctl.executors.enginecache import Unpacked
-from labctl.executors.services import Service, ServiceManager, SupervisedProcess
+from labctl.executors.services import Service
 from labctl.model.inventory import Host, Inventory, sandbox_addresses
 from labctl.plan.sandbox import Action, HostFacts, Names, SandboxFacts, plan_sandbox
 from labctl.providers.base import Endpoint, Provider
@@ -712,9 +712,6 @@ class SandboxProvider(Provider):
 
     def host_engine(self, inv: Inventory, host: str) -> Unpacked | None:
         return host_engine(inv, host)
-
-    def service_manager(self) -> ServiceManager:
-        return SupervisedProcess()     # no systemd inside a sandbox host: start-stop-daemon with pidfiles
 
     def dockerd_service(self, inv: Inventory, host: str) -> Service:
         return sandbox_dockerd(inv.name, host, host_engine(inv, host))

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from rich.console import Console
 
 from labctl.executors import lab
 from labctl.model.inventory import Inventory
+from labctl.plan.status import ControlStatus, LabStatus
 from labctl.planes.registry import plan_half
 from labctl.providers import registry
 from labctl.views.console import heading, make, table
@@ -27,63 +26,61 @@ def print_hosts(inv: Inventory, engine_ids: dict[str, str] | None = None, consol
     console.print(t)
 
 
-def control_line(control: dict[str, Any]) -> str:
+def control_line(control: ControlStatus) -> str:
     """status: the overlay's control plane and, for swarm and vxlan, each host's part in it."""
-    head = f"overlay control plane: {control['plane'] or 'none yet'} (requested: {control['requested']})"
-    tail = plan_half(control["plane"]).status_text(control["hosts"]) if control["plane"] else ""
+    head = f"overlay control plane: {control.plane or 'none yet'} (requested: {control.requested})"
+    tail = plan_half(control.plane).status_text(control.hosts) if control.plane else ""
     return f"{head}; {tail}" if tail else head
 
 
-def _status_tables(console: Console, result: dict[str, Any]) -> None:
-    heading(console, f"lab {result['lab'] or '(every labctl lab)'}: hosts")
+def _status_tables(console: Console, result: LabStatus) -> None:
+    heading(console, f"lab {result.lab or '(every labctl lab)'}: hosts")
     hosts = table("host", "roles", "engine", "state")
-    for h in result["hosts"]:
-        hosts.add_row(h["name"], ",".join(h["roles"]), h["engine"] or "-", h["error"] or h.get("state") or "ok")
+    for h in result.hosts:
+        hosts.add_row(h.name, ",".join(h.roles), h.engine or "-", h.error or h.state or "ok")
     console.print(hosts)
     heading(console, "networks")
     nets = table("network", "driver", "scope", "subnet", "gateway", "VNI", "hosts")
-    for n in result["networks"]:
-        nets.add_row(n["name"], n["driver"] or "", n["scope"] or "", n["subnet"] or "", n["gateway"] or "",
-                     str(n["vni"]) if n["vni"] is not None else "-", ",".join(n["hosts"]))
+    for n in result.networks:
+        nets.add_row(n.name, n.driver or "", n.scope or "", n.subnet or "", n.gateway or "",
+                     str(n.vni) if n.vni is not None else "-", ",".join(n.hosts))
     console.print(nets)
     heading(console, "containers")
     ctrs = table("container", "host", "state", "addresses")
-    for c in result["containers"]:
-        addrs = ", ".join(f"{k}={v}" for k, v in c["addresses"].items() if v) or c["network_mode"] or "-"
-        ctrs.add_row(c["name"], c["host"], c["state"] or "", addrs)
+    for c in result.containers:
+        addrs = ", ".join(f"{k}={v}" for k, v in c.addresses.items() if v) or c.network_mode or "-"
+        ctrs.add_row(c.name, c.host, c.state or "", addrs)
     console.print(ctrs)
-    control = result.get("control")
-    if control:
-        console.print(control_line(control), soft_wrap=True)
-    store = result.get("store")
+    if result.control:
+        console.print(control_line(result.control), soft_wrap=True)
+    store = result.store
     if store:
-        state = store["error"] or ("running" if store["running"] else "not running")
-        console.print(f"store: {store['url']} on {store['host']}: {state}", soft_wrap=True)
-        contents = store.get("contents")
+        state = store.error or ("running" if store.running else "not running")
+        console.print(f"store: {store.url} on {store.host}: {state}", soft_wrap=True)
+        contents = store.contents
         if contents and not contents.get("error"):
             console.print(f"  leader {contents['leader'] or '(none)'}; registered engines: "
                           f"{', '.join(contents['nodes']) or '(none)'}; overlays in the store: "
-                          f"{', '.join(store['overlays']) or '(none)'} ({contents['keys']} keys under docker/)",
+                          f"{', '.join(store.overlays or []) or '(none)'} ({contents['keys']} keys under docker/)",
                           soft_wrap=True)
         elif contents:
             console.print(f"  cannot read the store: {contents['error']}", soft_wrap=True)
 
 
-def print_status(result: dict[str, Any], quiet: bool = False, console: Console | None = None) -> None:
+def print_status(result: LabStatus, quiet: bool = False, console: Console | None = None) -> None:
     """The tables, then the verdict against the playbook (with --quiet: only that)."""
     console = console or make()
     if not quiet:
         _status_tables(console, result)
-    for text in result.get("missing", []):
+    for text in result.missing or []:
         console.print(f"missing: {text}", soft_wrap=True)
-    for text in result.get("extra", []):
+    for text in result.extra or []:
         console.print(f"extra: {text}", soft_wrap=True)
-    if result.get("missing") == [] and not result.get("extra"):
+    if result.missing == [] and not result.extra:
         console.print("everything in the playbook exists and runs, and nothing else of the lab")
-    unreachable = [h for h in result["hosts"] if h["error"] or h.get("state")]
-    if quiet and unreachable:
-        for h in unreachable:
-            console.print(f"{h['name']}: {h['error'] or h.get('state')}", soft_wrap=True)
+    if quiet:
+        for name, why in result.not_usable.items():
+            console.print(f"{name}: {why}", soft_wrap=True)
 
 
 def print_report(verb: str, name: str, report: lab.Report, seconds: float, quiet: bool = False,

@@ -15,6 +15,7 @@ from labctl import cli
 from labctl.errors import UsageError, ValidationError
 from labctl.executors.nsprobe import read_sized_spec, read_spec
 from labctl.executors.verify import ns_probe_script, parse_misroutes, probe_script
+from labctl.facts.host import Underlay
 from labctl.model.class_roster import load_roster
 from labctl.model.exercise import ANY, parse_exercise
 from labctl.model.inventory import parse_inventory
@@ -121,7 +122,7 @@ def test_a_class_of_sandbox_labs_takes_free_subnets_and_keeps_them(tmp_path: Pat
     assert [h.name for h in roster.students[0].inventory.hosts] == ["store", "node1", "node2"]
 
 
-FACTS = breaks.LabFacts(underlay={"node1": ("198.18.0.12", 1500), "node2": ("198.18.0.13", 1500)},
+FACTS = breaks.LabFacts(underlay={"node1": Underlay("198.18.0.12", 1500), "node2": Underlay("198.18.0.13", 1500)},
                         state={c: "running" for c in ("c1", "c2", "c3", "c4")},
                         addresses={"c4": {"ov": "172.30.0.3", "mv": "172.29.0.14"}})
 
@@ -165,7 +166,7 @@ def test_scenarios_refuse_labs_they_do_not_fit() -> None:
     stopped = breaks.LabFacts(FACTS.underlay, {**FACTS.state, "c4": "exited"}, FACTS.addresses)
     with pytest.raises(UsageError, match="c4 is exited on node2, not running"):
         breaks.plan_break(SEED, INV, "container-stopped", stopped)
-    low = breaks.LabFacts({**FACTS.underlay, "node2": ("198.18.0.13", 1400)}, FACTS.state)
+    low = breaks.LabFacts({**FACTS.underlay, "node2": Underlay("198.18.0.13", 1400)}, FACTS.state)
     with pytest.raises(UsageError, match="already has MTU 1400"):
         breaks.plan_break(SEED, INV, "mtu-lowered", low)
 

@@ -11,7 +11,7 @@ import pytest
 
 from labctl.errors import HostFailure, StepFailed
 from labctl.executors.steps import step_failure
-from labctl.plan.docker_errors import explain
+from labctl.facts.docker_errors import explain
 from labctl.plan.lab import Step
 
 DATA = os.path.join(os.path.dirname(__file__), "data", "docker-errors-20.10.24.txt")

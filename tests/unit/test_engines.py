@@ -18,11 +18,13 @@ from labctl.engines.debian import archive_url, sources_line
 from labctl.errors import LabctlError, ValidationError
 from labctl.executors import enginecache
 from labctl.executors.hostfacts import parse_facts
-from labctl.executors.status import parse_host_status
+from labctl.facts import answers
 from labctl.model.inventory import parse_inventory
 from labctl.plan import grade
 from labctl.plan.controlplane import Engine, decide, kvstore_refusal
 from labctl.plan.sandbox import HostFacts, SandboxFacts, plan_sandbox
+from labctl.plan.status import parse_host_state
+from labctl.planes.registry import plan_halves
 from labctl.planes.swarm import plan as swarm_plan
 from labctl.ui import Progress
 
@@ -222,17 +224,17 @@ def test_facts_of_engine_26() -> None:
 @pytest.mark.parametrize(("name", "version", "scope"), [("status-node1.txt", "20.10.24+dfsg1", "global"),
                                                         ("status-node1-26.1.5.txt", "26.1.5+dfsg1", "swarm")])
 def test_status_output_of_both_engines(name: str, version: str, scope: str) -> None:
-    raw = parse_host_status(captured(name))
-    assert raw["engine"] == version and raw["pending"] is False
-    nets = {n["Name"]: n for n in raw["networks"]}
+    state = parse_host_state("node1", captured(name), "labctl.lab=seed-overlay", plan_halves(), vnis=False)
+    assert state.engine == version and state.pending is False
+    nets = state.networks
     assert nets["ov"]["Scope"] == scope and nets["ov"]["IPAM"]["Config"][0]["Subnet"] == "172.30.0.0/16"
     assert nets["mv"]["Driver"] == "macvlan" and nets["mv"]["Options"]["parent"] == "eth1"
-    ctrs = {c["Name"].lstrip("/"): c for c in raw["containers"]}
+    ctrs = state.containers
     assert ctrs["c1"]["NetworkSettings"]["Networks"]["mv"]["IPAMConfig"]["IPv4Address"] == "172.29.0.11"
 
 
 def test_grade_objects_of_engine_26() -> None:
-    objects = grade.parse_objects(captured("grade-node1-26.1.5.txt"))
+    objects = grade.objects_from(answers("node1", grade.object_facts(), captured("grade-node1-26.1.5.txt")))
     assert objects.engine == "26.1.5+dfsg1"
     assert {"ov", "mv", "bridge", "ingress"} <= set(objects.networks)
     assert {"c1", "c2"} <= set(objects.containers)

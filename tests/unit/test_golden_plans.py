@@ -14,6 +14,7 @@ import pytest
 
 from labctl.model.inventory import parse_inventory
 from labctl.model.playbook import parse_playbook
+from labctl.plan.down import DownFacts, plan_down
 from labctl.plan.lab import (
     Existing,
     container_spec,
@@ -90,3 +91,43 @@ def test_drift_plan_names_each_difference() -> None:
     assert [s["host"] for s in drift["detach"]] == ["node2"], "mv's containers on node2 go before mv is recreated"
     started = [s for s in drift["containers"] if s["command"]]
     assert [(s["what"], s["reason"]) for s in started] == [("container c2", "was stopped")]
+
+
+# ---------------------------------------------------------------- down
+
+def down_state(name: str) -> dict[str, DownFacts]:
+    """What down's one query finds: the seed lab up; a re-run after a down killed half-way (node1's containers
+    gone, node2 not touched yet); nothing left."""
+    up = {h: DownFacts(h, tuple(c.name for c in SEED.containers if c.host == h),
+                       tuple((n.name, n.driver) for n in SEED.networks if h in n.hosts)) for h in ("node1", "node2")}
+    if name == "up":
+        return up
+    if name == "half-down":
+        return {"node1": DownFacts("node1", (), up["node1"].networks), "node2": up["node2"]}
+    return {h: DownFacts(h) for h in ("node1", "node2")}
+
+
+def down_plan(name: str) -> dict[str, list[dict[str, object]]]:
+    p = plan_down(down_state(name), ["node1", "node2"])
+    return {"containers": [asdict(s) for s in p.containers], "networks": [asdict(s) for s in p.networks]}
+
+
+@pytest.mark.parametrize("name", ["up", "half-down", "gone"])
+def test_down_plan_matches_its_golden_file(name: str) -> None:
+    path = PLANS / f"seed-overlay-down-{name}.json"
+    got = down_plan(name)
+    if os.environ.get("LABCTL_REGOLD"):
+        path.write_text(json.dumps(got, indent=2) + "\n")
+    assert got == json.loads(path.read_text()), f"{path.name} differs; LABCTL_REGOLD=1 rewrites it"
+
+
+def test_down_plan_properties() -> None:
+    up = plan_down(down_state("up"), ["node1", "node2"])
+    assert [s.host for s in up.containers] == ["node1", "node2"]
+    assert [s.host for s in up.networks] == ["node1"] * 3 + ["node2"] * 3, "each host's networks, then its gwbridge"
+    assert all("timeout " in s.command for s in up.containers + up.networks if s.command), "no Docker call unbounded"
+    assert all(s.reports for s in up.containers + up.networks), "a step only reports what it did"
+    gone = plan_down(down_state("gone"), ["node1", "node2"])
+    assert gone.containers == [] and [s.what for s in gone.networks] == ["network docker_gwbridge"] * 2
+    half = plan_down(down_state("half-down"), ["node1"])
+    assert half.containers == [] and {s.host for s in half.networks} == {"node1"}, "an unreachable host is left out"

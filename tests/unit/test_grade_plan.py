@@ -12,6 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from labctl.executors.verify import underlay_facts
+from labctl.facts import answers
+from labctl.facts.host import Underlay
 from labctl.gradebook import class_dict, report_dict, roster_rows, to_csv, to_junit
 from labctl.model.exercise import load_exercise, parse_exercise
 from labctl.model.inventory import parse_inventory
@@ -26,7 +29,8 @@ UNDERLAY = {"node1": "198.18.0.12", "node2": "198.18.0.13"}
 
 
 def captured() -> dict[str, g.HostObjects]:
-    return {h: g.parse_objects((DATA / f"grade-{h}-20.10.24.txt").read_text()) for h in ("node1", "node2")}
+    return {h: g.objects_from(answers(h, g.object_facts(), (DATA / f"grade-{h}-20.10.24.txt").read_text()))
+            for h in ("node1", "node2")}
 
 
 def exercise(name: str):
@@ -54,7 +58,10 @@ def test_captured_output_parses() -> None:
     assert {"alpha", "beta", "web1", "web2", "outsider", "web", "hostnet", "nonet", "sidecar", "m1", "o1"} <= \
         set(objects["node1"].containers)
     assert set(objects["node2"].containers) == {"m2", "o2"}
-    assert "198.18.0.12/24" in objects["node1"].extra
+    address, tools = underlay_facts(INV)
+    got = answers("node1", [*g.object_facts(), address, tools], (DATA / "grade-node1-20.10.24.txt").read_text())
+    assert got[address] == Underlay("198.18.0.12", 1500) and got[tools] == ()
+    assert got.complete
 
 
 @pytest.mark.parametrize("name", EXERCISES)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import re
 import shutil
 import xml.etree.ElementTree as ET
@@ -13,7 +14,7 @@ import pytest
 
 from labctl import graph, html
 from labctl.executors import graph as graph_exec
-from labctl.executors.status import summarize
+from labctl.plan.status import HostState, LabStatus, summarize
 from labctl.plan.verify import Check, Result
 
 from .test_preflight_and_status import INV, SEED, captured, parse_status
@@ -22,10 +23,9 @@ UNDERLAY = {"store": "198.18.0.11", "node1": "198.18.0.12", "node2": "198.18.0.1
 
 
 def status(**changes: object) -> dict:
-    raw = {h: parse_status(captured(f"status-{h}.txt")) for h in ("node1", "node2")}
-    for h in raw:
-        raw[h]["vnis"] = {"ov": 256}   # what status' VNI part (plan.overlay.vnis_script) found on that lab
-    result = summarize(INV, SEED, raw)
+    raw = {h: dataclasses.replace(parse_status(h, captured(f"status-{h}.txt")), vnis={"ov": 256})
+           for h in ("node1", "node2")}   # vnis: what status' VNI fact (facts.docker.vnis) found on that lab
+    result = summarize(INV, SEED, raw).as_json()
     result["control"] = {"plane": "kvstore", "requested": "auto", "hosts": {}}
     result["store"] = {"backend": "etcd", "host": "store", "url": "etcd://198.18.0.11:2379", "running": True,
                        "error": None}
@@ -34,7 +34,7 @@ def status(**changes: object) -> dict:
 
 
 def topology(st: dict | None = None) -> graph.Topology:
-    return graph.build(st or status(), SEED, UNDERLAY)
+    return graph.build(LabStatus.from_json(st or status()), SEED, UNDERLAY)
 
 
 def names(t: graph.Topology) -> set[str]:
@@ -74,7 +74,8 @@ def test_missing_extra_and_stopped_are_marked() -> None:
 
 
 def test_a_host_without_dockerd_and_an_absent_network() -> None:
-    raw = {"node1": parse_status(captured("status-node1.txt")), "node2": {"error": "[node2] ssh: timed out"}}
+    raw = {"node1": parse_status("node1", captured("status-node1.txt")),
+           "node2": HostState("node2", error="[node2] ssh: timed out")}
     st = summarize(INV, SEED, raw)
     t = graph.build(st, SEED, UNDERLAY)
     node2 = next(b for b in t.boxes if b.label[0] == "node2")

@@ -17,6 +17,9 @@ import pytest
 
 from labctl.executors import nsprobe
 from labctl.executors import verify as vexec
+from labctl.facts import END, answers
+from labctl.facts.host import Underlay
+from labctl.model.inventory import parse_inventory
 from labctl.plan.verify import Check
 
 DATA = Path(__file__).parent / "data" / "nsprobe-capture-20.10.24.txt"
@@ -180,17 +183,25 @@ def test_spec_lines_and_patience() -> None:
 # ------------------------------------------------------------------- the executor's side
 
 
+INV_OF_ETH1 = parse_inventory((Path(__file__).parents[2] / "inventories" / "sandbox.yaml").read_text(),
+                              "inventories/sandbox.yaml")
+
+
 def check(src: str, address: str, expect: str = "reach") -> Check:
     return Check(src, "node1", "x", "node2", "ov", address, expect, "ip", "test")
 
 
 def test_tools_line_and_modes() -> None:
-    out = "probe-tools-missing: fping python3\n3: eth1    inet 198.18.0.12/24 brd ...\n1500\n"
-    assert vexec.missing_probe_tools(out) == ["fping", "python3"]
-    assert vexec.parse_underlay(out) == ("198.18.0.12", 1500), "the tools line does not disturb the underlay"
-    assert vexec.missing_probe_tools("probe-tools-missing:\n") == []
-    assert vexec.missing_probe_tools("") is None
-    modes, notes = vexec.choose_modes("auto", {"node1": [], "node2": ["fping"], "node3": None})
+    address, tools = vexec.underlay_facts(INV_OF_ETH1)
+    out = "\n".join([address.marker, "3: eth1    inet 198.18.0.12/24 brd ...", "1500", tools.marker,
+                     "probe-tools-missing: fping python3", END])
+    got = answers("node1", [address, tools], out)
+    assert got[tools] == ("fping", "python3")
+    assert got[address] == Underlay("198.18.0.12", 1500)
+    assert tools.parse("node1", "probe-tools-missing:\n") == ()
+    assert tools.parse("node1", "") is None, "a host that did not answer did not say it lacks nothing"
+    assert address.parse("node1", "") == Underlay("", 1500)
+    modes, notes = vexec.choose_modes("auto", {"node1": (), "node2": ("fping",), "node3": None})
     assert modes == {"node1": "fping", "node2": "container", "node3": "container"}
     assert notes == {"node2": "no fping on the host", "node3": "the host did not report its tools"}
     assert vexec.choose_modes("container", {"node1": []})[0] == {"node1": "container"}

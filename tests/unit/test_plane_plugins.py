@@ -10,14 +10,14 @@ from typing import Any
 
 import pytest
 
-from labctl import planes
+from labctl import facts, planes
 from labctl.errors import ValidationError
 from labctl.executors import hostfacts as lab
-from labctl.executors import status
 from labctl.model import schema
 from labctl.model.inventory import load_inventory
 from labctl.model.playbook import parse_playbook
 from labctl.plan.controlplane import Engine, decide, effective
+from labctl.plan.status import ControlStatus, control_status, status_facts
 from labctl.planes.executor_base import executor_halves
 from labctl.planes.registry import plan_half
 from labctl.views.lab import control_line
@@ -94,30 +94,39 @@ def test_auto_never_takes_a_plane_that_does_not_ask_for_it() -> None:
 
 @pytest.mark.parametrize("name", ALL)
 def test_preflight_round_trip_carries_each_planes_facts_to_its_parser(name: str) -> None:
-    script = lab.fact_script()
+    asked = lab.preflight_facts()
+    script = facts.script(asked)
     half = plan_half(name)
     if half.facts_script:
         assert half.facts_script in script
-    sections = [""] * lab.FIXED_FACTS + [f"facts of {n}" if n == "stub" else "" for n in lab.fact_planes()]
-    facts = lab.parse_facts("".join(f"{s}\n{lab.FACT_SEP}\n" for s in sections), "node1", "pl")
-    assert facts.planes["stub"] == "facts of stub"
-    assert set(facts.planes) == set(lab.fact_planes())
+    output = "".join(f"{f.marker}\n" + ("facts of stub\n" if f.name == "plane.stub" else "") for f in asked)
+    found = lab.parse_facts(output, "node1", "pl")
+    assert found.planes["stub"] == "facts of stub"
+    assert set(found.planes) == set(lab.fact_planes())
 
 
-def control_output(stub: str) -> str:
-    return f"\n{status.CONTROL_SEP}\n".join(stub if n == "stub" else "" for n in planes.names()) + "\n"
+def control_facts(stub: str) -> dict[str, str]:
+    return {n: stub if n == "stub" else "" for n in planes.names()}
+
+
+def control_of(pb: Any, answers: dict[str, str]) -> ControlStatus:
+    """control_status over the planes' parsed status facts, each host answering `answers[host]` for the stub."""
+    halves = planes.registry.plan_halves()
+    return control_status(pb, halves, {p: {h: half.parse_facts(h, control_facts(stub)[p] + "\n")
+                                           for h, stub in answers.items()} for p, half in halves.items()})
 
 
 def test_status_finds_the_stub_plane_from_its_evidence_and_prints_its_line() -> None:
     pb = parse_playbook(playbook("stub"), "p.yaml", INV)
-    assert plan_half("stub").facts_script in status.control_query()
-    control = status.control_status(pb, {"node1": control_output("stub:pl"), "node2": control_output("stub:pl")})
-    assert control["plane"] == "stub"
-    assert control["hosts"]["node1"]["stub"] == "stub:pl"
-    assert "swarm" in control["hosts"]["node1"], "swarm's role is shown for every lab"
+    assert plan_half("stub").status_query in facts.script(status_facts("", False, planes.registry.plan_halves(),
+                                                                       True))
+    control = control_of(pb, {"node1": "stub:pl", "node2": "stub:pl"})
+    assert control.plane == "stub"
+    assert control.hosts["node1"]["stub"] == "stub:pl"
+    assert "swarm" in control.hosts["node1"], "swarm's role is shown for every lab"
     assert control_line(control).endswith("; stub: node1 stub:pl, node2 stub:pl")
-    other = status.control_status(pb, {"node1": control_output("stub:else")})
-    assert other["plane"] is None
+    other = control_of(pb, {"node1": "stub:else"})
+    assert other.plane is None
 
 
 def failed_across_hosts(pb: Any) -> list[Any]:

@@ -10,11 +10,12 @@ from pathlib import Path
 
 from labctl.executors.hostfacts import parse_facts
 from labctl.executors.labimages import missing_images
-from labctl.executors.status import parse_host_status, summarize
 from labctl.model.inventory import parse_inventory
 from labctl.model.playbook import parse_playbook
 from labctl.plan import daemon
 from labctl.plan.preflight import preflight_problems
+from labctl.plan.status import HostState, LabStatus, parse_host_state, summarize
+from labctl.planes.registry import plan_halves
 
 DATA = os.path.join(os.path.dirname(__file__), "data")
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
@@ -111,15 +112,22 @@ def test_restore_keeps_an_original_bip() -> None:
     assert daemon.restore_sequence({"bip": "172.17.12.1/24"}, backup, "172.17.12.1/24") == [{"bip": "10.5.0.1/24"}]
 
 
-def parse_status(text: str) -> dict:
-    """The product's own parser (the VNI comes from a second query per overlay, checked on the wire in the
-    integration tests)."""
-    return parse_host_status(text)
+def parse_status(host: str, text: str) -> HostState:
+    """The product's own parser of status's round trip (captured without the VNI part: the VNIs are checked on
+    the wire in the integration tests)."""
+    return parse_host_state(host, text, "labctl.lab=seed-overlay", plan_halves(), vnis=False)
+
+
+def status_json(raw: dict[str, HostState]) -> dict:
+    """summarize's result as `labctl status --json` prints it; it reads back as the same LabStatus."""
+    result = summarize(INV, SEED, raw)
+    assert LabStatus.from_json(result.as_json()).as_json() == result.as_json()
+    return result.as_json()
 
 
 def test_status_from_real_inspect_output() -> None:
-    raw = {h: parse_status(captured(f"status-{h}.txt")) for h in ("node1", "node2")}
-    result = summarize(INV, SEED, raw)
+    raw = {h: parse_status(h, captured(f"status-{h}.txt")) for h in ("node1", "node2")}
+    result = status_json(raw)
     nets = {n["name"]: n for n in result["networks"]}
     assert nets["ov"]["scope"] == "global" and nets["ov"]["hosts"] == ["node1", "node2"]
     assert nets["ov"]["subnet"] == "172.30.0.0/16" and nets["ov"]["gateway"] == "172.30.0.254"
@@ -133,8 +141,9 @@ def test_status_from_real_inspect_output() -> None:
 
 
 def test_status_names_what_is_missing() -> None:
-    raw = {"node1": parse_status(captured("status-node1.txt")), "node2": {"error": "[node2] ssh: timed out"}}
-    result = summarize(INV, SEED, raw)
+    raw = {"node1": parse_status("node1", captured("status-node1.txt")),
+           "node2": HostState("node2", error="[node2] ssh: timed out")}
+    result = status_json(raw)
     assert "containers.c3: absent on node2" in result["missing"]
     assert "networks.mv: not on node2" in result["missing"]
     assert result["hosts"][1]["error"] == "[node2] ssh: timed out"

@@ -55,7 +55,7 @@ def test_a_provider_from_the_test_suite_works_through_both_halves(stub, tmp_path
     inv = parse_inventory(text, "s.yaml")
     assert [h.address for h in inv.hosts] == ["203.0.113.101", "203.0.113.102"]
     assert [(e.address, e.port) for e in registry.endpoints(inv)] == [("203.0.113.101", 2222), ("203.0.113.102", 2222)]
-    assert registry.service_manager(inv).__class__.__name__ == "Systemd", "the defaults of Provider"
+    assert registry.service_manager(inv).__class__.__name__ == "ByHostInit", "the defaults of Provider"
     (tmp_path / "s.yaml").write_text(text)
     assert cli.main(["-q", "hosts", "-i", str(tmp_path / "s.yaml"), "--json"]) == 0
     assert '"address": "203.0.113.101"' in capsys.readouterr().out

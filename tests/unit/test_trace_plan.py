@@ -16,7 +16,7 @@ DATA = Path(__file__).parent / "data"
 def facts(host: str) -> trace.HostFacts:
     text = "".join(line for line in (DATA / f"trace-facts-{host}.txt").read_text().splitlines(keepends=True)
                    if not line.startswith("#"))
-    return trace.parse_facts(host, text, "eth1")
+    return trace.parse_facts(host, text, {"node1": ["c1"], "node2": ["c3"]}[host], "ov", "eth1")
 
 
 def dumps() -> dict[str, str]:
@@ -124,9 +124,11 @@ def test_an_unanswered_arp_for_the_gateway_is_named() -> None:
 
 def test_facts_script_refuses_what_is_not_a_plain_name() -> None:
     with pytest.raises(ValueError):
-        trace.facts_script(["c1; reboot"], "ov", "eth1", "172.30.0.1")
+        trace.trace_facts(["c1; reboot"], "ov", "172.30.0.1")
     with pytest.raises(ValueError):
-        trace.facts_script(["c1"], "ov", "eth1", "$(id)")
+        trace.trace_facts(["c1"], "ov", "$(id)")
+    with pytest.raises(ValueError):
+        trace.trace_facts(["c1"], "ov net", "172.30.0.1")
 
 
 def test_capture_and_stop_scripts_are_bounded_and_stop_their_own_pids() -> None:

@@ -15,7 +15,7 @@ import textwrap
 import pytest
 
 from labctl.errors import LabctlError, ValidationError
-from labctl.executors.hostfacts import parse_ip_addr
+from labctl.facts.host import parse_ip_addr
 from labctl.model.inventory import load_inventory, parse_inventory
 from labctl.plan.preflight import HostFacts, underlay_problems
 from labctl.providers import vagrant

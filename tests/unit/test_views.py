@@ -15,6 +15,7 @@ from labctl.executors.verify import Verdict
 from labctl.model.exercise import load_exercise
 from labctl.model.inventory import load_inventory
 from labctl.plan.grade import Finding, Report, TaskResult
+from labctl.plan.status import LabStatus
 from labctl.plan.trace import CapturePoint, Hop, Seen
 from labctl.plan.trace import Path as TracePath
 from labctl.plan.verify import Check, Result
@@ -66,7 +67,7 @@ def test_status_prints_names_and_errors_literally() -> None:
               "containers": [{"name": "c1", "host": "node1", "state": "running", "network_mode": "",
                               "addresses": {"ov": "172.30.0.2", "mac": MAC}}],
               "missing": ["containers.c9: absent on node1 [red]x[/red]"], "extra": []}
-    text = out(print_status, status)
+    text = out(print_status, LabStatus.from_json(status))
     for trap in (MAC, "lab:cd:", "ov:cd:", "[bold]no[/] :cd:", "[red]x[/red]"):
         assert trap in text, f"{trap!r} printed as given"
     assert "\U0001f4bf" not in text, "no emoji for :cd:"
@@ -156,6 +157,6 @@ def test_the_html_page_and_the_graph_keep_user_text_as_text() -> None:
                                        "address": "198.18.0.12"}],
               "networks": [], "containers": [{"name": "c1", "host": "node1", "state": "running", "network_mode": "",
                                               "addresses": {"bridge": "172.17.0.2"}}]}
-    topo = graph.build(status, None, {"node1": "198.18.0.12"})
+    topo = graph.build(LabStatus.from_json(status), None, {"node1": "198.18.0.12"})
     for text in (graph.to_dot(topo), graph.to_mermaid(topo)):
         assert "c1" in text and "172.17.0.2" in text

@@ -11,6 +11,7 @@ import shlex
 from dataclasses import dataclass
 from typing import Any
 
+from labctl.facts import dialect
 from labctl.model.playbook import Playbook, Store
 from labctl.planes.base import Engine, PlanePlan, engine_version
 from labctl.planes.kvstore import TRAITS
@@ -106,7 +107,6 @@ def plan_store(store: Store, lab: str, binary: str | None = None) -> StorePlan:
 
 # ---------------------------------------------------------------- the plane's pure half
 
-KVSTORE_LAST_MAJOR = 22      # Engine 23.0 removed cluster-store (deprecated since 20.10)
 # cluster-advertise from daemon.json ("eth1:2376" or "198.18.0.12:2376") as an address: the host's VTEP. (Docker's
 # CLI 23 and later no longer knows the field in `docker info`, even against a 20.10 daemon.)
 ADVERTISED = ("adv=$(sed -n 's/.*\"cluster-advertise\": *\"\\([^\"]*\\)\".*/\\1/p' /etc/docker/daemon.json "
@@ -119,8 +119,8 @@ def kvstore_refusal(version: str, backend: str, consul_backend: bool) -> str | N
     parsed = engine_version(version)
     if parsed is None:
         return "no Docker engine answers" if not version else f"engine version {version[:40]!r} is not understood"
-    if parsed[0] > KVSTORE_LAST_MAJOR:
-        return f"Docker Engine {version} has no cluster store (removed in 23.0)"
+    if not dialect.has_cluster_store(parsed[0]):
+        return f"Docker Engine {version} has no cluster store ({dialect.CLUSTER_STORE_REMOVED})"
     if backend == "consul" and not consul_backend:
         return f"dockerd {version} is built without the Consul backend (Debian's docker.io has etcd only)"
     return None

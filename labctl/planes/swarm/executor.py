@@ -9,6 +9,7 @@ import time
 from fabric import Connection
 
 from labctl.errors import LabctlError
+from labctl.executors.facts import ask
 from labctl.executors.remote import Hosts
 from labctl.planes.executor_base import ControlPlane, Run
 from labctl.planes.swarm import plan as swarm
@@ -52,8 +53,8 @@ class Swarm(ControlPlane):
 
 
 def gather(hosts: Hosts, names: list[str]) -> dict[str, SwarmFacts]:
-    return hosts.each(lambda n, c: swarm.parse_facts(n, str(c.run(swarm.FACTS_SCRIPT, hide=True, warn=True).stdout)),
-                      names, step="swarm facts")
+    facts = swarm.PLANE.fact
+    return hosts.each(lambda n, c: ask(c, n, [facts])[facts], names, step="swarm facts")
 
 
 def _run(conn: Connection, host: str, command: str, what: str) -> None:

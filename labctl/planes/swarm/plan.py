@@ -19,6 +19,7 @@ import shlex
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from labctl.facts import answers, fact, script
 from labctl.model.playbook import Playbook
 from labctl.plan.lock import PRIVATE_DIR
 from labctl.planes.base import Engine, PlanePlan, engine_version
@@ -30,10 +31,23 @@ INGRESS_SUBNET = ipaddress.ip_network("10.0.0.0/24")   # swarm's default ingress
 TOKEN_RE = re.compile(r"^SWMTKN-1-[0-9a-z]{20,80}-[0-9a-z]{20,40}$")
 PORTS = {"2377": "2377/tcp (cluster management)", "7946": "7946/tcp+udp (node gossip)",
          "4789": "4789/udp (VXLAN data)"}
-SEP = "----labctl-swarm----"
-FACTS_SCRIPT = (f"docker info --format '{{{{json .Swarm}}}}' 2>/dev/null; echo {SEP}; "
-                f"head -c 4000 {MARKER} 2>/dev/null; echo; echo {SEP}; "
-                "iptables-save 2>/dev/null | grep -E -- '-j (DROP|REJECT)' | grep -E -- '(2377|7946|4789)' | head -20")
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    try:
+        found = json.loads(text.strip() or "{}")
+    except ValueError:
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+INFO = fact("swarm.info", "docker info --format '{{json .Swarm}}' 2>/dev/null", _json_object)
+MARK = fact("swarm.marker", f"head -c 4000 {MARKER} 2>/dev/null", _json_object)
+BLOCKED = fact("swarm.blocked", "iptables-save 2>/dev/null | grep -E -- '-j (DROP|REJECT)' | "
+                                "grep -E -- '(2377|7946|4789)' | head -20",
+               lambda t: tuple(line.strip()[:200] for line in t.splitlines() if line.strip()))
+FACTS = (INFO, MARK, BLOCKED)
+FACTS_SCRIPT = script(FACTS, end=False)
 
 
 @dataclass(frozen=True)
@@ -54,23 +68,16 @@ class SwarmFacts:
 
 
 def parse_facts(host: str, text: str) -> SwarmFacts:
-    parts = (text.split(SEP + "\n") + ["", "", ""])[:3]
-    try:
-        swarm = json.loads(parts[0].strip() or "{}")
-    except ValueError:
-        swarm = {}
-    swarm = swarm if isinstance(swarm, dict) else {}
-    try:
-        marker = json.loads(parts[1].strip() or "{}")
-    except ValueError:
-        marker = {}
-    marker = marker if isinstance(marker, dict) else {}
+    """FACTS_SCRIPT's output: the node as `docker info` shows it, labctl's marker, the rules that drop swarm's
+    ports."""
+    a = answers(host, FACTS, text)
+    swarm, marker = a[INFO], a[MARK]
     managers = tuple(str(m.get("Addr", "")) for m in swarm.get("RemoteManagers") or [] if isinstance(m, dict))
     return SwarmFacts(host=host, state=str(swarm.get("LocalNodeState", "")), node_id=str(swarm.get("NodeID", "")),
                       address=str(swarm.get("NodeAddr", ""))[:64],
                       manager=bool(swarm.get("ControlAvailable")), managers=managers,
                       marker_lab=str(marker.get("lab", ""))[:64], marker_role=str(marker.get("role", ""))[:16],
-                      blocked=tuple(line.strip()[:200] for line in parts[2].splitlines() if line.strip()))
+                      blocked=a[BLOCKED])
 
 
 def role(f: SwarmFacts) -> str:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from fabric import Connection
 
+from labctl.executors.facts import ask
 from labctl.executors.steps import Report, run_steps
+from labctl.facts import fact
 from labctl.planes.executor_base import ControlPlane, Run
 from labctl.planes.vxlan import plan as vxlan_plan
 from labctl.planes.vxlan.plan import Device
 from labctl.ui import Progress
 
+DEVICES = fact("vxlan.devices", vxlan_plan.FACTS_SCRIPT, vxlan_plan.parse_facts)
 
 class Vxlan(ControlPlane):
     """Active: the devices of the playbook's overlays. Inactive: the lab's devices left from an earlier vxlan run
@@ -37,9 +40,7 @@ class Vxlan(ControlPlane):
 
     def diagnose(self, run: Run) -> dict[str, list[str]]:
         """host -> what is wrong with its devices (down, missing, a wrong FDB), for the hosts whose address is known."""
-        found = run.hosts.each(lambda n, c: vxlan_plan.parse_facts(str(c.run(vxlan_plan.FACTS_SCRIPT, hide=True,
-                                                                              warn=True).stdout)), run.names,
-                               step="vxlan")
+        found = run.hosts.each(lambda n, c: ask(c, n, [DEVICES])[DEVICES], run.names, step="vxlan")
         host_of = {a: h for h, a in run.addresses.items()}
         faults = {n: vxlan_plan.faults(vxlan_plan.wanted(run.pb, n, run.addresses, run.inv.underlay_interface),
                                        found[n], host_of) for n in found if n in run.addresses}
@@ -51,7 +52,7 @@ class Vxlan(ControlPlane):
 
 
 def remove_vxlan_devices(lab: str, name: str, conn: Connection, progress: Progress, report: Report) -> None:
-    found = vxlan_plan.parse_facts(str(conn.run(vxlan_plan.FACTS_SCRIPT, hide=True, warn=True).stdout))
+    found = ask(conn, name, [DEVICES])[DEVICES]
     for cmd in vxlan_plan.teardown(lab, found):
         conn.run(cmd, hide=True)
         report.add(name, f"{cmd.split()[-1]}: VXLAN device removed")
