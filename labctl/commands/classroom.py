@@ -7,7 +7,6 @@ import json
 import sys
 import time
 
-from labctl import gradebook
 from labctl.commands.common import load, write_file
 from labctl.errors import UsageError
 from labctl.executors import breaks as breaks_exec
@@ -20,6 +19,7 @@ from labctl.model.playbook import load_playbook
 from labctl.plan import breaks as breaks_plan
 from labctl.providers import registry
 from labctl.ui import Progress
+from labctl.views import gradebook
 from labctl.views.grade import print_grade, print_roster
 
 

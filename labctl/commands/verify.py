@@ -6,7 +6,6 @@ import argparse
 import json
 import sys
 
-from labctl import html, verdict
 from labctl.commands.common import load, write_file
 from labctl.errors import LabctlError
 from labctl.executors import graph as graph_exec
@@ -16,6 +15,8 @@ from labctl.model.inventory import Inventory
 from labctl.model.playbook import Playbook, load_playbook
 from labctl.providers import registry
 from labctl.ui import Progress
+from labctl.views import html
+from labctl.views import verify_report as verdict
 from labctl.views.verdict import print_verdict
 
 

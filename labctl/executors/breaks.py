@@ -9,6 +9,7 @@ import shlex
 from fabric import Connection
 
 from labctl.errors import HostFailure, HostsFailed, UsageError
+from labctl.executors.facts import ask
 from labctl.executors.remote import Hosts
 from labctl.executors.status import gather as gather_status
 from labctl.executors.store import store_runner
@@ -22,11 +23,10 @@ from labctl.ui import Progress
 
 def read_records(inv: Inventory, pb: Playbook, hosts: Hosts) -> dict[str, dict]:
     """Each host's record of a fault injected into this lab (hosts without one are left out)."""
-    path = shlex.quote(plan.record_path(pb.name))
-    out = hosts.each(lambda n, c: str(c.run(f"cat {path} 2>/dev/null || true", hide=True).stdout),
-                     [h.name for h in inv.hosts], step="read fault records")
-    records = {h: plan.parse_record(text) for h, text in out.items() if text.strip()}
-    return {h: r for h, r in records.items() if r is not None}
+    record = plan.record_fact(pb.name)
+    found = hosts.each(lambda n, c: ask(c, n, [record])[record], [h.name for h in inv.hosts],
+                       step="read fault records")
+    return {h: r for h, r in found.items() if r is not None}
 
 
 def lab_facts(inv: Inventory, pb: Playbook, hosts: Hosts) -> plan.LabFacts:

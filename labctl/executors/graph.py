@@ -10,9 +10,9 @@ from labctl.executors import local
 from labctl.executors.remote import Hosts
 from labctl.executors.status import gather as gather_status
 from labctl.executors.verify import underlay_facts
-from labctl.graph import FORMATS, Topology, build, to_dot, to_mermaid
 from labctl.model.inventory import Inventory, host_addresses
 from labctl.model.playbook import Playbook
+from labctl.views.graph import FORMATS, Topology, build, to_dot, to_mermaid
 
 __all__ = ["FORMATS", "render", "topology"]
 

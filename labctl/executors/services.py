@@ -17,7 +17,7 @@ from fabric import Connection
 
 from labctl.errors import LabctlError
 from labctl.executors.facts import ask
-from labctl.facts.host import INIT
+from labctl.facts.host import INIT, INIT_TEST
 
 RUN_DIR = "/run/labctl"
 
@@ -61,9 +61,11 @@ class SupervisedProcess:
     def logfile(svc: Service) -> str:
         return f"{RUN_DIR}/{svc.name}.log"
 
+    def running_command(self, svc: Service) -> str:
+        return f"start-stop-daemon --status --pidfile {shlex.quote(self.pidfile(svc))}"
+
     def is_running(self, conn: Connection, svc: Service) -> bool:
-        cmd = f"start-stop-daemon --status --pidfile {shlex.quote(self.pidfile(svc))}"
-        return bool(conn.run(cmd, warn=True, hide=True).ok)
+        return bool(conn.run(self.running_command(svc), warn=True, hide=True).ok)
 
     def start_command(self, svc: Service) -> str:
         if not svc.argv:
@@ -108,8 +110,11 @@ class Systemd:
     def unit(svc: Service) -> str:
         return shlex.quote(svc.unit or f"{svc.name}.service")
 
+    def running_command(self, svc: Service) -> str:
+        return f"systemctl is-active --quiet {self.unit(svc)}"
+
     def is_running(self, conn: Connection, svc: Service) -> bool:
-        return bool(conn.run(f"systemctl is-active --quiet {self.unit(svc)}", warn=True, hide=True).ok)
+        return bool(conn.run(self.running_command(svc), warn=True, hide=True).ok)
 
     @staticmethod
     def unit_file(svc: Service) -> str:
@@ -166,17 +171,28 @@ class ByHostInit:
 
     kind = "by host init"
 
-    def manager(self, conn: Connection) -> ServiceManager:
-        key = (str(conn.host), int(conn.port))
+    @staticmethod
+    def known(conn: Connection) -> str | None:
         with _LOCK:
-            init = _INITS.get(key)
+            return _INITS.get((str(conn.host), int(conn.port)))
+
+    def manager(self, conn: Connection) -> ServiceManager:
+        init = self.known(conn)
         if init is None:
             init = ask(conn, str(conn.host), [INIT])[INIT]
             remember_init(conn, init)
         return SYSTEMD if init == "systemd" else SUPERVISED
 
     def is_running(self, conn: Connection, svc: Service) -> bool:
-        return self.manager(conn).is_running(conn, svc)
+        """The first question to a host whose init is not known yet also asks its init: one round trip."""
+        if self.known(conn) is not None:
+            return self.manager(conn).is_running(conn, svc)
+        running = "echo running"
+        out = str(conn.run(f"if {INIT_TEST}; then echo systemd; {SYSTEMD.running_command(svc)} && {running}; "
+                           f"else echo none; {SUPERVISED.running_command(svc)} && {running}; fi; true",
+                           hide=True, warn=True).stdout).split()
+        remember_init(conn, "systemd" if out[:1] == ["systemd"] else "none")
+        return "running" in out
 
     def start(self, conn: Connection, svc: Service) -> bool:
         return self.manager(conn).start(conn, svc)

@@ -50,7 +50,8 @@ INTERFACES: Fact[tuple[str, ...]] = fact("host.interfaces", "ls /sys/class/net",
 ADDRESSES: Fact[dict[str, tuple[str, ...]]] = fact("host.addresses", "ip -o -4 addr show", parse_ip_addr)
 DAEMON: Fact[DaemonJson] = fact("host.daemon-json", f"cat {DAEMON_JSON} 2>/dev/null", _daemon_json)
 BACKUP: Fact[Backup] = fact("host.daemon-backup", f"cat {BACKUP_JSON} 2>/dev/null", _backup)
-INIT: Fact[str] = fact("host.init", "test -d /run/systemd/system && echo systemd || echo none",
+INIT_TEST = "test -d /run/systemd/system"     # systemd is the host's init (it makes this directory at boot)
+INIT: Fact[str] = fact("host.init", f"{INIT_TEST} && echo systemd || echo none",
                        lambda t: "systemd" if t.strip() == "systemd" else "none")
 RESTART_PENDING: Fact[bool] = fact("host.restart-pending", f"test -e {JOURNAL} && echo journal; true",
                                    lambda t: t.strip() == "journal")

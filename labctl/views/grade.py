@@ -5,9 +5,9 @@ from __future__ import annotations
 from rich.console import Console
 from rich.text import Text
 
-from labctl import gradebook
 from labctl.executors import verify
 from labctl.plan import grade as grade_plan
+from labctl.views import gradebook
 from labctl.views.console import heading, line, make, table
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from rich.console import Console
 from rich.text import Text
 
-from labctl import verdict
 from labctl.executors import verify
+from labctl.views import verify_report as verdict
 from labctl.views.console import fold, heading, line, make, table
 
 STYLE = {"reach": "green", "isolated": "blue", "MISMATCH": "bold red"}

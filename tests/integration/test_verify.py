@@ -202,7 +202,7 @@ def test_store_stopped_before_a_new_container_joins(lab: Lab, tmp_path, hosts: H
 # ------------------------------------------------------------------ the picture and the HTML page
 
 CHROMIUM = shutil.which("chromium")
-MISMATCH_RED = (0xD3, 0x00, 0x1F)     # labctl/html.py: td.mismatch
+MISMATCH_RED = (0xD3, 0x00, 0x1F)     # labctl/views/html.py: td.mismatch
 REACH_GREEN = (0xD4, 0xF4, 0xD2)      # td.reach
 
 

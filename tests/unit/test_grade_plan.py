@@ -15,11 +15,11 @@ import pytest
 from labctl.executors.verify import underlay_facts
 from labctl.facts import answers
 from labctl.facts.host import Underlay
-from labctl.gradebook import class_dict, report_dict, roster_rows, to_csv, to_junit
 from labctl.model.exercise import load_exercise, parse_exercise
 from labctl.model.inventory import parse_inventory
 from labctl.plan import grade as g
 from labctl.plan.verify import Result
+from labctl.views.gradebook import class_dict, report_dict, roster_rows, to_csv, to_junit
 
 ROOT = Path(__file__).parents[2]
 DATA = Path(__file__).parent / "data"

@@ -12,10 +12,10 @@ from html.parser import HTMLParser
 
 import pytest
 
-from labctl import graph, html
 from labctl.executors import graph as graph_exec
 from labctl.plan.status import HostState, LabStatus, summarize
 from labctl.plan.verify import Check, Result
+from labctl.views import graph, html
 
 from .test_preflight_and_status import INV, SEED, captured, parse_status
 

@@ -68,8 +68,8 @@ PURE_PLANE_MODULES = {"labctl.planes", "labctl.planes.traits", "labctl.planes.ba
 
 
 def pure(name: str) -> bool:
-    """The layers that do no side effects: model, plan, and the pure halves of the control planes."""
-    if name.startswith(("labctl.model", "labctl.plan.")) or name == "labctl.plan":
+    """The layers that do no side effects: model, facts, plan, and the pure halves of the control planes."""
+    if name.startswith(("labctl.model", "labctl.plan.", "labctl.facts")) or name == "labctl.plan":
         return True
     parts = name.split(".")
     if name in PURE_PLANE_MODULES or parts[:2] != ["labctl", "planes"]:
@@ -101,6 +101,8 @@ def test_model_plan_and_the_planes_pure_halves_reach_no_side_effects() -> None:
     edges = graph()
     checked = [m for m in MODULES if pure(m)]
     assert "labctl.planes.swarm.plan" in checked and "labctl.planes.swarm.executor" not in checked
+    assert {"labctl.facts", "labctl.facts.docker", "labctl.plan.status", "labctl.plan.breaks.wrong_subnet"} <= set(
+        checked)
     problems = []
     for name in checked:
         for dep in sorted(reach(edges, name)):

@@ -13,7 +13,7 @@ from labctl.model.inventory import parse_inventory
 from labctl.model.playbook import parse_playbook
 from labctl.model.providers import RULES
 from labctl.plan.verify import Diagnosis, Facts, Result, derive, explain, sample
-from labctl.verdict import host_matrix, matrices, to_json, to_junit
+from labctl.views.verify_report import host_matrix, matrices, to_json, to_junit
 
 ROOT = Path(__file__).parents[2]
 INV = parse_inventory((ROOT / "inventories" / "sandbox.yaml").read_text(), "inventories/sandbox.yaml")

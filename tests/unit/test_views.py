@@ -150,7 +150,7 @@ def test_quiet_verify_keeps_the_verdict() -> None:
 
 
 def test_the_html_page_and_the_graph_keep_user_text_as_text() -> None:
-    from labctl import graph, html
+    from labctl.views import graph, html
     page = html.to_html("lab:cd:", verdict_of(3, fail=1).results, 1.0)
     assert "lab:cd:" in page and "the FDB [red]x[/red] has :cd:" in page and "\U0001f4bf" not in page
     status = {"lab": "lab", "hosts": [{"name": "node1", "roles": ["docker"], "engine": "x :cd:", "error": None,

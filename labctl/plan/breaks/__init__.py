@@ -34,13 +34,14 @@ from labctl.plan.breaks.base import (
     LabFacts,
     Scenario,
     parse_record,
+    record_fact,
     record_path,
     write_record,
 )
 
 __all__ = ["BREAK_LABEL", "IN_THE_WAY", "LOWERED_MTU", "RECORD_DIR", "SCENARIOS", "STORE_START", "STORE_STOP",
-           "Action", "Injection", "LabFacts", "Scenario", "describe", "parse_record", "plan_break", "record_path",
-           "write_record"]
+           "Action", "Injection", "LabFacts", "Scenario", "describe", "parse_record", "plan_break", "record_fact",
+           "record_path", "write_record"]
 
 SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
     vxlan_blocked.SCENARIO,

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from labctl.errors import UsageError
+from labctl.facts import Fact, fact
 from labctl.facts.host import Underlay
 from labctl.model.playbook import Container, Playbook
 
@@ -72,6 +73,12 @@ def write_record(lab: str, record: str) -> str:
     path = record_path(lab)
     return (f"umask 077; mkdir -p {RECORD_DIR} && printf '%s\\n' {shlex.quote(record)} > {shlex.quote(path)}.tmp "
             f"&& mv {shlex.quote(path)}.tmp {shlex.quote(path)}")
+
+
+def record_fact(lab: str) -> Fact[dict | None]:
+    """The host's record of a fault injected into this lab (None: no record, or one that cannot be read)."""
+    return fact("break.record", f"cat {shlex.quote(record_path(lab))} 2>/dev/null",
+                lambda t: parse_record(t) if t.strip() else None)
 
 
 def parse_record(text: str) -> dict | None:

@@ -9,7 +9,7 @@ from html import escape
 from typing import Any
 
 from labctl.plan.verify import Result, verdict
-from labctl.verdict import FOLD_OVER, host_matrix, matrices
+from labctl.views.verify_report import FOLD_OVER, host_matrix, matrices
 
 STYLE = """
 body { font-family: sans-serif; margin: 1.5em; color: #222; }
