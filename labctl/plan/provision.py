@@ -29,6 +29,7 @@ from labctl.model.inventory import Host, Inventory
 from labctl.model.playbook import Playbook
 from labctl.plan.controlplane import kvstore_refusal
 from labctl.plan.lab import Step
+from labctl.planes import PLANES, traits
 
 APT = "DEBIAN_FRONTEND=noninteractive apt-get"
 CONSUL_ENGINE = "debian-11"   # the one Debian engine built with Consul: what a consul store's docker hosts get
@@ -197,14 +198,16 @@ def _apt(packages: list[str], proxy: str | None = None, downgrades: bool = False
 
 
 def _docker_io(plan: ProvisionPlan, f: ProvisionFacts, packages: list[str], control: str) -> None:
+    """control: the playbook's plane; one that needs the cluster store needs an engine that still has it."""
+    store_plane = control in PLANES and traits(control).store == "required"
     if not f.dockerd_version:
         packages.append("docker.io")
-    elif control == "kvstore" and kvstore_refusal(f.dockerd_version, "etcd", False):
+    elif store_plane and kvstore_refusal(f.dockerd_version, "etcd", False):
         plan.problems.append(f"[{f.name}] Docker Engine {f.dockerd_version} is installed: it has no cluster-store "
                              f"({dialect.CLUSTER_STORE_REMOVED}). "
                              "Use `overlay: {control: swarm}` (or auto), a fresh VM, or remove it "
                              "and let labctl install docker.io 20.10")
-    elif control != "kvstore" and kvstore_refusal(f.dockerd_version, "etcd", False):
+    elif not store_plane and kvstore_refusal(f.dockerd_version, "etcd", False):
         plan.steps.append(Step(f.name, "docker", None, f"Docker {f.dockerd_version} present (no cluster store: "
                                                        "the overlay runs on swarm mode)"))
     else:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from labctl.model.playbook import Playbook
 from labctl.plan.status import LabStatus
+from labctl.planes import PLANES, traits
 
 SPANNING = ("overlay", "macvlan", "ipvlan")   # networks drawn between the host boxes
 FORMATS = ("svg", "png", "dot", "mermaid")
@@ -80,7 +81,8 @@ def build(status: LabStatus, pb: Playbook | None, underlay: dict[str, str]) -> T
         mark = "missing" if have is None else ("extra" if want is None and pb is not None else "ok")
         subnet = (have.subnet if have else None) or (str(want.subnet) if want is not None else "")
         vni = (have.vni if have else None) or (want.vni if want is not None else None)
-        label = [name, f"{'macvlan on VXLAN' if plane == 'vxlan' and want is not None and want.vni else driver} "
+        on_own_vxlan = bool(plane and plane in PLANES and traits(plane).own_vnis and want is not None and want.vni)
+        label = [name, f"{'macvlan on VXLAN' if on_own_vxlan else driver} "
                        f"{subnet}".strip()]
         if vni:
             label.append(f"VNI {vni}")

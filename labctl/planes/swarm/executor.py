@@ -48,6 +48,19 @@ class Swarm(ControlPlane):
     def diagnose(self, run: Run) -> swarm.SwarmDiagnosis:
         return swarm.diagnosis(gather(run.hosts, run.names))
 
+    def down_begin(self, run: Run) -> None:
+        """Hosts in this lab's swarm whose dockerd was just (re)started (down starts a stopped one first) are waited
+        for, bounded, until their swarm node is active again: removing the lab's containers and overlay while it
+        still initialises left the overlay "leaving" for good in one run here, and `docker network rm` never
+        returned."""
+        facts = gather(run.hosts, run.names)
+        ours = [n for n, f in facts.items() if f.marker_lab == run.pb.name and f.state != "active"]
+        if not ours:
+            return
+        run.progress.step(",".join(ours), f"waiting (at most {swarm.NODE_ACTIVE_TRIES // 2} s) for the swarm node "
+                                          "to be active again before removing anything")
+        run.hosts.each(lambda n, c: c.run(swarm.WAIT_NODE_ACTIVE, hide=True, warn=True), ours, step="swarm node")
+
     def teardown(self, run: Run) -> None:
         run.report.changes += leave(run.pb.name, run.hosts, run.names, run.progress)
 

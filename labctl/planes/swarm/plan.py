@@ -144,6 +144,10 @@ LEAVE = f"docker swarm leave --force >/dev/null 2>&1; rm -f {MARKER}"
 INGRESS_GONE_TRIES = 40    # x 0.5 s: dockerd removes the ingress network after `swarm leave` returns
 # dockerd releases the ingress network in the background and gives up waiting after 5 s (DaemonLeavesCluster), so on a
 # loaded host `ingress` can outlive the leave: wait for it, bounded, then remove what is left of it.
+NODE_ACTIVE_TRIES = 60    # x 0.5 s: swarm's node component starts a few seconds after dockerd answers
+WAIT_NODE_ACTIVE = (
+    "i=0; while [ \"$(timeout 10 docker info --format '{{.Swarm.LocalNodeState}}' 2>/dev/null)\" != active ] && "
+    f"[ $i -lt {NODE_ACTIVE_TRIES} ]; do sleep 0.5; i=$((i+1)); done; true")
 WAIT_INGRESS_GONE = (
     "i=0; while [ \"$(docker network inspect ingress --format '{{.Ingress}}' 2>/dev/null)\" = true ] && "
     f"[ $i -lt {INGRESS_GONE_TRIES} ]; do sleep 0.5; i=$((i+1)); done; "
