@@ -5,13 +5,7 @@ from __future__ import annotations
 import shlex
 
 from labctl.model.playbook import DEFAULT_BRIDGE, Attachment, Playbook
-from labctl.plan.breaks.base import (
-    Action,
-    Injection,
-    LabFacts,
-    Scenario,
-    running_container,
-)
+from labctl.plan.breaks.base import Action, Injection, LabFacts, Scenario, running_container
 
 
 def plan(pb: Playbook, facts: LabFacts, docker_hosts: list[str], host: str | None,

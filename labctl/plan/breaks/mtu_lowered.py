@@ -6,15 +6,7 @@ import shlex
 
 from labctl.errors import UsageError
 from labctl.model.playbook import Playbook
-from labctl.plan.breaks.base import (
-    LOWERED_MTU,
-    Action,
-    Injection,
-    LabFacts,
-    Scenario,
-    choose_host,
-    need_overlay_across,
-)
+from labctl.plan.breaks.base import LOWERED_MTU, Action, Injection, LabFacts, Scenario, choose_host, need_overlay_across
 
 
 def plan(pb: Playbook, facts: LabFacts, docker_hosts: list[str], host: str | None, container: str | None,

@@ -6,15 +6,7 @@ import shlex
 
 from labctl.errors import UsageError
 from labctl.model.playbook import Playbook
-from labctl.plan.breaks.base import (
-    STORE_START,
-    STORE_STOP,
-    Action,
-    Injection,
-    LabFacts,
-    Scenario,
-    running_container,
-)
+from labctl.plan.breaks.base import STORE_START, STORE_STOP, Action, Injection, LabFacts, Scenario, running_container
 from labctl.planes import traits
 
 

@@ -5,15 +5,7 @@ from __future__ import annotations
 import shlex
 
 from labctl.model.playbook import Playbook
-from labctl.plan.breaks.base import (
-    BREAK_LABEL,
-    Action,
-    Injection,
-    LabFacts,
-    Scenario,
-    choose_host,
-    need_overlay_across,
-)
+from labctl.plan.breaks.base import BREAK_LABEL, Action, Injection, LabFacts, Scenario, choose_host, need_overlay_across
 
 
 def plan(pb: Playbook, facts: LabFacts, docker_hosts: list[str], host: str | None, container: str | None,
