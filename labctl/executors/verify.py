@@ -17,7 +17,6 @@ import shlex
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from fabric import Connection
 
@@ -295,17 +294,17 @@ def diagnose(inv: Inventory, pb: Playbook, hosts: Hosts, status: LabStatus,
 
     addresses = {n: u.address for n, u in underlay.items() if u.address}
 
+    store_open = fact("verify.store-open", f"{store_probe} >/dev/null 2>&1 && echo open",
+                      lambda t: t.strip() == "open") if store_probe else None
+
     def host_diag(name: str, conn: Connection) -> tuple[list[str], list[str], bool, list[str]]:
         peers = [a for n, a in addresses.items() if n != name]
-        asked: list[Fact[Any]] = [missing_overlays(overlays), VXLAN_DROPS]
-        if store_probe:
-            asked.append(fact("verify.store-open", f"{store_probe} >/dev/null 2>&1 && echo open",
-                              lambda t: t.strip() == "open"))
-        if peers:
-            asked.append(fact("verify.misroutes", misroute_query(peers, inv.underlay_interface), str.splitlines))
+        missing = missing_overlays(overlays)
+        routes = fact("verify.misroutes", misroute_query(peers, inv.underlay_interface), str.splitlines) \
+            if peers else None
+        asked = [f for f in (missing, VXLAN_DROPS, store_open, routes) if f is not None]
         a = ask(conn, name, asked)     # one round trip
-        return (a[asked[0]], a[VXLAN_DROPS], a[asked[2]] if store_probe else True,
-                a[asked[-1]] if peers else [])
+        return (a[missing], a[VXLAN_DROPS], a[store_open] if store_open else True, a[routes] if routes else [])
 
     per_host = hosts.each(host_diag, names, step="diagnosis")
     by_address = {a: n for n, a in addresses.items()}
