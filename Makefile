@@ -15,7 +15,8 @@ PYTEST_ARGS ?=
 
 # Debian/Ubuntu packages the sandbox hosts and the tests use (binaries run inside each sandbox host).
 APT_PACKAGES := docker.io etcd-server etcd-client openssh-server openssh-client iproute2 iptables \
-                busybox-static tcpdump util-linux procps python3-venv fping graphviz chromium poppler-utils
+                busybox-static tcpdump util-linux procps python3-venv fping graphviz chromium poppler-utils \
+                sudo openssl
 # Only for tests of the Vagrant path (`vagrant validate`, `vagrant ssh-config`): if they cannot be installed, those
 # tests skip and say why; no VM is started.
 APT_OPTIONAL := vagrant vagrant-libvirt

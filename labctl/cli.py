@@ -7,6 +7,7 @@ Exit codes: 0 success, 1 a host or step failed, 2 bad input or missing prerequis
 from __future__ import annotations
 
 import argparse
+import getpass
 import os
 import sys
 from collections.abc import Sequence
@@ -22,7 +23,7 @@ from labctl.commands.sandbox import cmd_sandbox_down, cmd_sandbox_list, cmd_sand
 from labctl.commands.validate import cmd_validate
 from labctl.commands.verify import cmd_verify
 from labctl.errors import LabctlError, UsageError
-from labctl.executors.remote import ROUND_TRIPS
+from labctl.executors.remote import BECOME_PASSWORD, ROUND_TRIPS
 from labctl.ui import Progress
 
 __all__ = ["GROUPS", "build_parser", "main", "parse_args", "ssh_argv", "walk"]
@@ -97,10 +98,26 @@ def resolve_files(args: argparse.Namespace) -> str | None:
     return ", ".join(used) or None
 
 
+BECOME_ENV = "LABCTL_BECOME_PASS"
+
+
+def take_become_password(args: argparse.Namespace) -> None:
+    """The sudo password from the environment or the terminal, kept in memory only: removed from this process's
+    environment so that no command labctl starts inherits it."""
+    password = os.environ.pop(BECOME_ENV, None)
+    if getattr(args, "ask_become_pass", False):
+        if not sys.stdin.isatty():
+            raise UsageError("--ask-become-pass needs a terminal to ask on",
+                             hint=f"give the password in the environment instead: {BECOME_ENV}=...")
+        password = getpass.getpass("sudo password (BECOME): ")
+    BECOME_PASSWORD.set(password)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     progress = Progress(quiet=args.quiet)
     try:
+        take_become_password(args)
         if args.command in (None, "help"):
             return show_help(args)
         sub = (getattr(args, "sandbox_command", None) or getattr(args, "image_command", None)

@@ -86,6 +86,7 @@ class HostFailure:
     stderr_tail: str
     entry: str = ""   # the playbook entry the command was for ("networks.ov", "containers.c1")
     hint: str = ""
+    access: bool = False   # the host could not be used as the inventory says (host key, sudo): nothing ran
 
     def __str__(self) -> str:
         tail = "\n".join("      " + line for line in self.stderr_tail.splitlines()) or "      (no stderr)"
@@ -116,6 +117,8 @@ class HostsFailed(LabctlError):
         self.notes: list[str] = []   # what was done about it (a rollback's restored objects)
         names = ", ".join(f.host for f in failures)
         super().__init__(f"{step}: failed on {names}")
+        if failures and all(f.access for f in failures):
+            self.exit_code = 2     # bad input (the inventory's SSH settings), refused before anything changed
 
     def render(self) -> str:
         lines = [f"error: {self.message}"]

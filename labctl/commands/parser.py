@@ -60,9 +60,14 @@ class TopParser(argparse.ArgumentParser):
         return "\n".join(lines) + "\n"
 
 
+BECOME_HELP = ("ask for the sudo password of hosts with `ssh: {become: sudo}` (or set LABCTL_BECOME_PASS); it "
+               "is sent only to sudo's prompt")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = TopParser(prog="labctl", description=TAGLINE)
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress lines, only the outcome")
+    parser.add_argument("--ask-become-pass", "-K", action="store_true", help=BECOME_HELP)
     sub = parser.add_subparsers(dest="command", required=False, metavar="COMMAND",
                                 parser_class=argparse.ArgumentParser)
     p = sub.add_parser("help", help="this list, or one command's help (`labctl help verify`)")
@@ -215,6 +220,8 @@ def build_parser() -> argparse.ArgumentParser:
         if not any(isinstance(a, argparse._SubParsersAction) for a in subparser._actions):
             subparser.add_argument("--quiet", "-q", action="store_true", default=argparse.SUPPRESS,
                                    help="no progress lines, only the outcome")
+            subparser.add_argument("--ask-become-pass", "-K", action="store_true", default=argparse.SUPPRESS,
+                                   help=BECOME_HELP)
     return parser
 
 

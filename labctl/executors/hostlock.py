@@ -11,7 +11,7 @@ from collections.abc import Iterable
 import paramiko
 
 from labctl.errors import LabctlError
-from labctl.executors.remote import Hosts
+from labctl.executors.remote import AccessRefused, Hosts, open_root_channel, sudo_refusal
 from labctl.plan.lock import Holder, lock_script, parse_holder
 from labctl.ui import Progress
 
@@ -55,12 +55,7 @@ class HostLocks:
 
     def _take(self, name: str) -> paramiko.Channel:
         conn = self.hosts.conn(name)
-        conn.open()
-        transport = conn.client.get_transport()
-        assert transport is not None
-        chan = transport.open_session()
-        chan.settimeout(self.wait + SLACK)
-        chan.exec_command(lock_script(self.holder, self.wait))
+        chan = open_root_channel(conn, lock_script(self.holder, self.wait), self.wait + SLACK)
         lines = chan.makefile("r")
         busy = None
         try:
@@ -92,6 +87,9 @@ class HostLocks:
             raise HostLocked(f"[{name}] is locked by {who}{waited}; nothing was changed",
                              hint="let that run finish, or pass --wait SECONDS to wait for it; a run that was "
                                   "killed releases its locks when its SSH connections close")
+        fix = sudo_refusal(err) if code == 1 else None
+        if fix is not None:
+            raise AccessRefused(f"[{name}] sudo as {conn.user} refused: {err}", hint=fix)
         raise LabctlError(f"[{name}] cannot take the host lock (exit {code}): {err or 'no error output'}",
                           hint="labctl needs root on the host (/var/lib/labctl) and flock (util-linux)")
 

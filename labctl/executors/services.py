@@ -28,6 +28,9 @@ class Service:
     argv: tuple[str, ...] = ()     # the full command line; empty: a unit the system already has (docker.service)
     unit: str | None = None        # systemd only: the unit name, default name + ".service"
     env: dict[str, str] = field(default_factory=dict)
+    # Where the host runs no systemd (a container, a sandbox host reached as any machine): the command line to
+    # supervise instead of a unit the system already has. Docker's docs start the daemon by hand the same way.
+    supervised_argv: tuple[str, ...] = ()
 
 
 class ServiceManager(Protocol):
@@ -68,12 +71,13 @@ class SupervisedProcess:
         return bool(conn.run(self.running_command(svc), warn=True, hide=True).ok)
 
     def start_command(self, svc: Service) -> str:
-        if not svc.argv:
+        argv = svc.argv or svc.supervised_argv
+        if not argv:
             raise LabctlError(f"{svc.name}: this host runs no systemd, and labctl has no command line for "
                               f"{svc.name} to supervise there",
                               hint="run systemd on the host (VMs and machines do), or use the sandbox provider")
         env = " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(svc.env.items()))
-        exe, *args = svc.argv
+        exe, *args = argv
         ssd = ["start-stop-daemon", "--start", "--background", "--make-pidfile", "--pidfile", self.pidfile(svc),
                "--output", self.logfile(svc), "--exec", exe, "--", *args]
         prefix = f"mkdir -p {RUN_DIR} && " + (f"env {env} " if env else "")

@@ -22,7 +22,7 @@ from fabric import Connection
 
 from labctl.errors import PrerequisiteError
 from labctl.executors.facts import ask
-from labctl.executors.remote import Hosts, put_private
+from labctl.executors.remote import Hosts, stage_private
 from labctl.executors.status import gather as gather_status
 from labctl.executors.steps import Report
 from labctl.executors.store import store_runner
@@ -223,16 +223,18 @@ def _probe_round(hosts: Hosts, checks: list[Check], indices: list[int], results:
                             f"{len({c.src for _, c in per_host[host]})} container(s), {mode} probes")
         # Sent as files: for big labs the script outgrows the 128 KiB a single command-line argument may have.
         # Run and removal are one round trip.
-        paths = []
+        paths, prologue = [], ""
         if mode == "fping":
-            helper = put_private(conn, NSPROBE.read_bytes(), "verify-nsprobe", ".py")
+            helper, prologue = stage_private(conn, NSPROBE.read_bytes(), "verify-nsprobe", ".py")
             paths.append(helper)
             script = ns_probe_script(per_host[host], helper, rnd.sources_at_once(mode), rnd.interval_ms)
         else:
             script = probe_script(per_host[host], rnd.pings_at_once, rnd.sources_at_once(mode))
-        paths.insert(0, put_private(conn, script.encode(), "verify-probes", ".sh"))
+        path, more = stage_private(conn, script.encode(), "verify-probes", ".sh")
+        paths.insert(0, path)
         q = " ".join(shlex.quote(p) for p in paths)
-        out = conn.run(f"sh {shlex.quote(paths[0])}; rc=$?; rm -f {q}; exit $rc", hide=True, warn=True).stdout
+        out = conn.run(f"{prologue}{more}sh {shlex.quote(paths[0])}; rc=$?; rm -f {q}; exit $rc", hide=True,
+                       warn=True).stdout
         return parse_probe_output(str(out))
 
     answers = hosts.each(one, list(per_host), step=rnd.what)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from dataclasses import dataclass
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 from labctl import engines
 from labctl.errors import Problem, ValidationError
@@ -19,9 +21,10 @@ from labctl.model.checks import (
     join,
     short,
 )
-from labctl.model.hosts import Host, SSHSettings
+from labctl.model.hosts import BECOME_METHODS, HOST_KEY_POLICIES, Host, SSHSettings
 from labctl.model.providers import ProviderRules
 from labctl.model.providers import sandbox as sandbox_rules
+from labctl.model.providers.sandbox import SandboxAccess
 from labctl.model.yamlsrc import parse_yaml, read_source
 
 ROLES = ("store", "docker")
@@ -40,7 +43,9 @@ def top_fields() -> tuple[str, ...]:
 # controller, over each host's SSH connection (controller: for VMs on isolated networks).
 PACKAGE_SOURCES = ("direct", "controller")
 HOST_FIELDS = ("roles", "address", "ssh", "engine")
-SSH_FIELDS = ("user", "port", "key", "known_hosts")
+SSH_FIELDS = ("user", "port", "key", "known_hosts", "become", "jump", "config_host", "config", "host_keys")
+JUMP_RE = re.compile(r"^(?:[a-z_][a-z0-9_-]{0,31}@)?[A-Za-z0-9][A-Za-z0-9.-]{0,252}(?::[0-9]{1,5})?$")
+CONFIG_HOST_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,252}$")
 UNDERLAY_FIELDS = ("interface", "subnet")
 
 
@@ -54,6 +59,7 @@ class Inventory:
     image: str
     hosts: tuple[Host, ...]
     vagrant_dir: str | None = None   # vagrant: the directory of the Vagrantfile (absolute)
+    sandbox_access: SandboxAccess | None = None   # sandbox: a login user, a bastion
     packages: str = "direct"         # one of PACKAGE_SOURCES
 
     def host(self, name: str) -> Host:
@@ -119,13 +125,17 @@ def _build(data: object, c: Collector, source: str, others: dict[str, str]) -> I
     hosts = [] if "hosts" not in top else _hosts(c, top["hosts"], rules, subnet, default_ssh,
                                                  default_engine or engines.SYSTEM)
     own = _own_fields(c, top, rules, source)
+    if rules is not None:
+        rules.check_own(c, own, hosts)
     vagrant_dir = own.get("vagrant")
+    access = own.get("sandbox")
     packages = c.choice(top.get("packages", "direct"), "packages", PACKAGE_SOURCES)
     if c.problems or provider is None:
         return None
     return Inventory(source=source, name=name or "lab", provider=provider, underlay_interface=iface or "eth1",
                      subnet=subnet, image=image or DEFAULT_IMAGE, hosts=tuple(hosts),
                      vagrant_dir=str(vagrant_dir) if vagrant_dir else None,
+                     sandbox_access=access if isinstance(access, SandboxAccess) else None,
                      packages=packages or "direct")
 
 
@@ -153,11 +163,28 @@ def _ssh(c: Collector, value: object, fld: str, base: SSHSettings) -> SSHSetting
     if value is None:
         return base
     raw = c.mapping(value, fld, SSH_FIELDS)
-    user = c.string(raw["user"], join(fld, "user"), USER_RE, "user name") if "user" in raw else base.user
-    port = c.integer(raw["port"], join(fld, "port"), 1, 65535) if "port" in raw else base.port
-    key = c.string(raw["key"], join(fld, "key")) if "key" in raw else base.key
-    known = c.string(raw["known_hosts"], join(fld, "known_hosts")) if "known_hosts" in raw else base.known_hosts
-    return SSHSettings(user=user or base.user, port=port or base.port, key=key, known_hosts=known)
+    got: dict[str, object] = {}
+    checks: dict[str, Callable[[object, str], object]] = {
+        "user": lambda v, f: c.string(v, f, USER_RE, "user name"),
+        "port": lambda v, f: c.integer(v, f, 1, 65535),
+        "key": lambda v, f: c.string(v, f),
+        "known_hosts": lambda v, f: c.string(v, f),
+        "become": lambda v, f: c.choice(v, f, BECOME_METHODS),
+        "jump": lambda v, f: c.string(v, f, JUMP_RE, "jump host ([user@]host[:port] or an inventory host)"),
+        "config_host": lambda v, f: c.string(v, f, CONFIG_HOST_RE, "ssh_config host alias"),
+        "config": lambda v, f: c.string(v, f),
+        "host_keys": lambda v, f: c.choice(v, f, HOST_KEY_POLICIES),
+    }
+    for name, check in checks.items():
+        if name in raw:
+            parsed = check(raw[name], join(fld, name))
+            if parsed is not None:
+                got[name] = parsed
+    if fld == "ssh" and "config_host" in raw:
+        c.conflict("ssh.config_host", "one alias names one machine; give it per host, under hosts.NAME.ssh")
+    origins = dict(base.origins)
+    origins.update({name: fld for name in got})
+    return replace(base, **got, origins=tuple(sorted(origins.items())))  # type: ignore[arg-type]
 
 
 def _engine(c: Collector, value: object, fld: str) -> str | None:
@@ -182,11 +209,13 @@ def _hosts(c: Collector, value: object, rules: ProviderRules | None, subnet: ipa
             continue
         raw = c.mapping(spec, fld, HOST_FIELDS, required=("roles",))
         roles = _roles(c, raw.get("roles"), join(fld, "roles")) if "roles" in raw else ()
-        address = rules.address(c, raw.get("address"), join(fld, "address"), subnet) if rules else None
         if rules is not None and not rules.host_ssh and "ssh" in raw:
             c.conflict(join(fld, "ssh"), f"not used by provider {short(rules.name)}: {rules.summary} the SSH settings; "
                                     "remove it")
         ssh = _ssh(c, raw.get("ssh"), join(fld, "ssh"), default_ssh)
+        address = None
+        if rules is not None and not (raw.get("address") is None and ssh.config_host):  # the alias's HostName
+            address = rules.address(c, raw.get("address"), join(fld, "address"), subnet)
         if rules is not None and address is None:
             address = rules.default_address(c, name, fld, subnet)
         engine = default_engine
@@ -231,8 +260,21 @@ def _check_host_set(c: Collector, hosts: list[Host], rules: ProviderRules | None
             c.conflict(f"hosts.{h.name}.address", f"{h.address} is also the address of host {short(seen[key])}")
         else:
             seen[key] = h.name
+    _check_jumps(c, hosts)
     if rules is not None:
         rules.check_hosts(c, hosts, subnet)
+
+
+def _check_jumps(c: Collector, hosts: list[Host]) -> None:
+    """A bastion that is an inventory host is reached directly: labctl follows one bastion, no chains. (The
+    bastion's own `jump:`, inherited from the inventory's `ssh:`, naming itself means: reach it directly.)"""
+    by_name = {h.name: h for h in hosts}
+    for h in hosts:
+        jump = by_name.get(h.ssh.jump or "")
+        if jump is None or jump.name == h.name or jump.ssh.jump in (None, jump.name):
+            continue
+        c.conflict(f"hosts.{h.name}.ssh.jump", f"jump host {jump.name} is itself reached through {jump.ssh.jump}; "
+                   f"labctl follows one bastion: give {jump.name} no `jump:` of its own")
 
 
 def host_addresses(inv: Inventory) -> dict[str, str | None]:

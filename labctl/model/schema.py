@@ -18,6 +18,7 @@ from typing import Any
 from labctl import engines
 from labctl.model import class_roster, exercise, inventory, playbook, providers
 from labctl.model.checks import HOST_NAME_RE, LAB_NAME_RE
+from labctl.model.hosts import BECOME_METHODS, HOST_KEY_POLICIES
 
 DRAFT = "http://json-schema.org/draft-07/schema#"
 KINDS = ("inventory", "playbook", "exercise", "class")
@@ -60,7 +61,10 @@ def mapping_of(value: Schema, description: str, key_pattern: str | None = None) 
 
 
 def _ssh() -> Schema:
-    return obj(inventory.SSH_FIELDS, {"user": STRING, "port": PORT, "key": STRING, "known_hosts": STRING},
+    return obj(inventory.SSH_FIELDS, {"user": STRING, "port": PORT, "key": STRING, "known_hosts": STRING,
+                                      "become": enum(BECOME_METHODS, "run what needs root through this, as `user`"),
+                                      "jump": STRING, "config_host": STRING, "config": STRING,
+                                      "host_keys": enum(HOST_KEY_POLICIES, "what to do with an unknown host key")},
                description="SSH settings (the inventory's default, or one host's)")
 
 

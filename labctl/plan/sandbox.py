@@ -79,6 +79,18 @@ class HostFacts:
     roles: tuple[str, ...] = ()
     sshd: bool = False   # port 22 answers
     engine: str = "system"   # the engine it was built with (inventory `engine:`)
+    access: str = ""         # how it was made reachable (access_signature)
+
+
+def access_signature(inv: Inventory, host: str) -> str:
+    """What of the inventory's `sandbox:` shaped this host: a host made otherwise is made again."""
+    acc = inv.sandbox_access
+    if acc is None:
+        return ""
+    parts = [f"login={acc.login_user}", f"sudo={acc.sudo}"] if acc.login_user else []
+    if acc.bastion and acc.bastion != host:
+        parts.append(f"behind={acc.bastion}")
+    return " ".join(parts)
 
 
 @dataclass
@@ -124,6 +136,10 @@ def plan_sandbox(inv: Inventory, facts: SandboxFacts) -> list[Action]:
         elif f.address != addresses[h.name] or tuple(f.roles) != h.roles:
             actions.append(Action("destroy-host", h.name, "address or roles changed"))
             actions.append(Action("create-host", h.name, "address or roles changed"))
+        elif f.access != access_signature(inv, h.name):
+            reason = f"access changed from {f.access or 'root only'} to {access_signature(inv, h.name) or 'root only'}"
+            actions.append(Action("destroy-host", h.name, reason))
+            actions.append(Action("create-host", h.name, reason))
         elif f.engine != h.engine:
             # a fresh host: another engine's data root (images, networks) is not carried over
             reason = f"engine changed from {f.engine} to {h.engine}"

@@ -21,11 +21,17 @@ class Endpoint:
     key_file: str | None
     known_hosts: str | None
     roles: tuple[str, ...]
-    strict_host_keys: bool = True
+    strict_host_keys: bool = True    # False: Vagrant's way (any key, nothing recorded)
+    host_keys: str = "strict"        # "accept-new": record the key of a host met for the first time
+    become: str | None = None        # "sudo": what needs root runs through sudo as `user`
+    jump: Endpoint | None = None     # the bastion this host is reached through
+    origins: tuple[tuple[str, str], ...] = ()   # field -> where its value came from (`labctl hosts`)
 
     def as_dict(self) -> dict:
         d = asdict(self)
         d["roles"] = list(self.roles)
+        d["jump"] = self.jump.as_dict() if self.jump else None
+        d["origins"] = dict(self.origins)
         return d
 
 
@@ -55,5 +61,7 @@ class Provider:
         return ByHostInit()
 
     def dockerd_service(self, inv: Inventory, host: str) -> Service:
-        """dockerd on a docker host, as the service manager knows it."""
-        return Service("docker")
+        """dockerd on a docker host, as the service manager knows it: docker.service, or dockerd with its defaults
+        where the host has no systemd (supervised under the same name as a sandbox host's dockerd, so that a
+        sandbox host reached as any machine keeps one daemon)."""
+        return Service("dockerd", unit="docker.service", supervised_argv=("/usr/sbin/dockerd",))

@@ -24,16 +24,18 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from labctl import engines
 from labctl.errors import LabctlError, PrerequisiteError, Problem, ValidationError
 from labctl.executors import enginecache, local
 from labctl.executors.dockerhost import sandbox_dockerd
 from labctl.executors.enginecache import Unpacked
+from labctl.executors.remote import BECOME_PASSWORD
 from labctl.executors.services import Service
 from labctl.model.inventory import Host, Inventory, sandbox_addresses
-from labctl.plan.sandbox import Action, HostFacts, Names, SandboxFacts, plan_sandbox
+from labctl.plan.sandbox import Action, HostFacts, Names, SandboxFacts, access_signature, plan_sandbox
+from labctl.providers import sandbox_access
 from labctl.providers.base import Endpoint, Provider
 from labctl.ui import Progress
 
@@ -56,6 +58,19 @@ mount --bind "$hostdir/data" /var/lib/labctl
 # Its own root home, as on a fresh machine: the machine's ~/.bashrc (which bash sources for every ssh command)
 # stays out of the lab, with its cost (pyenv init alone added 120 ms per command here) and its side effects.
 mount --bind "$hostdir/home" /root
+# A login user besides root (inventory `sandbox.login_user`): the host's own account files and sudoers, and a
+# home on the host's own /home.
+for f in passwd group shadow sudoers hosts; do
+    if [ -f "$hostdir/etc/$f" ]; then mount --bind "$hostdir/etc/$f" "/etc/$f"; fi
+done
+if [ -f "$hostdir/login" ]; then
+    read -r login uid < "$hostdir/login"
+    mount -t tmpfs -o mode=0755 tmpfs /home
+    mkdir -p "/home/$login/.ssh"
+    cp "$hostdir/login-keys" "/home/$login/.ssh/authorized_keys"
+    chown -R "$uid:$uid" "/home/$login"
+    chmod 700 "/home/$login/.ssh"
+fi
 mount -t proc proc /proc
 # A fresh sysfs shows this network namespace's interfaces; keep the cgroup tree that runc needs.
 mount --rbind /sys/fs/cgroup /run/.cgroup
@@ -74,7 +89,7 @@ SSHD_CONFIG = """\
 Port 22
 PermitRootLogin prohibit-password
 PubkeyAuthentication yes
-AuthorizedKeysFile {authorized_keys}
+AuthorizedKeysFile {authorized_keys} .ssh/authorized_keys
 PasswordAuthentication no
 KbdInteractiveAuthentication no
 UsePAM no
@@ -304,9 +319,12 @@ def gather_facts(inv: Inventory) -> SandboxFacts:
         pid = info.get("pid")
         running = bool(pid) and procs.get(pid) == names.marker(name)
         addr = info.get("address")
+        hidden = running and bool(addr) and "behind=" in info.get("access", "")
+        sshd = running and bool(addr) and (sandbox_access.sshd_answers_inside(pid, addr) if hidden
+                                           else tcp_open(addr))
         facts.hosts[name] = HostFacts(name=name, running=running, address=addr, roles=tuple(info.get("roles", ())),
-                                      sshd=running and bool(addr) and tcp_open(addr),
-                                      engine=info.get("engine", engines.SYSTEM))
+                                      sshd=sshd, engine=info.get("engine", engines.SYSTEM),
+                                      access=info.get("access", ""))
     for pid, marker in procs.items():
         host = marker[len(names.marker_prefix):]
         if recorded.get(host, {}).get("pid") != pid:
@@ -329,6 +347,7 @@ def check_prerequisites(inv: Inventory) -> None:
         missing.append("dockerd (or give the docker hosts an `engine:` from Debian's archive, see `labctl engines`)")
     if missing:
         raise PrerequisiteError(f"missing on this machine: {', '.join(missing)}", hint=APT_HINT)
+    sandbox_access.check_prerequisites(inv)
 
 
 def check_subnet_free(inv: Inventory) -> None:
@@ -429,6 +448,9 @@ def create_host(inv: Inventory, host: Host, address: str, progress: Progress,
     for sub in ("docker", "etc-docker", "run", "data", "home"):
         os.makedirs(os.path.join(hdir, sub), mode=0o711)
     write_engine_profile(hdir, engine)
+    if inv.sandbox_access:
+        sandbox_access.write_login_files(hdir, inv.sandbox_access, BECOME_PASSWORD.value,
+                                         paths.file("authorized_keys"), host.name, address)
     hostkey = os.path.join(hdir, "ssh_host_ed25519_key")
     local.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", host.name, "-f", hostkey])
 
@@ -464,9 +486,14 @@ def create_host(inv: Inventory, host: Host, address: str, progress: Progress,
                "-o", f"ListenAddress={address}", "-o", "PidFile=/run/sshd.pid"])
     if not _wait(lambda: tcp_open(address, 22, 0.5), 15, 0.05):
         raise LabctlError(f"[{host.name}] sshd does not answer on {address}:22")
+    if sandbox_access.hidden(inv, host.name):
+        bastion = inv.sandbox_access.bastion if inv.sandbox_access else None
+        progress.step(host.name, f"SSH only through the bastion {bastion}")
+        sandbox_access.hide_behind_bastion(pid, address, sandbox_addresses(inv)[str(bastion)])
     with open(hostkey + ".pub", encoding="ascii") as fh:
         pub = " ".join(fh.read().split()[:2])
-    record = {"address": address, "roles": list(host.roles), "pid": pid, "host_key": pub, "engine": host.engine}
+    record = {"address": address, "roles": list(host.roles), "pid": pid, "host_key": pub, "engine": host.engine,
+              "access": access_signature(inv, host.name)}
     if engine is not None:
         record["engine_dir"] = engine.directory
     return record
@@ -556,10 +583,16 @@ def host_engine(inv: Inventory, host: str) -> Unpacked | None:
 
 
 def endpoints(inv: Inventory) -> list[Endpoint]:
+    """root on every host; a host behind the inventory's bastion (`sandbox.bastion`) is reached through it."""
     paths = paths_for(inv.name)
     addresses = sandbox_addresses(inv)
-    return [Endpoint(name=h.name, address=addresses[h.name], port=22, user="root", key_file=paths.key,
-                     known_hosts=paths.known_hosts, roles=h.roles) for h in inv.hosts]
+    eps = {h.name: Endpoint(name=h.name, address=addresses[h.name], port=22, user="root", key_file=paths.key,
+                            known_hosts=paths.known_hosts, roles=h.roles) for h in inv.hosts}
+    acc = inv.sandbox_access
+    if acc is None or acc.bastion is None:
+        return list(eps.values())
+    bastion = eps[acc.bastion]
+    return [replace(ep, jump=bastion) if sandbox_access.hidden(inv, ep.name) else ep for ep in eps.values()]
 
 
 def write_client_files(inv: Inventory, state: dict) -> None:
@@ -571,9 +604,11 @@ def write_client_files(inv: Inventory, state: dict) -> None:
     with open(paths.ssh_config, "w", encoding="utf-8") as fh:
         fh.write(f"# SSH to the sandbox hosts of lab {inv.name}: ssh -F {paths.ssh_config} HOST\n")
         for name in sorted(hosts):
+            jump = (f"  ProxyJump {inv.sandbox_access.bastion}\n"
+                    if inv.sandbox_access and sandbox_access.hidden(inv, name) else "")
             fh.write(f"\nHost {name}\n  HostName {hosts[name]['address']}\n  User root\n"
                      f"  IdentityFile {paths.key}\n  IdentitiesOnly yes\n  UserKnownHostsFile {paths.known_hosts}\n"
-                     "  StrictHostKeyChecking yes\n  LogLevel ERROR\n")
+                     f"  StrictHostKeyChecking yes\n  LogLevel ERROR\n{jump}")
 
 
 # ---------------------------------------------------------------- up / down

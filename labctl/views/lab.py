@@ -9,21 +9,36 @@ from labctl.model.inventory import Inventory
 from labctl.plan.status import ControlStatus, LabStatus
 from labctl.planes.registry import plan_half
 from labctl.providers import registry
+from labctl.providers.base import Endpoint
 from labctl.views.console import heading, make, table
+
+
+def ssh_text(ep: Endpoint) -> str:
+    """How labctl logs in: user@address:port, then sudo and the bastion when there are any."""
+    text = f"{ep.user}@{ep.address}:{ep.port}"
+    if ep.become and ep.user != "root":
+        text += f" ({ep.become})"
+    if ep.jump is not None:
+        text += f" via {ep.jump.user}@{ep.jump.address}:{ep.jump.port}"
+    return text
 
 
 def print_hosts(inv: Inventory, engine_ids: dict[str, str] | None = None, console: Console | None = None) -> None:
     console = console or make()
     heading(console, f"lab {inv.name} ({inv.provider})")
+    eps = registry.endpoints(inv)
     t = table("host", "address", "roles", "ssh", "engine", *(["docker engine id"] if engine_ids is not None else []))
-    for ep in registry.endpoints(inv):
+    for ep in eps:
         host = inv.host(ep.name)
-        row = [ep.name, ep.address, ",".join(ep.roles), f"{ep.user}@{ep.address}:{ep.port}",
-               host.engine if host.is_docker else "-"]
+        row = [ep.name, ep.address, ",".join(ep.roles), ssh_text(ep), host.engine if host.is_docker else "-"]
         if engine_ids is not None:
             row.append(engine_ids.get(ep.name, "-"))
         t.add_row(*row)
     console.print(t)
+    resolved = [ep for ep in eps if any(not o.startswith("inventory") and o != "default" for _, o in ep.origins)]
+    for ep in resolved:
+        console.print(f"{ep.name}: " + "; ".join(f"{fld} from {origin}" for fld, origin in ep.origins
+                                                 if origin != "default"), soft_wrap=True)
 
 
 def control_line(control: ControlStatus) -> str:

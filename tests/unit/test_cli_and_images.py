@@ -47,6 +47,9 @@ def test_hosts_json_for_static(tmp_path, capsys) -> None:
     out = json.loads(capsys.readouterr().out)
     assert out["hosts"] == [{"name": "a", "address": "192.0.2.5", "port": 2222, "user": "admin", "key_file": "/k/id",
                              "known_hosts": None, "roles": ["docker"], "strict_host_keys": True,
+                             "host_keys": "strict", "become": None, "jump": None,
+                             "origins": {"address": "inventory hosts.a.address", "user": "inventory ssh",
+                                         "port": "inventory hosts.a.ssh", "key_file": "inventory ssh"},
                              "engine": "system"}]
 
 

@@ -60,3 +60,6 @@ class ProviderRules:
     def parse_own(self, c: Collector, field: str, value: object, source: str) -> object:
         """One of own_fields; what the Inventory keeps of it."""
         return None
+
+    def check_own(self, c: Collector, own: dict[str, object], hosts: list[Host]) -> None:
+        """Rules between the provider's own fields and the hosts."""
