@@ -275,3 +275,21 @@ def test_an_ssh_config_alias_inventory_resolves(lab: Lab, tmp_path) -> None:
     assert {h["name"] for h in status["hosts"]} == {"node1", "node2"}
     assert not any(h.get("error") for h in status["hosts"])
     assert os.path.exists(config)
+
+
+def test_a_bastion_outside_the_inventory(lab: Lab, tmp_path) -> None:
+    """`jump: user@host` that names no inventory host: the hosts behind it are reached through that machine, with
+    their own key and known_hosts. Here the outside machine is the store host under its address, as root."""
+    inv = tmp_path / "outside.yaml"
+    state = lab.state_root / LAB
+    inv.write_text(f"name: {LAB}\nprovider: static\nssh: {{user: student, become: sudo, key: {state / 'id_ed25519'}, "
+                   f"known_hosts: {state / 'known_hosts'}, jump: 'root@{ADDR['store']}:22'}}\nhosts:\n"
+                   + "".join(f"  {h}: {{roles: [docker], address: {ADDR[h]}}}\n" for h in ("node1", "node2")))
+    hosts = {h["name"]: h for h in json.loads(run(lab, "hosts", "-i", str(inv), "--json").stdout)["hosts"]}
+    assert hosts["node1"]["jump"]["user"] == "root" and hosts["node1"]["jump"]["address"] == ADDR["store"]
+    env = dict(lab.env, LABCTL_ROUND_TRIPS="1")
+    res = run(lab, "status", "-i", str(inv), "--all-labs", "--json", env=env)
+    assert {h["name"] for h in json.loads(res.stdout)["hosts"]} == {"node1", "node2"}
+    assert round_trips(res.stderr) == {"node1": 1, "node2": 1}
+    ssh = run(lab, "ssh", "node2", "-i", str(inv), "--", "sudo -n id -u && hostname")
+    assert ssh.stdout.split() == ["0", "node2"]

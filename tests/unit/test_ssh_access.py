@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import shlex
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import paramiko
@@ -160,3 +162,51 @@ def test_accept_new_records_the_key_where_paramiko_finds_it_again(tmp_path: Path
     AcceptNew(_endpoint(tmp_path, "accept-new")).missing_host_key(client, "[192.0.2.11]:2222", key)
     again = paramiko.HostKeys(str(tmp_path / "kh"))
     assert again.lookup("[192.0.2.11]:2222")[key.get_name()] == key
+
+
+def _read_until(fd: int, want: bytes, timeout: float = 20) -> bytes:
+    import select
+    got = b""
+    deadline = time.monotonic() + timeout
+    while want not in got and time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.2)
+        if ready:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            got += chunk
+    return got
+
+
+def test_ask_become_pass_prompts_on_the_terminal_without_echo(tmp_path: Path) -> None:
+    import pty
+    inv = tmp_path / "inv.yaml"
+    inv.write_text("provider: static\nssh: {user: admin, become: sudo}\nhosts:\n"
+                   "  node1: {roles: [docker], address: 192.0.2.11}\n")
+    leader, follower = pty.openpty()
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).parents[2]))
+    env.pop("LABCTL_BECOME_PASS", None)
+    proc = subprocess.Popen([sys.executable, "-m", "labctl.cli", "-K", "hosts", "-i", str(inv)], stdin=follower,
+                            stdout=follower, stderr=follower, env=env, close_fds=True)
+    os.close(follower)
+    try:
+        assert b"sudo password (BECOME): " in _read_until(leader, b"(BECOME): ")
+        os.write(leader, b"s3cret-typed\n")
+        rest = _read_until(leader, b"admin@192.0.2.11")
+        assert proc.wait(timeout=20) == 0
+    finally:
+        proc.kill()
+        os.close(leader)
+    assert b"admin@192.0.2.11:22 (sudo)" in rest and b"s3cret-typed" not in rest
+
+
+def test_ask_become_pass_without_a_terminal_is_bad_input(tmp_path: Path) -> None:
+    inv = tmp_path / "inv.yaml"
+    inv.write_text("provider: static\nhosts:\n  node1: {roles: [docker], address: 192.0.2.11}\n")
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).parents[2]))
+    res = subprocess.run([sys.executable, "-m", "labctl.cli", "-K", "hosts", "-i", str(inv)],
+                         stdin=subprocess.DEVNULL, capture_output=True, text=True, env=env)
+    assert res.returncode == 2 and "LABCTL_BECOME_PASS" in res.stderr
