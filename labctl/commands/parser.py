@@ -98,6 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
         _inventory_arg(p)
         _playbook_arg(p)
         _wait_arg(p, "the hosts")
+        p.add_argument("--class", dest="roster", metavar="CLASS.yaml",
+                       help=f"{name} the playbook's lab on every student's hosts of this class file, students in "
+                            "parallel (instead of --inventory)")
         if name == "up":
             p.add_argument("--provision", action=argparse.BooleanOptionalAction, default=None,
                            help="install Docker and the store first, as `labctl provision` (default: on for "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.console import Console
 
-from labctl.executors import lab
+from labctl.executors import classlab, lab
 from labctl.model.inventory import Inventory
 from labctl.plan.status import ControlStatus, LabStatus
 from labctl.planes.registry import plan_half
@@ -114,3 +114,21 @@ def print_report(verb: str, name: str, report: lab.Report, seconds: float, quiet
         state = {"up": "everything was already as the playbook says", "down": "nothing of the lab was left",
                  "provision": "every host already has what the playbook needs"}[verb]
         console.print(f"{verb} {name}: no changes ({seconds:.1f}s): {state}", soft_wrap=True)
+
+
+def print_class_report(verb: str, name: str, outcomes: list[classlab.Outcome], seconds: float, quiet: bool = False,
+                       console: Console | None = None) -> None:
+    """`up --class` / `down --class`: every student with ok or the reason."""
+    console = console or make()
+    if not quiet:
+        heading(console, f"class {name}: {verb} ({len(outcomes)} students, {seconds:.1f}s)")
+        t = table("student", "lab", "result", "changes", "seconds")
+        for o in outcomes:
+            result = "ok" if o.ok else (o.error if o.report is None else
+                                        f"incomplete: {'; '.join(o.report.skipped)}")
+            t.add_row(o.student, o.lab, result, str(len(o.report.changes)) if o.report else "-", f"{o.seconds:.1f}",
+                      style="" if o.ok else "red")
+        console.print(t)
+    failed = [o.student for o in outcomes if not o.ok]
+    console.print(f"{verb} --class {name}: {len(outcomes) - len(failed)} of {len(outcomes)} student(s) ok"
+                  + (f"; failed: {', '.join(failed)}" if failed else "") + f" ({seconds:.1f}s)", soft_wrap=True)
