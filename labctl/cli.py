@@ -82,10 +82,10 @@ def show_help(args: argparse.Namespace) -> int:
 def resolve_files(args: argparse.Namespace) -> str | None:
     """Fill in the inventory and playbook the command line left out (`defaults`); the line that says which."""
     used = []
-    if getattr(args, "roster", None) and args.command in ("up", "down") and args.inventory:
+    if getattr(args, "roster", None) and args.command in ("up", "down", "break") and args.inventory:
         raise UsageError("--class and --inventory exclude each other: the class file names each student's inventory")
     if hasattr(args, "inventory") and not (getattr(args, "roster", None)
-                                           and args.command in ("grade", "sandbox", "up", "down")):
+                                           and args.command in ("grade", "sandbox", "up", "down", "break")):
         choice = defaults.resolve("inventory", args.inventory)
         args.inventory = choice.path
         used.append(choice.describe("inventory"))

@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import sys
 import time
 
 from labctl.commands.common import load, write_file
 from labctl.errors import UsageError
 from labctl.executors import breaks as breaks_exec
+from labctl.executors import classlab
 from labctl.executors import grade as grade_exec
 from labctl.executors.hostlock import HostLocks, holder_for
 from labctl.executors.remote import Hosts
 from labctl.model.class_roster import load_roster
 from labctl.model.exercise import load_exercise
+from labctl.model.inventory import Inventory
 from labctl.model.playbook import load_playbook
 from labctl.plan import breaks as breaks_plan
+from labctl.plan.breaks import draw
 from labctl.providers import registry
 from labctl.ui import Progress
 from labctl.views import gradebook
@@ -59,6 +63,10 @@ def write_grades(args: argparse.Namespace, reports: list, data: dict) -> None:
 
 
 def cmd_break(args: argparse.Namespace, progress: Progress) -> int:
+    if args.roster:
+        return break_class(args, progress)
+    if args.random or args.list:
+        raise UsageError("--random and --list are for a class: add --class CLASS.yaml")
     if bool(args.undo) == bool(args.scenario):
         raise UsageError("give a scenario to inject, or --undo (not both)",
                          hint="`labctl list-scenarios` lists the scenarios")
@@ -83,6 +91,51 @@ def cmd_break(args: argparse.Namespace, progress: Progress) -> int:
     print(f"broke {pb.name} ({time.monotonic() - t0:.1f}s): {breaks_plan.describe(inj)}")
     print(f"  undo: labctl break --undo -i {inv.source} -p {pb.source}   (`labctl down` undoes it too)")
     return 0
+
+
+def break_class(args: argparse.Namespace, progress: Progress) -> int:
+    """break --class: one fault per student (--random: drawn, neighbours differing), --undo for all, or --list."""
+    modes = [m for m in (args.random or args.scenario, args.undo, args.list) if m]
+    if len(modes) != 1:
+        raise UsageError("with --class give one of: --random (or a scenario for everyone), --undo, --list")
+    if args.host or args.container or args.network:
+        raise UsageError("with --class, the host, container or network is drawn per student: no --host, --container "
+                         "or --network")
+    if args.scenario and args.scenario not in breaks_plan.SCENARIOS:
+        raise UsageError(f"no scenario {args.scenario!r}; scenarios: {', '.join(breaks_plan.SCENARIOS)}")
+    roster = load_roster(args.roster)
+    playbooks = {s.name: load_playbook(args.playbook, s.inventory) for s in roster.students}
+    t0 = time.monotonic()
+    seed = args.seed if args.seed is not None else random.SystemRandom().randrange(10**6)
+    drawn = (draw.draw_scenarios([s.name for s in roster.students], seed) if args.random
+             else {s.name: args.scenario for s in roster.students})
+    quiet = Progress(quiet=True)
+
+    def one(student: str, inv: Inventory) -> str:
+        pb = playbooks[student]
+        with Hosts(registry.endpoints(inv)) as hosts:
+            if args.list:
+                records = breaks_exec.read_records(inv, pb, hosts)
+                first = min(records.values(), key=lambda r: r["step"]) if records else None
+                return f"{first.get('scenario')}: {first.get('target')}" if first else "no fault"
+            with HostLocks(hosts, [h.name for h in inv.hosts], holder_for(pb.name, "break"), args.wait, quiet):
+                if args.undo:
+                    done = breaks_exec.undo(inv, pb, hosts, quiet)
+                    return "reverted" if done else "nothing to undo"
+                breaks_exec.inject_drawn(inv, pb, hosts, drawn[student], draw.student_rng(seed, student), quiet)
+                return "broken"
+
+    results = classlab.run_each(roster, one, str, progress if not args.list else quiet)
+    what = "list" if args.list else ("undo" if args.undo else "break")
+    for student, result, error, _ in results:
+        print(f"{student}\t{result if result is not None else 'FAILED: ' + error}")
+    failed = [s for s, r, _, _ in results if r is None]
+    tail = f"; failed: {', '.join(failed)}" if failed else ""
+    if what == "break":
+        tail += f"; seed {seed} (`--list` shows who got what)"
+    print(f"break --class {roster.name} ({what}): {len(results) - len(failed)} of {len(results)} student(s) ok"
+          f"{tail} ({time.monotonic() - t0:.1f}s)")
+    return 1 if failed else 0
 
 
 def cmd_list_scenarios(args: argparse.Namespace, progress: Progress) -> int:

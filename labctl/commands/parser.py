@@ -122,6 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--junit", metavar="FILE", help="write one JUnit testcase per check")
     p.add_argument("--html", metavar="FILE", help="write one self-contained page: coloured matrices, mismatches "
                                                   "with their causes, the topology picture")
+    p.add_argument("--causes", choices=("show", "hide"), default="show",
+                   help="show each failed check's likely cause (default), or hide it: for break-and-fix classes, "
+                        "where finding the cause is the student's task")
     p.add_argument("--probe", choices=verify.PROBE_MODES, default="auto",
                    help="how to probe: fping from the host into each container's network namespace (fast), pings "
                         "inside the containers (needs sh and ping in the image), or auto: fping where the host "
@@ -152,6 +155,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", help="the docker host to break (scenarios on a host)")
     p.add_argument("--container", help="the container to break (scenarios on a container)")
     p.add_argument("--network", help="the network (container-disconnected)")
+    p.add_argument("--class", dest="roster", metavar="CLASS.yaml",
+                   help="every student of this class file: a scenario for all, --random, --undo or --list")
+    p.add_argument("--random", action="store_true",
+                   help="with --class: one scenario per student, neighbours in the class file differing, its host, "
+                        "container or network drawn too")
+    p.add_argument("--seed", type=int, help="with --random: the same seed gives the same draw (default: a new one, "
+                                            "printed)")
+    p.add_argument("--list", action="store_true", help="with --class: which fault each student's hosts record "
+                                                       "(for the instructor)")
 
     p = sub.add_parser("list-scenarios", help="the faults `labctl break` can inject, and what verify then shows")
     p.add_argument("--json", action="store_true", help="machine-readable output")

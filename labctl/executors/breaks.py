@@ -4,6 +4,7 @@ records. A run killed at any line leaves a record whose undo is safe to run (see
 
 from __future__ import annotations
 
+import random
 import shlex
 
 from fabric import Connection
@@ -17,6 +18,7 @@ from labctl.executors.verify import underlay_facts
 from labctl.model.inventory import Inventory
 from labctl.model.playbook import Playbook
 from labctl.plan import breaks as plan
+from labctl.plan.breaks import draw
 from labctl.providers import registry
 from labctl.ui import Progress
 
@@ -44,13 +46,36 @@ def lab_facts(inv: Inventory, pb: Playbook, hosts: Hosts) -> plan.LabFacts:
 
 def inject(inv: Inventory, pb: Playbook, hosts: Hosts, scenario: str, progress: Progress, host: str | None = None,
            container: str | None = None, network: str | None = None) -> plan.Injection:
+    facts = _facts_unbroken(inv, pb, hosts, progress)
+    return _apply(inv, pb, hosts, plan.plan_break(pb, inv, scenario, facts, host, container, network), progress)
+
+
+def inject_drawn(inv: Inventory, pb: Playbook, hosts: Hosts, scenario: str, rng: random.Random,
+                 progress: Progress) -> plan.Injection:
+    """The scenario with its host, container or network drawn (break --random): the first draw that fits."""
+    facts = _facts_unbroken(inv, pb, hosts, progress)
+    refusals = []
+    for host, container, network in draw.option_draws(scenario, inv, pb, rng):
+        try:
+            inj = plan.plan_break(pb, inv, scenario, facts, host, container, network)
+        except UsageError as exc:
+            refusals.append(exc.message)
+            continue
+        return _apply(inv, pb, hosts, inj, progress)
+    raise UsageError(f"{scenario} fits nothing of this lab: {refusals[-1]}")
+
+
+def _facts_unbroken(inv: Inventory, pb: Playbook, hosts: Hosts, progress: Progress) -> plan.LabFacts:
     records = read_records(inv, pb, hosts)
     if records:
         first = min(records.values(), key=lambda r: r["step"])
         raise UsageError(f"{pb.name} already has a fault injected: {first.get('scenario')} "
                          f"({first.get('target')})", hint=f"`labctl break --undo -p {pb.source}` first")
     progress.step("all", "reading the lab's state (containers, addresses, underlay)")
-    inj = plan.plan_break(pb, inv, scenario, lab_facts(inv, pb, hosts), host, container, network)
+    return lab_facts(inv, pb, hosts)
+
+
+def _apply(inv: Inventory, pb: Playbook, hosts: Hosts, inj: plan.Injection, progress: Progress) -> plan.Injection:
     try:
         for step, action in enumerate(inj.actions):
             conn = hosts.conn(action.host)

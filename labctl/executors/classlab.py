@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TypeVar
 
 from labctl.errors import HostsFailed, LabctlError
 from labctl.executors.remote import failure_from
@@ -18,6 +19,7 @@ from labctl.model.inventory import Inventory
 from labctl.model.playbook import Playbook
 from labctl.ui import Progress
 
+T = TypeVar("T")
 OTHER_STUDENTS_AT_ONCE = 8   # students whose hosts are machines of their own: their work does not share our cores
 
 
@@ -54,27 +56,41 @@ def reason(student: str, exc: BaseException) -> str:
     return str(failure_from(student, exc)).splitlines()[-1].strip()
 
 
+def run_each(roster: Roster, fn: Callable[[str, Inventory], T],
+             describe: Callable[[T], str], progress: Progress) -> list[tuple[str, T | None, str, float]]:
+    """fn(student, inventory) for every student in parallel (students_at_once): per student in the class file's
+    order, (student, result or None, the reason it failed, seconds); one progress line per student as it ends."""
+
+    def one(name: str, inv: Inventory) -> tuple[str, T | None, str, float]:
+        t0 = time.monotonic()
+        try:
+            result = fn(name, inv)
+        except Exception as exc:  # noqa: BLE001 - one student's failure never stops the class
+            why = reason(name, exc)
+            progress.step(name, f"FAILED in {time.monotonic() - t0:.1f}s: {why}")
+            return name, None, why, time.monotonic() - t0
+        progress.step(name, f"{describe(result)} in {time.monotonic() - t0:.1f}s")
+        return name, result, "", time.monotonic() - t0
+
+    with ThreadPoolExecutor(max_workers=max(1, min(students_at_once(roster), len(roster.students)))) as pool:
+        futures = [pool.submit(one, s.name, s.inventory) for s in roster.students]
+        return [f.result() for f in futures]
+
+
 def run_class(verb: str, roster: Roster, playbooks: dict[str, Playbook],
               one: Callable[[Inventory, Playbook, Progress], Report], progress: Progress) -> list[Outcome]:
     """one(inventory, playbook, progress) for every student, in parallel; outcomes in the class file's order."""
     quiet = Progress(quiet=True)
+    labs = {s.name: s.inventory.name for s in roster.students}
 
-    def student_run(name: str, inv: Inventory) -> Outcome:
-        t0 = time.monotonic()
+    def student_run(name: str, inv: Inventory) -> Report:
         progress.step(name, f"{verb}: {inv.name} ({len(inv.hosts)} hosts)")
-        try:
-            report = one(inv, playbooks[name], quiet)
-            out = Outcome(name, inv.name, report, time.monotonic() - t0)
-        except Exception as exc:  # noqa: BLE001 - one student's failure never stops the class
-            out = Outcome(name, inv.name, None, time.monotonic() - t0, reason(name, exc))
-        if out.report is None:
-            progress.step(name, f"FAILED in {out.seconds:.1f}s: {out.error}")
-        elif out.report.skipped:
-            progress.step(name, f"incomplete in {out.seconds:.1f}s: {len(out.report.skipped)} part(s) skipped")
-        else:
-            progress.step(name, f"ok in {out.seconds:.1f}s: {len(out.report.changes)} change(s)")
-        return out
+        return one(inv, playbooks[name], quiet)
 
-    with ThreadPoolExecutor(max_workers=max(1, min(students_at_once(roster), len(roster.students)))) as pool:
-        futures = [pool.submit(student_run, s.name, s.inventory) for s in roster.students]
-        return [f.result() for f in futures]
+    def describe(report: Report) -> str:
+        if report.skipped:
+            return f"incomplete: {len(report.skipped)} part(s) skipped"
+        return f"ok: {len(report.changes)} change(s)"
+
+    return [Outcome(name, labs[name], report, seconds, error)
+            for name, report, error, seconds in run_each(roster, student_run, describe, progress)]

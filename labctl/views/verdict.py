@@ -44,7 +44,7 @@ def print_verdict(result: verify.Verdict, quiet: bool = False, console: Console 
         line(console, ("MISMATCH", "bold red"),
              f" {c.src} ({c.src_host}) -> {c.dst} ({c.dst_host or '-'}) on {c.network} via {c.via} "
              f"{c.address or '(no address)'}: expected {c.expect}, observed {r.observed}\n"
-             f"    expected because: {c.reason}\n    likely cause: {r.cause}")
+             f"    expected because: {c.reason}" + (f"\n    likely cause: {r.cause}" if r.cause else ""))
     summary = verdict.verdict(result.results)
     kinds = sorted({r.check.expect for r in result.results})
     state = ("OK", "bold green") if result.ok else ("FAILED", "bold red")

@@ -59,7 +59,7 @@ def test_up_brings_every_student_lab_up_and_again_changes_nothing(klass) -> None
     res = lab.labctl("up", "--class", str(roster), "-p", SEED, timeout=900)
     assert "up --class class: 4 of 4 student(s) ok" in res.stdout, res.stdout
     progress = res.stderr
-    assert all(f"{s}   ok in" in progress or f"{s} ok in" in " ".join(progress.split()) for s in STUDENTS), progress
+    assert all(f"{s} ok: 12 change(s) in" in " ".join(progress.split()) for s in STUDENTS), progress
     assert f"{os.cpu_count() or 1} at a time" in progress
     for i in range(1, 5):
         verify = lab.labctl("verify", "-i", student_inventory(roster, i), "-p", SEED, check=False)

@@ -142,7 +142,10 @@ def test_every_scenario_plans_its_fault_and_its_undo() -> None:
     assert undo.endswith("|| docker network connect --ip 172.30.0.3 ov c4"), "the same address back"
     wrong = plans["wrong-subnet"].actions[0]
     assert wrong.host == "node1" and "--subnet 198.18.0.12/30 --gateway 198.18.0.14" in wrong.apply[0]
-    assert "docker network rm in-the-way" in wrong.undo[0] and "labctl.break" in wrong.undo[0]
+    assert "docker network rm in-the-way" in wrong.undo[0] and "= 198.18.0.12/30 ]" in wrong.undo[0], \
+        "undo removes the network only when it is the one made (its subnet is in the record)"
+    for inj in plans.values():     # the fault does not give itself away: no labctl marker in what it leaves
+        assert not any("labctl" in command for a in inj.actions for command in a.apply), inj.scenario
     for inj in plans.values():
         for step, action in enumerate(inj.actions):
             record = breaks.parse_record(inj.record(step))

@@ -24,7 +24,9 @@ from labctl.views.gradebook import class_dict, report_dict, roster_rows, to_csv,
 ROOT = Path(__file__).parents[2]
 DATA = Path(__file__).parent / "data"
 INV = parse_inventory((ROOT / "inventories" / "sandbox.yaml").read_text(), "inventories/sandbox.yaml")
-EXERCISES = sorted(p.stem for p in (ROOT / "exercises").glob("*.yaml"))
+# fix-the-lab grades the seed lab, which the captured output below does not hold: its full marks after a repair
+# are proven on real hosts (tests/integration/test_break_class.py).
+EXERCISES = sorted(p.stem for p in (ROOT / "exercises").glob("*.yaml") if p.stem != "fix-the-lab")
 UNDERLAY = {"node1": "198.18.0.12", "node2": "198.18.0.13"}
 
 

@@ -23,7 +23,6 @@ from labctl.plan.breaks import (
     wrong_subnet,
 )
 from labctl.plan.breaks.base import (
-    BREAK_LABEL,
     IN_THE_WAY,
     LOWERED_MTU,
     RECORD_DIR,
@@ -39,7 +38,7 @@ from labctl.plan.breaks.base import (
     write_record,
 )
 
-__all__ = ["BREAK_LABEL", "IN_THE_WAY", "LOWERED_MTU", "RECORD_DIR", "SCENARIOS", "STORE_START", "STORE_STOP",
+__all__ = ["IN_THE_WAY", "LOWERED_MTU", "RECORD_DIR", "SCENARIOS", "STORE_START", "STORE_STOP",
            "Action", "Injection", "LabFacts", "Scenario", "describe", "parse_record", "plan_break", "record_fact",
            "record_path", "write_record"]
 

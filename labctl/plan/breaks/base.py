@@ -17,7 +17,6 @@ RECORD_DIR = "/var/lib/labctl/breaks"
 STORE_STOP, STORE_START = "store:stop", "store:start"   # actions the executor performs with the lab's StoreRunner
 LOWERED_MTU = 1400
 IN_THE_WAY = "in-the-way"                               # the name of the wrong-subnet network
-BREAK_LABEL = "labctl.break"
 
 
 @dataclass(frozen=True)

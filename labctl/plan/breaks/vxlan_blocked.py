@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import shlex
-
 from labctl.model.playbook import Playbook
-from labctl.plan.breaks.base import BREAK_LABEL, Action, Injection, LabFacts, Scenario, choose_host, need_overlay_across
+from labctl.plan.breaks.base import Action, Injection, LabFacts, Scenario, choose_host, need_overlay_across
 
 
 def plan(pb: Playbook, facts: LabFacts, docker_hosts: list[str], host: str | None, container: str | None,
          network: str | None) -> Injection:
     target = choose_host(host, need_overlay_across(pb, "vxlan-blocked"))
-    rule = (f"INPUT -p udp --dport 4789 -m comment --comment {shlex.quote(f'{BREAK_LABEL}={pb.name}')} -j DROP")
+    # No comment, no label: a student who reads `iptables -S` (or verify's cause, which quotes the rule) must not
+    # read the answer. What undo needs is in the root-only record.
+    rule = "INPUT -p udp --dport 4789 -j DROP"
     return Injection("vxlan-blocked", pb.name, f"UDP 4789 dropped on {target}", (Action(
         target, (f"iptables -I {rule}",),
         # every copy goes (a run killed after the insert and re-run could have added two); bounded

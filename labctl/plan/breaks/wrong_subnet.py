@@ -8,7 +8,6 @@ import shlex
 from labctl.errors import UsageError
 from labctl.model.playbook import Playbook
 from labctl.plan.breaks.base import (
-    BREAK_LABEL,
     IN_THE_WAY,
     Action,
     Injection,
@@ -35,13 +34,15 @@ def plan(pb: Playbook, facts: LabFacts, docker_hosts: list[str], host: str | Non
         raise UsageError(f"no free address next to {peer}'s {peer_addr} for the wrong network's gateway",
                          hint="choose another --host")
     name = shlex.quote(IN_THE_WAY)
-    label = shlex.quote(f"{BREAK_LABEL}={pb.name}")
+    # No labctl label on the network (a student who inspects it must not read the answer): undo knows it by its
+    # name and the subnet kept in the root-only record.
+    subnets = "{{range .IPAM.Config}}{{.Subnet}}{{end}}"
     return Injection("wrong-subnet", pb.name, f"network {IN_THE_WAY} ({subnet}) on {target} takes {peer}'s "
                                               f"address {peer_addr}", (
-        Action(target, (f"docker network create --driver bridge --subnet {subnet} --gateway {gateway} --label {label} "
+        Action(target, (f"docker network create --driver bridge --subnet {subnet} --gateway {gateway} "
                         f"{name} >/dev/null",),
-               (f"if docker network inspect -f '{{{{index .Labels \"{BREAK_LABEL}\"}}}}' {name} 2>/dev/null | "
-                f"grep -qx {shlex.quote(pb.name)}; then docker network rm {name} >/dev/null; fi",)),))
+               (f"if [ \"$(docker network inspect -f {shlex.quote(subnets)} {name} 2>/dev/null)\" = "
+                f"{shlex.quote(str(subnet))} ]; then docker network rm {name} >/dev/null; fi",)),))
 
 
 SCENARIO = Scenario("wrong-subnet", "create a bridge network on one docker host whose subnet covers another host's "
