@@ -91,3 +91,19 @@ def seed_sandbox(tmp_path_factory, name: str, subnet: str, playbooks: tuple[str,
     for pb in playbooks:
         lab.labctl("down", "-i", str(lab.inventory), "-p", pb, "--wait", "60", check=False)
     lab.labctl("sandbox", "down", "-i", str(lab.inventory), check=False)
+
+
+def sandbox_class(tmp_path_factory, name: str, subnet: str, playbook: str, up: bool = False):  # type: ignore[no-untyped-def]
+    """Module fixture body: a class of 4 sandbox seed-lab hosts (store, node1, node2 each) made by `sandbox up
+    --class 4` from a template lab `name` on `subnet`, the playbook's lab up on every student when `up`; yields
+    (lab, class file); at the end every student's lab goes down and the sandboxes are removed."""
+    tmp = tmp_path_factory.mktemp(name)
+    lab = make_lab(tmp, name, subnet, {"store": ["store"], "node1": ["docker"], "node2": ["docker"]})
+    directory = tmp / "class"
+    lab.labctl("sandbox", "up", "-i", str(lab.inventory), "--class", "4", "--class-dir", str(directory))
+    roster = directory / "class.yaml"
+    if up:
+        lab.labctl("up", "--class", str(roster), "-p", playbook, timeout=900)
+    yield lab, roster
+    lab.labctl("down", "--class", str(roster), "-p", playbook, check=False, timeout=600)
+    lab.labctl("sandbox", "down", "--class", str(roster), check=False)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import Lab, make_lab
+from tests.integration.conftest import Lab, sandbox_class
 
 ROOT = Path(__file__).parents[2]
 SEED = str(ROOT / "playbooks" / "seed-overlay.yaml")
@@ -24,15 +24,7 @@ SYMPTOMS = {"vxlan-blocked": "VXLAN (UDP 4789) is dropped on", "container-stoppe
 
 @pytest.fixture(scope="module")
 def klass(tmp_path_factory):  # type: ignore[no-untyped-def]
-    tmp = tmp_path_factory.mktemp("brk")
-    lab = make_lab(tmp, "brk", "198.18.100.0/24", {"store": ["store"], "node1": ["docker"], "node2": ["docker"]})
-    directory = tmp / "class"
-    lab.labctl("sandbox", "up", "-i", str(lab.inventory), "--class", "4", "--class-dir", str(directory))
-    roster = directory / "class.yaml"
-    lab.labctl("up", "--class", str(roster), "-p", SEED, timeout=900)
-    yield lab, roster
-    lab.labctl("down", "--class", str(roster), "-p", SEED, check=False, timeout=600)
-    lab.labctl("sandbox", "down", "--class", str(roster), check=False)
+    yield from sandbox_class(tmp_path_factory, "brk", "198.18.100.0/24", SEED, up=True)
 
 
 def inventory(roster: Path, student: str) -> str:

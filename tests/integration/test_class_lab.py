@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import Lab, make_lab
+from tests.integration.conftest import Lab, sandbox_class
 
 ROOT = Path(__file__).parents[2]
 SEED = str(ROOT / "playbooks" / "seed-overlay.yaml")
@@ -21,14 +21,7 @@ STUDENTS = [f"student{i}" for i in range(1, 5)]
 
 @pytest.fixture(scope="module")
 def klass(tmp_path_factory):  # type: ignore[no-untyped-def]
-    tmp = tmp_path_factory.mktemp("klass")
-    lab = make_lab(tmp, "klass", "198.18.62.0/24", {"store": ["store"], "node1": ["docker"], "node2": ["docker"]})
-    directory = tmp / "class"
-    lab.labctl("sandbox", "up", "-i", str(lab.inventory), "--class", "4", "--class-dir", str(directory))
-    roster = directory / "class.yaml"
-    yield lab, roster
-    lab.labctl("down", "--class", str(roster), "-p", SEED, check=False, timeout=600)
-    lab.labctl("sandbox", "down", "--class", str(roster), check=False)
+    yield from sandbox_class(tmp_path_factory, "klass", "198.18.62.0/24", SEED, up=False)
 
 
 def student_inventory(roster: Path, i: int) -> str:
