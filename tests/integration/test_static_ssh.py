@@ -215,6 +215,8 @@ def test_seed_lab_with_a_sudo_password_that_is_found_nowhere(lab: Lab, hosts, tm
     for h in ADDR:
         found = sh(hosts, h, f"grep -r -l -a -F {PASSWORD} /var/lib/labctl /run /etc/docker /tmp /home "
                              "2>/dev/null; true").stdout
+        # the sandbox hosts share this machine's /tmp: a checkout under it (CI's /tmp/ci) holds this very file
+        found = "\n".join(f for f in found.split() if not f.startswith(str(ROOT) + "/"))
         assert found.strip() == "", f"{h}: the password is in {found}"
 
 
