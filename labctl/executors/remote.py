@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
-import io
 import os
 import re
 import secrets
@@ -150,9 +149,7 @@ class CountingConnection(Connection):
             with open(local, "rb") as fh:
                 data = fh.read()
         staged = self.stage(data if isinstance(data, bytes) else data.encode())
-        private = kwargs.get("private_dir")
-        mkdir = f"mkdir -p {shlex.quote(private)} && chmod 700 {shlex.quote(private)} && " if private else ""
-        self.run(f"(umask 077 && {mkdir}cat {shlex.quote(staged)} > {shlex.quote(remote)}); rc=$?; "
+        self.run(f"(umask 077 && cat {shlex.quote(staged)} > {shlex.quote(remote)}); rc=$?; "
                  f"rm -f {shlex.quote(staged)}; exit $rc", hide=True)
         return None
 
@@ -202,7 +199,7 @@ def open_root_channel(conn: Connection, command: str, timeout: float) -> paramik
             if seen.count(prompt) > 1:        # asked again: the password was wrong
                 chan.close()
                 raise AccessRefused(f"[{getattr(conn, 'labctl_name', conn.host)}] sudo as {conn.user} refused the "
-                                    "password", hint=SUDO_REFUSALS[1][1])
+                                    "password", hint=sudo_refusal("incorrect password"))
             if prompt in seen and not sent:
                 chan.sendall((password + "\n").encode())
                 sent = True
@@ -417,10 +414,11 @@ def stage_private(conn: Connection, data: bytes, stem: str, suffix: str = "") ->
 def put_private(conn: Connection, data: bytes, stem: str, suffix: str = "", path: str = "") -> str:
     """Upload data as a new file in the host's root-only labctl directory, under a name no one can predict
     (not a fixed /tmp path another user could prepare as a symlink); returns its path. The caller removes it."""
-    path = path or f"{PRIVATE_DIR}/{stem}-{secrets.token_hex(8)}{suffix}"
     if getattr(conn, "become", None):
-        conn.put(io.BytesIO(data), path, private_dir=PRIVATE_DIR)
+        path, prologue = stage_private(conn, data, stem, suffix)
+        conn.run(prologue + "true", hide=True)
         return path
+    path = path or f"{PRIVATE_DIR}/{stem}-{secrets.token_hex(8)}{suffix}"
     ROUND_TRIPS.add(getattr(conn, "labctl_name", conn.host))   # one transfer (a few SFTP requests on one channel)
     sftp = conn.sftp()
     try:

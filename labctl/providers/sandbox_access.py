@@ -17,6 +17,7 @@ from labctl.errors import LabctlError, PrerequisiteError
 from labctl.executors import local
 from labctl.model.inventory import Inventory
 from labctl.model.providers.sandbox import SandboxAccess
+from labctl.plan.sandbox import access_signature
 
 LOGIN_UID = 2742           # the login user's uid and gid inside the sandbox hosts (unused on this machine: checked)
 SUDO = "/usr/bin/sudo"
@@ -104,8 +105,7 @@ def _write(path: str, text: str, mode: int) -> None:
 
 def hidden(inv: Inventory, host: str) -> bool:
     """Whether this host answers SSH only through the bastion."""
-    acc = access(inv)
-    return acc is not None and acc.bastion is not None and acc.bastion != host
+    return "behind=" in access_signature(inv, host)
 
 
 def hide_behind_bastion(pid: int, address: str, bastion_address: str) -> None:
