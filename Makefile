@@ -21,7 +21,7 @@ APT_PACKAGES := docker.io etcd-server etcd-client openssh-server openssh-client 
 # tests skip and say why; no VM is started.
 APT_OPTIONAL := vagrant vagrant-libvirt
 
-.PHONY: help deps apt venv lab verify down test unit integration lint bench clean vms-e2e
+.PHONY: help deps apt venv lab verify down test unit integration lint bench bench-class clean vms-e2e
 
 help:
 	@echo "make lab    install what is missing, bring up the sandbox hosts, then the lab (INVENTORY=, PLAYBOOK= to choose)"
@@ -29,7 +29,7 @@ help:
 	@echo "make verify probe who reaches whom in the lab and compare with the playbook"
 	@echo "make down   remove the lab, then the sandbox hosts"
 	@echo "make lint   ruff + mypy"
-	@echo "make bench  benchmarks on sandbox hosts: up, verify, down vs the tutorials' way and the floor"
+	@echo "make bench  benchmarks on sandbox hosts: up, verify, down vs the tutorials' way and the floor; a class of 30"
 	@echo "make vms-e2e  the lab on three real VMs (Vagrant + libvirt, QEMU): box, boot, provision, up, verify, down"
 
 deps: apt venv
@@ -88,11 +88,17 @@ lint: venv
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
 
-# Benchmarks on sandbox hosts (root): prints a table, writes docs/benchmarks.md and bench/results.json.
+# Benchmarks on sandbox hosts (root): prints a table, writes docs/benchmarks.md and bench/results.json; then a
+# class of 30 student labs (bench/classroom.py: docs/benchmarks-class.md, bench/results-class.json).
 # BENCH_ARGS, e.g. BENCH_ARGS="--sizes 2x1,8x5", chooses sizes; default 2,4,8 hosts x 1,5,20 containers per host.
+# `make bench-class` runs only the class.
 BENCH_ARGS ?=
 bench: deps
 	$(VENV)/bin/python bench/run.py $(BENCH_ARGS)
+	$(VENV)/bin/python bench/classroom.py
+
+bench-class: deps
+	$(VENV)/bin/python bench/classroom.py
 
 # The lab on three booted VMs (root; not part of `make test`): builds the Debian 12 box (cached), starts libvirt,
 # vagrant up --provider=libvirt, fab provision/up/verify/down, vagrant destroy -f; times per step, logs and

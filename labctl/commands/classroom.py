@@ -8,10 +8,12 @@ import random
 import sys
 import time
 
+from rich.live import Live
+
 from labctl.commands.common import load, write_file
 from labctl.errors import UsageError
 from labctl.executors import breaks as breaks_exec
-from labctl.executors import classlab
+from labctl.executors import classlab, gradewatch, watchserver
 from labctl.executors import grade as grade_exec
 from labctl.executors.hostlock import HostLocks, holder_for
 from labctl.executors.remote import Hosts
@@ -23,12 +25,17 @@ from labctl.plan import breaks as breaks_plan
 from labctl.plan.breaks import draw
 from labctl.providers import registry
 from labctl.ui import Progress
-from labctl.views import gradebook
+from labctl.views import gradebook, watchpage
+from labctl.views import watch as watchview
+from labctl.views.console import line, make
 from labctl.views.grade import print_grade, print_roster
 
 
 def cmd_grade(args: argparse.Namespace, progress: Progress) -> int:
     t0 = time.monotonic()
+    check_watch_args(args)
+    if args.watch is not None:
+        return watch_class(args, progress)
     if args.roster:
         roster = load_roster(args.roster)
         # bad input in the exercise: exit 2 before any host is asked
@@ -51,15 +58,79 @@ def cmd_grade(args: argparse.Namespace, progress: Progress) -> int:
 
 
 def write_grades(args: argparse.Namespace, reports: list, data: dict) -> None:
+    """The files asked for; each replaced whole (a reader never sees half of one, as during --watch)."""
     if args.json == "-":
         json.dump(data, sys.stdout, indent=2)
         sys.stdout.write("\n")
     elif args.json:
-        write_file(args.json, json.dumps(data, indent=2) + "\n")
+        write_file(args.json, json.dumps(data, indent=2) + "\n", atomic=True)
     if args.junit:
-        write_file(args.junit, gradebook.to_junit(reports))
+        write_file(args.junit, gradebook.to_junit(reports), atomic=True)
     if args.csv:
-        write_file(args.csv, gradebook.to_csv(reports))
+        write_file(args.csv, gradebook.to_csv(reports), atomic=True)
+
+
+def check_watch_args(args: argparse.Namespace) -> None:
+    if args.watch is None:
+        if args.serve or args.rounds is not None:
+            raise UsageError("--serve and --rounds go with --watch SECONDS",
+                             hint="e.g. labctl grade --class CLASS.yaml -e EXERCISE --watch 10 --serve 8080")
+        return
+    if not args.roster:
+        raise UsageError("--watch regrades a class: add --class CLASS.yaml (for one lab, run `labctl grade` again)")
+    if not 1 <= args.watch <= 3600:
+        raise UsageError(f"--watch {args.watch:g}: give the seconds between rounds, from 1 to 3600")
+    if args.rounds is not None and args.rounds < 1:
+        raise UsageError(f"--rounds {args.rounds}: give at least 1 (or leave it out to watch until Ctrl-C)")
+    if args.json == "-":
+        raise UsageError("--watch draws the class on the terminal: give --json a file, not '-'")
+
+
+def watch_class(args: argparse.Namespace, progress: Progress) -> int:
+    """grade --class --watch N [--serve ADDR:PORT]: regrade every N seconds; the page (or the terminal) shows
+    the latest round; the files asked for are rewritten after each round. Exit as `grade --class` for the last
+    whole round: 0 when every student could be graded."""
+    address = watchserver.parse_address(args.serve) if args.serve else None
+    roster = load_roster(args.roster)
+    exercises = {s.name: load_exercise(args.exercise, s.inventory) for s in roster.students}
+    watch = gradewatch.Watch(roster, exercises, args.probe, args.watch, args.rounds)
+    console = make()
+    live = Live(console=console, auto_refresh=False, transient=False) if not args.serve and console.is_terminal \
+        else None
+    # bound before the first round, so a port in use is said at once; it answers once there is a board to show
+    server = (watchserver.BoardServer(address, lambda: watchpage.to_page(watch.board), lambda: watch.board)
+              if address is not None else None)
+    progress.step("all", f"watching {len(roster.students)} student(s) of {roster.name} in {args.exercise}, "
+                         f"every {args.watch:g}s; Ctrl-C stops")
+
+    def on_round(w: gradewatch.Watch) -> None:
+        write_grades(args, w.reports, gradebook.class_dict(roster.name, w.reports, w.board["round_s"]))
+        if live is not None:
+            live.update(watchview.renderable(w.board), refresh=True)
+        else:
+            line(console, watchview.headline(w.board))
+        if server is not None and w.tracker.rounds == 1:
+            server.start()
+            progress.note(f"serving the class view on {server.url} (only / and /board.json; Ctrl-C stops)")
+
+    def on_stop() -> None:
+        if server is not None:
+            server.close()
+
+    try:
+        if live is not None:
+            live.start()
+        watch.run(on_round, on_stop, progress)
+    finally:
+        if live is not None:
+            live.stop()
+        on_stop()
+    if not watch.reports:
+        line(console, "stopped before the first round ended: nothing graded")
+        return 1
+    how = "stopped by Ctrl-C" if watch.interrupted else "done"
+    line(console, f"{how} after {watch.tracker.rounds} round(s)" + ("; the server is stopped" if args.serve else ""))
+    return 0 if all(r.error is None for r in watch.reports) else 1
 
 
 def cmd_break(args: argparse.Namespace, progress: Progress) -> int:
@@ -122,7 +193,8 @@ def break_class(args: argparse.Namespace, progress: Progress) -> int:
                 if args.undo:
                     done = breaks_exec.undo(inv, pb, hosts, quiet)
                     return "reverted" if done else "nothing to undo"
-                breaks_exec.inject_drawn(inv, pb, hosts, drawn[student], draw.student_rng(seed, student), quiet)
+                breaks_exec.inject_drawn(inv, pb, hosts, drawn[student], draw.student_rng(seed, student), quiet,
+                                         roster.causes)
                 return "broken"
 
     results = classlab.run_each(roster, one, str, progress if not args.list else quiet)

@@ -30,9 +30,17 @@ def check_image_archives(pb: Playbook) -> None:
         raise ValidationError(problems)
 
 
-def write_file(path: str, text: str) -> None:
+def write_file(path: str, text: str, atomic: bool = False) -> None:
+    """`atomic`: written beside the file, then renamed over it, so a reader sees the old file or the new one."""
+    target = path
+    if atomic and (os.path.isfile(path) or not os.path.exists(path)):
+        target = os.path.join(os.path.dirname(path) or ".", f".{os.path.basename(path)}.{os.getpid()}.tmp")
     try:
-        with open(path, "w", encoding="utf-8") as fh:
+        with open(target, "w", encoding="utf-8") as fh:
             fh.write(text)
+        if target != path:
+            os.replace(target, path)
     except OSError as exc:
+        if target != path and os.path.exists(target):
+            os.unlink(target)
         raise LabctlError(f"cannot write {path}: {exc.strerror}") from None

@@ -124,7 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                   "with their causes, the topology picture")
     p.add_argument("--causes", choices=("show", "hide"), default="show",
                    help="show each failed check's likely cause (default), or hide it: for break-and-fix classes, "
-                        "where finding the cause is the student's task")
+                        "where finding the cause is the student's task (a fault from `break --class` whose class "
+                        "file says `causes: hide` hides them in any case)")
     p.add_argument("--probe", choices=verify.PROBE_MODES, default="auto",
                    help="how to probe: fping from the host into each container's network namespace (fast), pings "
                         "inside the containers (needs sh and ping in the image), or auto: fping where the host "
@@ -143,6 +144,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--csv", metavar="FILE", help="write the roster (student, points per task, total) as CSV")
     p.add_argument("--details", action="store_true", help="also list what was found for tasks that passed")
     p.add_argument("--probe", choices=verify.PROBE_MODES, default="auto", help="how to probe, as for verify")
+    p.add_argument("--watch", type=float, metavar="SECONDS",
+                   help="with --class: regrade every SECONDS until Ctrl-C, the terminal redrawn in place (the "
+                        "--json/--csv/--junit files rewritten after each round)")
+    p.add_argument("--serve", metavar="[ADDR:]PORT",
+                   help="with --watch: serve the live class view as a page on ADDR:PORT (default address "
+                        "127.0.0.1) instead of drawing it on the terminal")
+    p.add_argument("--rounds", type=int, metavar="N", help="with --watch: stop after N rounds")
 
     p = sub.add_parser("break", help="inject a named fault for a student to diagnose; --undo reverts it",
                        description="inject one named fault into the running lab for a student to diagnose "

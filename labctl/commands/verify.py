@@ -25,7 +25,10 @@ def cmd_verify(args: argparse.Namespace, progress: Progress) -> int:
     pb = load_playbook(args.playbook, inv)
     with Hosts(registry.endpoints(inv)) as hosts:
         result = verify.verify(inv, pb, hosts, progress, sampled=args.sample, probe=args.probe)
-        if args.causes == "hide":
+        if result.causes_hidden:
+            progress.note("likely causes hidden: the instructor's class file says `causes: hide` for the fault on "
+                          "these hosts (until `break --undo`)")
+        if args.causes == "hide" or result.causes_hidden:
             hide_causes(result)
         probe = {"modes": result.probe_modes, "notes": result.probe_notes, "reprobed": result.reprobed}
         if args.html:

@@ -4,6 +4,7 @@ records. A run killed at any line leaves a record whose undo is safe to run (see
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import shlex
 
@@ -51,8 +52,9 @@ def inject(inv: Inventory, pb: Playbook, hosts: Hosts, scenario: str, progress: 
 
 
 def inject_drawn(inv: Inventory, pb: Playbook, hosts: Hosts, scenario: str, rng: random.Random,
-                 progress: Progress) -> plan.Injection:
-    """The scenario with its host, container or network drawn (break --random): the first draw that fits."""
+                 progress: Progress, causes: str = "show") -> plan.Injection:
+    """The scenario with its host, container or network drawn (break --random): the first draw that fits.
+    `causes`: the class file's word on what verify shows of it, kept in the record."""
     facts = _facts_unbroken(inv, pb, hosts, progress)
     refusals = []
     for host, container, network in draw.option_draws(scenario, inv, pb, rng):
@@ -61,7 +63,7 @@ def inject_drawn(inv: Inventory, pb: Playbook, hosts: Hosts, scenario: str, rng:
         except UsageError as exc:
             refusals.append(exc.message)
             continue
-        return _apply(inv, pb, hosts, inj, progress)
+        return _apply(inv, pb, hosts, dataclasses.replace(inj, causes=causes), progress)
     raise UsageError(f"{scenario} fits nothing of this lab: {refusals[-1]}")
 
 

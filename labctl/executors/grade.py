@@ -8,6 +8,7 @@ be reached is reported as such and does not hold up the others."""
 
 from __future__ import annotations
 
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -72,15 +73,19 @@ def grade(inv: Inventory, ex: Exercise, hosts: Hosts, progress: Progress, probe:
     return plan.Report(ex, inv.source, results, unreachable, time.monotonic() - t0, modes, notes, student)
 
 
-def grade_class(roster: Roster, exercises: dict[str, Exercise], probe: str, progress: Progress) -> list[plan.Report]:
+def grade_class(roster: Roster, exercises: dict[str, Exercise], probe: str, progress: Progress,
+                stop: threading.Event | None = None) -> list[plan.Report]:
     """Every student at once (STUDENTS_AT_ONCE at a time), each against its own inventory; the reports in the
     roster's order. A student whose hosts cannot be reached gets a report with `error` set. `exercises`: the
-    exercise as validated against each student's inventory."""
+    exercise as validated against each student's inventory. Once `stop` is set, students not yet begun are not
+    graded (their report says so) and the round ends as soon as those in progress are done."""
     quiet = Progress(quiet=True)
 
     def one(student: str, inv: Inventory) -> plan.Report:
         t0 = time.monotonic()
         ex = exercises[student]
+        if stop is not None and stop.is_set():
+            return plan.Report(ex, inv.source, plan.grade(ex), {}, 0.0, student=student, error="stopped")
         try:
             with Hosts(registry.endpoints(inv)) as hosts:
                 report = grade(inv, ex, hosts, quiet, probe, student)

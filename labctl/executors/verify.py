@@ -32,6 +32,7 @@ from labctl.facts.host import Underlay
 from labctl.model.inventory import Inventory
 from labctl.model.playbook import Playbook
 from labctl.model.providers import RULES as PROVIDER_RULES
+from labctl.plan.breaks.base import record_fact
 from labctl.plan.controlplane import effective
 from labctl.plan.status import LabStatus
 from labctl.plan.verify import Check, Diagnosis, Facts, Result, derive, explain, sample
@@ -63,6 +64,7 @@ class Verdict:
     probe_modes: dict[str, str] = field(default_factory=dict)    # docker host -> "fping" | "container"
     probe_notes: dict[str, str] = field(default_factory=dict)    # docker host -> why not fping
     reprobed: int = 0          # checks probed again because the first round disagreed with the playbook
+    causes_hidden: bool = False  # a fault from `break --class` is recorded whose class file says `causes: hide`
 
     @property
     def ok(self) -> bool:
@@ -344,7 +346,8 @@ def verify(inv: Inventory, pb: Playbook, hosts: Hosts, progress: Progress, sampl
     t0 = time.monotonic()
     progress.step("all", "gathering containers, addresses, underlay addresses and probe tools")
     address_fact, tools_fact = underlay_facts(inv)
-    status = gather_status(inv, pb, hosts, vnis=False, also=(address_fact, tools_fact))
+    record = record_fact(pb.name)
+    status = gather_status(inv, pb, hosts, vnis=False, also=(address_fact, tools_fact, record))
     plane = status.control.plane if status.control else None
     if plane:  # the playbook as the hosts run it (auto with a store may run on swarm: then no store to diagnose)
         pb = effective(pb, plane)
@@ -364,7 +367,8 @@ def verify(inv: Inventory, pb: Playbook, hosts: Hosts, progress: Progress, sampl
     for r in results:
         if r.ok:
             r.cause = ""
-    return Verdict(pb.name, results, time.monotonic() - t0, sampled, modes, notes, reprobed)
+    hidden = any((r := s[record]) and r.get("causes") == "hide" for s in answered.values())
+    return Verdict(pb.name, results, time.monotonic() - t0, sampled, modes, notes, reprobed, hidden)
 
 
 def describe_modes(modes: dict[str, str], notes: dict[str, str]) -> str:

@@ -1,6 +1,7 @@
 """Class file: which student's lab is described by which inventory, for `labctl grade --class`.
 
     name: net101                     # optional
+    causes: hide                     # optional: verify hides likely causes of a `break --class` fault (default show)
     students:
       alice: alice.yaml              # inventory path, relative to the class file
       bob: {inventory: /labs/bob.yaml}
@@ -21,7 +22,8 @@ from labctl.model.inventory import Inventory, load_inventory
 from labctl.model.yamlsrc import parse_yaml, read_source
 
 STUDENT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,39}$")
-TOP_FIELDS = ("name", "students")
+TOP_FIELDS = ("name", "causes", "students")
+CAUSES = ("show", "hide")
 STUDENT_FIELDS = ("inventory",)
 
 
@@ -36,6 +38,7 @@ class Roster:
     source: str
     name: str
     students: tuple[Student, ...]
+    causes: str = "show"          # what verify shows of a fault that `break --class` injected: "show" | "hide"
 
 
 def load_roster(path: str) -> Roster:
@@ -48,6 +51,10 @@ def load_roster(path: str) -> Roster:
     name = top.get("name", os.path.splitext(os.path.basename(path))[0])
     if not isinstance(name, str):
         c.wrong_type("name", f"must be text, got {short(name)}")
+    causes = top.get("causes", "show")
+    if causes not in CAUSES:
+        c.add("causes", f"{short(causes)} is not one of show, hide: `hide` keeps verify from naming the likely cause "
+                        "of the fault `break --class` injects")
     raw = top.get("students")
     if "students" in top and (not isinstance(raw, dict) or not raw):
         c.wrong_type("students", "must map each student's name to an inventory file, e.g. `alice: alice.yaml`")
@@ -73,4 +80,4 @@ def load_roster(path: str) -> Roster:
                          for p in exc.problems]
     if c.problems or problems:
         raise ValidationError(c.problems + problems)
-    return Roster(source=path, name=str(name), students=tuple(students))
+    return Roster(source=path, name=str(name), students=tuple(students), causes=str(causes))

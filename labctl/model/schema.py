@@ -140,7 +140,8 @@ def exercise_schema() -> Schema:
 
 def class_schema() -> Schema:
     student = {"oneOf": [STRING, obj(class_roster.STUDENT_FIELDS, {"inventory": STRING}, required=("inventory",))]}
-    types = {"name": TEXT, "students": {**mapping_of(student, "student -> their inventory file"),
+    types = {"name": TEXT, "causes": enum(class_roster.CAUSES, "what verify shows of a `break --class` fault"),
+             "students": {**mapping_of(student, "student -> their inventory file"),
                                         "minProperties": 1}}
     return obj(class_roster.TOP_FIELDS, types, required=("students",), description="a labctl class file")
 

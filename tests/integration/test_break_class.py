@@ -1,7 +1,8 @@
 """A different broken lab for each student, for real: a class of 4 sandbox seed labs, `break --class --random
 --seed 1`; neighbours get different scenarios, each student's verify fails as that scenario says and gives no
 labctl marker away, `grade -e exercises/fix-the-lab.yaml` gives full marks exactly to the student who repaired
-their lab by hand, and `break --undo --class` restores everyone."""
+their lab by hand, `break --undo --class` restores everyone, and a class file with `causes: hide` keeps verify
+from naming the cause."""
 
 from __future__ import annotations
 
@@ -89,3 +90,22 @@ def test_only_the_student_who_repaired_gets_full_marks_and_undo_restores_everyon
         verify = lab.labctl("verify", "-i", inventory(roster, f"student{i}"), "-p", SEED, check=False, timeout=300)
         assert verify.returncode == 0, f"student{i} after --undo:\n{verify.stdout[-1500:]}"
     assert all(p == m for p, m in grades(lab, roster, tmp_path).values())
+
+
+def test_a_class_file_with_causes_hide_keeps_verify_from_naming_the_cause(klass, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    lab, roster = klass
+    hiding = roster.parent / "hiding.yaml"                # beside class.yaml: the same inventories
+    hiding.write_text("causes: hide\n" + roster.read_text())
+    lab.labctl("break", "--class", str(hiding), "-p", SEED, "container-stopped", timeout=600)
+    try:
+        inv = inventory(roster, "student1")
+        for flags in ((), ("--causes", "show")):
+            verify = lab.labctl("verify", "-i", inv, "-p", SEED, *flags, check=False, timeout=300)
+            assert verify.returncode == 1, verify.stdout[-1500:]
+            assert "likely cause" not in verify.stdout and SYMPTOMS["container-stopped"] not in verify.stdout, \
+                f"verify {' '.join(flags)}:\n{verify.stdout[-1500:]}"
+            assert "the instructor's class file says `causes: hide`" in verify.stderr
+    finally:
+        lab.labctl("break", "--class", str(hiding), "-p", SEED, "--undo", timeout=600)
+    after = lab.labctl("verify", "-i", inventory(roster, "student1"), "-p", SEED, check=False, timeout=300)
+    assert after.returncode == 0 and "causes: hide" not in after.stderr, after.stdout[-1500:]

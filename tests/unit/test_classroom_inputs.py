@@ -109,6 +109,23 @@ def test_class_file_names_the_student_whose_inventory_is_wrong(tmp_path: Path) -
     assert [s.name for s in roster.students] == ["alice"] and roster.students[0].inventory.name == "sbx-a"
 
 
+def test_class_file_causes_setting_is_checked_and_kept_in_the_fault_record(tmp_path: Path) -> None:
+    good = (ROOT / "inventories" / "sandbox.yaml").read_text()
+    (tmp_path / "a.yaml").write_text(good)
+    (tmp_path / "class.yaml").write_text("causes: secret\nstudents:\n  alice: a.yaml\n")
+    with pytest.raises(ValidationError) as exc:
+        load_roster(str(tmp_path / "class.yaml"))
+    assert [f"{p.field}: {p.message}"[:41] for p in exc.value.problems] == ["causes: 'secret' is not one of show, hide"]
+    (tmp_path / "class.yaml").write_text("causes: hide\nstudents:\n  alice: a.yaml\n")
+    assert load_roster(str(tmp_path / "class.yaml")).causes == "hide"
+    (tmp_path / "class.yaml").write_text("students:\n  alice: a.yaml\n")
+    assert load_roster(str(tmp_path / "class.yaml")).causes == "show"
+    action = breaks.Action("node2", ("true",), ("true",))
+    inj = breaks.Injection("vxlan-blocked", "seed", "UDP 4789 on node2", (action,), causes="hide")
+    record = breaks.parse_record(inj.record(0))
+    assert record is not None and record["causes"] == "hide" and record["undo"] == ["true"]
+
+
 def test_a_class_of_sandbox_labs_takes_free_subnets_and_keeps_them(tmp_path: Path) -> None:
     assert student_lab("sandbox", 3) == "sandbox-s3" and len(student_lab("a-very-long-labname", 40)) <= 16
     existing = {"sandbox": "198.18.0.0/24", "ivfy": "198.18.2.0/24", "sandbox-s2": "198.18.9.0/24"}

@@ -32,12 +32,13 @@ class Injection:
     lab: str
     target: str                # what was broken, for people ("UDP 4789 on node2")
     actions: tuple[Action, ...]
+    causes: str = "show"       # what verify shows of this fault (a class file's `causes: hide`)
 
     def record(self, step: int) -> str:
         """What is kept on actions[step]'s host before anything is done there: enough to undo it, in order."""
         a = self.actions[step]
         return json.dumps({"lab": self.lab, "scenario": self.scenario, "target": self.target, "step": step,
-                           "undo": list(a.undo)}, sort_keys=True)
+                           "undo": list(a.undo), "causes": self.causes}, sort_keys=True)
 
 
 @dataclass(frozen=True)
