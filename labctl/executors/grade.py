@@ -74,11 +74,15 @@ def grade(inv: Inventory, ex: Exercise, hosts: Hosts, progress: Progress, probe:
 
 
 def grade_class(roster: Roster, exercises: dict[str, Exercise], probe: str, progress: Progress,
-                stop: threading.Event | None = None) -> list[plan.Report]:
+                stop: threading.Event | None = None, kept: dict[str, Hosts] | None = None) -> list[plan.Report]:
     """Every student at once (STUDENTS_AT_ONCE at a time), each against its own inventory; the reports in the
     roster's order. A student whose hosts cannot be reached gets a report with `error` set. `exercises`: the
     exercise as validated against each student's inventory. Once `stop` is set, students not yet begun are not
-    graded (their report says so) and the round ends as soon as those in progress are done."""
+    graded (their report says so) and the round ends as soon as those in progress are done.
+
+    `kept` (grade --watch): each student's connections, kept open from one round to the next, since the SSH
+    handshakes are most of what a round costs the hosts' CPU; a student whose kept connections meet any trouble
+    is graded again at once over new ones, so a host that restarted between rounds costs no round."""
     quiet = Progress(quiet=True)
 
     def one(student: str, inv: Inventory) -> plan.Report:
@@ -87,8 +91,7 @@ def grade_class(roster: Roster, exercises: dict[str, Exercise], probe: str, prog
         if stop is not None and stop.is_set():
             return plan.Report(ex, inv.source, plan.grade(ex), {}, 0.0, student=student, error="stopped")
         try:
-            with Hosts(registry.endpoints(inv)) as hosts:
-                report = grade(inv, ex, hosts, quiet, probe, student)
+            report = _grade_over(kept, student, inv, ex, probe, quiet)
         except Exception as exc:  # noqa: BLE001 - one student's failure never stops the class
             report = plan.Report(ex, inv.source, plan.grade(ex), {}, time.monotonic() - t0, student=student,
                             error=str(failure_from(student, exc)).splitlines()[-1].strip())
@@ -103,3 +106,25 @@ def grade_class(roster: Roster, exercises: dict[str, Exercise], probe: str, prog
     with ThreadPoolExecutor(max_workers=max(1, min(STUDENTS_AT_ONCE, len(roster.students)))) as pool:
         futures = [pool.submit(one, s.name, s.inventory) for s in roster.students]
         return [f.result() for f in futures]
+
+
+def _grade_over(kept: dict[str, Hosts] | None, student: str, inv: Inventory, ex: Exercise, probe: str,
+                progress: Progress) -> plan.Report:
+    """One student, over new connections closed after, or over the kept ones (see grade_class)."""
+    if kept is None:
+        with Hosts(registry.endpoints(inv)) as hosts:
+            return grade(inv, ex, hosts, progress, probe, student)
+    reused = student in kept
+    hosts = kept.setdefault(student, Hosts(registry.endpoints(inv)))
+    try:
+        report = grade(inv, ex, hosts, progress, probe, student)
+    except Exception:
+        kept.pop(student).close()
+        if not reused:
+            raise
+        return _grade_over(kept, student, inv, ex, probe, progress)
+    if report.unreachable:
+        kept.pop(student).close()
+        if reused:
+            return _grade_over(kept, student, inv, ex, probe, progress)
+    return report

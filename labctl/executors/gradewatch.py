@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from labctl.executors import grade as grade_exec
+from labctl.executors.remote import Hosts
 from labctl.model.class_roster import Roster
 from labctl.model.exercise import Exercise
 from labctl.plan import watch as plan
@@ -36,11 +37,13 @@ class Watch:
     board: dict[str, Any] = field(default_factory=dict)
     reports: list[Report] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
+    kept: dict[str, Hosts] = field(default_factory=dict)      # each student's connections, across rounds
     interrupted: bool = False
 
     def one_round(self) -> None:
         t0 = time.monotonic()
-        reports = grade_exec.grade_class(self.roster, self.exercises, self.probe, Progress(quiet=True), self.stop)
+        reports = grade_exec.grade_class(self.roster, self.exercises, self.probe, Progress(quiet=True), self.stop,
+                                         self.kept)
         if self.stop.is_set() and any(r.error == "stopped" for r in reports):
             return                                 # a round cut short by Ctrl-C is not shown as if it were whole
         now = time.time()
@@ -69,6 +72,9 @@ class Watch:
                 if progress:
                     progress.step("all", "stopping: the students being graded finish their (read-only) probes")
         on_stop()
+        for hosts in self.kept.values():
+            hosts.close()
+        self.kept.clear()
 
 
 @contextmanager
