@@ -115,7 +115,9 @@ def _grade_over(kept: dict[str, Hosts] | None, student: str, inv: Inventory, ex:
         with Hosts(registry.endpoints(inv)) as hosts:
             return grade(inv, ex, hosts, progress, probe, student)
     reused = student in kept
-    hosts = kept.setdefault(student, Hosts(registry.endpoints(inv)))
+    if not reused:
+        kept[student] = Hosts(registry.endpoints(inv))
+    hosts = kept[student]
     try:
         report = grade(inv, ex, hosts, progress, probe, student)
     except Exception:

@@ -23,3 +23,14 @@ def test_bench_smallest_size_runs(tmp_path) -> None:
     assert not cells[5].endswith("!") and not cells[6].endswith("!"), "warm up changed nothing, verify passed"
     assert cells[7] == "fping", "sandbox hosts have fping: verify probes from the host"
     assert "bsmoke" not in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+
+
+def test_class_bench_runs_for_two_students(tmp_path) -> None:
+    """bench/classroom.py end to end for 2 students (the class of 30 only runs in `make bench`)."""
+    res = subprocess.run([sys.executable, str(ROOT / "bench" / "classroom.py"), "--students", "2", "--no-write",
+                          "--work", str(tmp_path / "work"), "--lab", "bcsmoke", "--subnet", "198.18.120.0/24"],
+                         capture_output=True, text=True, timeout=900, stdin=subprocess.DEVNULL)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    assert "| memory for all 2 < 12 GB |" in res.stdout and "2 of 2 at full marks" in res.stdout, res.stdout
+    assert "1 of 2 at full marks" in res.stdout, "the broken student's round shows the fault"
+    assert "bcsmoke" not in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout

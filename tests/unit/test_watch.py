@@ -131,3 +131,57 @@ def test_server_answers_only_its_page_and_json_on_loopback_and_is_gone_when_clos
     port = int(server.url.rsplit(":", 1)[1].strip("/"))
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", port), timeout=2)
+
+
+class FakeHosts:
+    made: list[FakeHosts] = []
+
+    def __init__(self, endpoints: object) -> None:
+        self.closed = False
+        FakeHosts.made.append(self)
+
+    def close(self) -> None:
+        self.closed = True
+
+    def __enter__(self) -> FakeHosts:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def test_watch_keeps_connections_and_grades_again_over_new_ones_after_trouble(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from labctl.executors import grade as grade_exec
+
+    ex = exercise("user-bridge")
+    inv = None                  # the fakes never look at the inventory
+    outcomes: list[object] = []
+
+    def fake_grade(inv, ex, hosts, progress, probe, student):  # type: ignore[no-untyped-def]
+        what = outcomes.pop(0)
+        if isinstance(what, Exception):
+            raise what
+        return g.Report(ex, "a.yaml", g.grade(ex), dict(what), 0.1, student=student)  # type: ignore[call-overload]
+
+    FakeHosts.made = []
+    monkeypatch.setattr(grade_exec, "Hosts", FakeHosts)
+    monkeypatch.setattr(grade_exec, "grade", fake_grade)
+    monkeypatch.setattr(grade_exec.registry, "endpoints", lambda inv: [])
+    kept: dict = {}
+    outcomes[:] = [{}]
+    assert grade_exec._grade_over(kept, "alice", inv, ex, "auto", None).unreachable == {}  # type: ignore[arg-type]
+    first = kept["alice"]
+    outcomes[:] = [{}]
+    grade_exec._grade_over(kept, "alice", inv, ex, "auto", None)  # type: ignore[arg-type]
+    assert kept["alice"] is first and len(FakeHosts.made) == 1, "the next round reuses the connections"
+    outcomes[:] = [OSError("Socket is closed"), {}]
+    assert grade_exec._grade_over(kept, "alice", inv, ex, "auto", None).unreachable == {}  # type: ignore[arg-type]
+    assert first.closed and kept["alice"] is FakeHosts.made[-1] and len(FakeHosts.made) == 2, "graded again anew"
+    outcomes[:] = [{"node1": "connection reset"}, {"node1": "connection refused"}]
+    report = grade_exec._grade_over(kept, "alice", inv, ex, "auto", None)  # type: ignore[arg-type]
+    assert report.unreachable == {"node1": "connection refused"}, "the fresh attempt's word is the report"
+    assert "alice" not in kept and len(FakeHosts.made) == 3 and all(h.closed for h in FakeHosts.made)
+    outcomes[:] = [OSError("no route")]
+    with pytest.raises(OSError):
+        grade_exec._grade_over(kept, "alice", inv, ex, "auto", None)  # type: ignore[arg-type]
+    assert "alice" not in kept, "fresh connections that fail are not kept"
