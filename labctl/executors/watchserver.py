@@ -1,8 +1,9 @@
 """The live class view's HTTP server: the page at `/`, its data at `/board.json`, and nothing else.
 
 It binds to 127.0.0.1 unless told otherwise and answers only GET and HEAD for those two paths: any other path is
-404, any other method 405. A request whose Host header names neither the bound address nor localhost is refused
-(421), so a page on another site cannot read the board through DNS rebinding. The page may run only its own
+404, any other method 405. A request whose Host header is a name other than localhost is refused (421): a page on
+another site cannot read the board through DNS rebinding, which needs a name; an address (the bound one, or the
+machine's own when bound to 0.0.0.0 for a classroom screen) is answered. The page may run only its own
 inline script and talk only to this server (Content-Security-Policy), so nothing is fetched from outside even by
 mistake. The server runs in a thread of its own; `close()` stops it and frees the port."""
 
@@ -41,6 +42,19 @@ def parse_address(text: str) -> tuple[str, int]:
     return ("127.0.0.1" if host == "localhost" else host), int(port)
 
 
+def host_allowed(header: str) -> bool:
+    """An IP address or localhost, with or without a port: never a DNS name that could be rebound."""
+    host = header.rsplit(":", 1)[0] if header.count(":") == 1 or header.startswith("[") else header
+    host = host.strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
 class BoardServer:
     """Serves `page()` and `board()` (called per request, so each answer is the latest round)."""
 
@@ -56,7 +70,6 @@ class BoardServer:
         self.httpd.daemon_threads = True
         host, port = str(self.httpd.server_address[0]), int(self.httpd.server_address[1])
         self.url = f"http://{'[' + host + ']' if ':' in host else host}:{port}/"
-        self.allowed_hosts = {f"{h}:{port}" for h in (host, f"[{host}]", "localhost", "127.0.0.1")}
         self._closed = False
         self._thread = threading.Thread(target=self.httpd.serve_forever, name="labctl-board", daemon=True)
 
@@ -99,7 +112,7 @@ class BoardServer:
                     self.wfile.write(body)
 
             def _answer(self, head_only: bool) -> None:
-                if self.headers.get("Host", "") not in server.allowed_hosts:
+                if not host_allowed(self.headers.get("Host", "")):
                     self._send(421, b"this server answers only to its own address\n", "text/plain", head_only)
                 elif self.path == "/":
                     self._send(200, server.page().encode(), "text/html; charset=utf-8", head_only)

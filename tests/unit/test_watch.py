@@ -125,6 +125,9 @@ def test_server_answers_only_its_page_and_json_on_loopback_and_is_gone_when_clos
             assert status(server.url + path)[0] == 404, path
         assert status(server.url, "POST")[0] == 405 and status(server.url, "DELETE")[0] == 405
         assert status(server.url, host="rebind.example:80")[0] == 421
+        assert status(server.url, host="10.1.2.3:8080")[0] == 200, "an address is answered (a classroom screen)"
+        assert status(server.url, host="[::1]:8080")[0] == 200 and status(server.url, host="localhost")[0] == 200
+        assert status(server.url, host="127.0.0.1.nip.io")[0] == 421
     finally:
         server.close()
     server.close()                                   # a second close does nothing
