@@ -9,6 +9,7 @@ import re
 import socket
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -20,6 +21,8 @@ from labctl.views import watch as watchview
 from labctl.views.console import make
 from labctl.views.watchpage import poll_ms, to_page
 from tests.unit.test_grade_plan import captured, exercise, reports, run
+
+ROOT = Path(__file__).parents[2]
 
 
 def test_a_failure_keeps_its_start_across_rounds_and_is_forgotten_once_the_task_passes() -> None:
@@ -188,3 +191,22 @@ def test_watch_keeps_connections_and_grades_again_over_new_ones_after_trouble(mo
     with pytest.raises(OSError):
         grade_exec._grade_over(kept, "alice", inv, ex, "auto", None)  # type: ignore[arg-type]
     assert "alice" not in kept, "fresh connections that fail are not kept"
+
+
+def test_watch_arguments_are_checked_before_any_host(capsys: pytest.CaptureFixture, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from labctl import cli
+
+    ex = "exercises/fix-the-lab.yaml"
+    (tmp_path / "a.yaml").write_text((ROOT / "inventories" / "sandbox.yaml").read_text())
+    roster = tmp_path / "class.yaml"
+    roster.write_text("students:\n  alice: a.yaml\n")
+    cases = {("grade", "-e", ex, "--serve", "8080"): "--serve and --rounds go with --watch SECONDS",
+             ("grade", "-e", ex, "--watch", "5"): "--watch regrades a class: add --class",
+             ("grade", "--class", str(roster), "-e", ex, "--watch", "0.5"): "from 1 to 3600",
+             ("grade", "--class", str(roster), "-e", ex, "--watch", "5", "--rounds", "0"): "give at least 1",
+             ("grade", "--class", str(roster), "-e", ex, "--watch", "5", "--json", "-"): "give --json a file",
+             ("grade", "--class", str(roster), "-e", ex, "--watch", "5", "--serve", "web.example:80"):
+                 "is not an IP address"}
+    for args, message in cases.items():
+        assert cli.main(list(args)) == 2, args
+        assert message in capsys.readouterr().err, (args, message)
