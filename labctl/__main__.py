@@ -9,10 +9,11 @@ import sys
 def main() -> int:
     try:
         from labctl import cli
-    except KeyboardInterrupt:
+
+        return cli.main()
+    except KeyboardInterrupt:       # between the import and cli.main's own handler, or inside a handler's `finally`
         print("interrupted", file=sys.stderr)
         return 130
-    return cli.main()
 
 
 if __name__ == "__main__":

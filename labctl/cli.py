@@ -117,7 +117,11 @@ def take_become_password(args: argparse.Namespace) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        args = parse_args(sys.argv[1:] if argv is None else argv)
+    except KeyboardInterrupt:       # building the parsers takes a moment on a loaded machine
+        print("interrupted", file=sys.stderr)
+        return 130
     progress = Progress(quiet=args.quiet)
     try:
         take_become_password(args)

@@ -87,3 +87,16 @@ def test_host_text_is_printed_literally_never_as_emoji_codes() -> None:
     out = io.StringIO()
     Progress(stream=out).step("node1", "veth 12:71:13:cd:47:c9 [bold]x[/bold]")
     assert "12:71:13:cd:47:c9 [bold]x[/bold]" in out.getvalue()
+
+
+def test_ctrl_c_while_the_parsers_are_built_ends_quietly(monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    """Seen in CI: a SIGINT 0.3 s after start hit argparse on a loaded machine and printed a traceback."""
+    from labctl.commands import parser
+
+    def interrupted() -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(parser, "build_parser", interrupted)
+    monkeypatch.setattr(cli, "build_parser", interrupted, raising=False)
+    assert cli.main(["validate"]) == 130
+    assert capsys.readouterr().err == "interrupted\n"
