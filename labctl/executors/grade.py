@@ -80,9 +80,10 @@ def grade_class(roster: Roster, exercises: dict[str, Exercise], probe: str, prog
     exercise as validated against each student's inventory. Once `stop` is set, students not yet begun are not
     graded (their report says so) and the round ends as soon as those in progress are done.
 
-    `kept` (grade --watch): each student's connections, kept open from one round to the next, since the SSH
-    handshakes are most of what a round costs the hosts' CPU; a student whose kept connections meet any trouble
-    is graded again at once over new ones, so a host that restarted between rounds costs no round."""
+    `kept` (grade --watch): each student's connections, kept open from one round to the next, which saves the SSH
+    handshakes (about 12% of a round's CPU here, docs/benchmarks-class.md); a student whose kept connections
+    meet any trouble is graded again at once over new ones, so a host that restarted between rounds costs no
+    round."""
     quiet = Progress(quiet=True)
 
     def one(student: str, inv: Inventory) -> plan.Report:
