@@ -42,7 +42,9 @@ def apply(verb: str, inv: Inventory, pb: Playbook, args: argparse.Namespace, pro
         if verb == "provision" or (wanted if wanted is not None else registry.provider(inv).provisions_by_default):
             provision.provision(inv, pb, hosts, progress, report)
         if verb == "up":
-            report.changes += lab.up(inv, pb, hosts, progress).changes
+            done = lab.up(inv, pb, hosts, progress)
+            report.changes += done.changes
+            report.repairs += done.repairs
         return report
 
 

@@ -85,7 +85,10 @@ def run_class(verb: str, roster: Roster, playbooks: dict[str, Playbook],
 
     def student_run(name: str, inv: Inventory) -> Report:
         progress.step(name, f"{verb}: {inv.name} ({len(inv.hosts)} hosts)")
-        return one(inv, playbooks[name], quiet)
+        report = one(inv, playbooks[name], quiet)
+        for what in report.repairs:   # the student's own progress is quiet; a repair is worth a line of its own
+            progress.step(name, f"repaired (counted in the changes): {what}")
+        return report
 
     def describe(report: Report) -> str:
         if report.skipped:

@@ -136,7 +136,9 @@ def recreate(pb: Playbook, hosts: Hosts, names: list[str], why: str, progress: P
     steps = [Step(c.host, f"container {c.name}", f"docker rm -f {shlex.quote(c.name)} >/dev/null 2>&1; "
                   f"{stale_endpoints(pb, c)}{container_run(pb, c)}", f"created again: {why}", f"containers.{c.name}")
              for c in container_order(tuple(pb.container(n) for n in names))]
+    done = len(report.changes)
     run_steps(hosts, steps, progress, report, "repair")
+    report.repairs += report.changes[done:]
 
 
 def ensure_attached(pb: Playbook, hosts: Hosts, names: list[str], progress: Progress, report: Report) -> None:

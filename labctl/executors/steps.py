@@ -30,6 +30,7 @@ class PreflightRefused(LabctlError):
 class Report:
     changes: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)   # hosts `down` could not touch, with the reason
+    repairs: list[str] = field(default_factory=list)   # changes that mended what Docker got wrong (also in changes)
 
     def add(self, host: str, what: str) -> None:
         self.changes.append(f"{host}: {what}")

@@ -58,8 +58,11 @@ def test_up_brings_every_student_lab_up_and_again_changes_nothing(klass) -> None
     lab, roster = klass
     res = lab.labctl("up", "--class", str(roster), "-p", SEED, timeout=900)
     assert "up --class class: 4 of 4 student(s) ok" in res.stdout, res.stdout
-    progress = res.stderr
-    assert all(f"{s} ok: 12 change(s) in" in " ".join(progress.split()) for s in STUDENTS), progress
+    progress = " ".join(res.stderr.split())
+    for s in STUDENTS:   # the seed lab's 12 creations; a container Docker left without an address is made again
+        made = re.search(rf"{s} ok: (\d+) change\(s\) in", progress)
+        repaired = progress.count(f"{s} repaired (counted in the changes): ")
+        assert made and int(made.group(1)) - repaired == 12, progress
     assert f"{os.cpu_count() or 1} at a time" in progress
     for i in range(1, 5):
         verify = lab.labctl("verify", "-i", student_inventory(roster, i), "-p", SEED, check=False)
