@@ -101,6 +101,7 @@ def recover_engines(inv: Inventory, pb: Playbook, hosts: Hosts, names: list[str]
         remove_lab_containers(c, pb.name)
         clear_journal(c)
         report.add(n, f"{todo[n]}: dockerd restarted")
+        report.repairs.append(report.changes[-1])
 
     groups = [[n] for n in todo] if pb.store is not None else [list(todo)]
     for group in groups:
