@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import json
 import shlex
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
 from typing import Any
 
 from labctl.facts import Fact, fact
@@ -79,20 +82,54 @@ CONTAINER_OWNERS = fact("engine.container-owners",
                         parse_container_owners)
 
 
-def networks(label_filter: str = "") -> Fact[dict[str, dict[str, Any]]]:
-    """name -> `docker network inspect` JSON; label_filter "": every network of the host."""
-    return fact("engine.networks",
-                f"docker network ls -q{_filter(label_filter)} 2>/dev/null | xargs -r docker network inspect "
-                "--format '{{json .}}' 2>/dev/null",
-                lambda t: {n["Name"]: n for n in _json_lines(t) if "Name" in n})
+@dataclass(frozen=True)
+class EngineObjects:
+    """What `objects()` read: the engine's version ("" when dockerd does not answer), and name -> the JSON that
+    `docker network inspect` / `docker inspect` show."""
+
+    version: str
+    networks: dict[str, dict[str, Any]]
+    containers: dict[str, dict[str, Any]]
 
 
-def containers(label_filter: str = "") -> Fact[dict[str, dict[str, Any]]]:
-    """name -> `docker inspect` JSON; label_filter "": every container of the host."""
-    return fact("engine.containers",
-                f"docker ps -aq{_filter(label_filter)} 2>/dev/null | xargs -r docker inspect "
-                "--format '{{json .}}' 2>/dev/null",
-                lambda t: {str(c["Name"]).lstrip("/"): c for c in _json_lines(t) if "Name" in c})
+def parse_objects(text: str) -> EngineObjects:
+    """Lines `V VERSION`, `N JSON` and `C JSON` (engine_reader's, or the CLI's with the same prefixes)."""
+    version = next((line[2:].strip() for line in text.splitlines() if line.startswith("V ")), "")
+    by_kind: dict[str, list[str]] = {"N": [], "C": []}
+    for line in text.splitlines():
+        if line[:2] in ("N ", "C "):
+            by_kind[line[0]].append(line[2:])
+    return EngineObjects(version,
+                         {n["Name"]: n for n in _json_lines("\n".join(by_kind["N"])) if "Name" in n},
+                         {str(c["Name"]).lstrip("/"): c for c in _json_lines("\n".join(by_kind["C"])) if "Name" in c})
+
+
+@cache
+def _reader() -> str:
+    return (Path(__file__).with_name("engine_reader.py")).read_text(encoding="utf-8")
+
+
+# The reader speaks to the default socket only: where DOCKER_HOST, DOCKER_CONTEXT or a current context could send
+# the CLI elsewhere, the CLI itself is asked (as it is where python3 is missing or the reader exits 3).
+_DEFAULT_ENDPOINT = ('[ -z "${DOCKER_HOST:-}${DOCKER_CONTEXT:-}" ] && [ -S /var/run/docker.sock ] && '
+                     '! grep -qs currentContext "${HOME:-/root}/.docker/config.json" && command -v python3 >/dev/null')
+
+
+def objects(label_filter: str = "") -> Fact[EngineObjects]:
+    """The engine's version, networks and containers (label_filter "": every one of the host), read by
+    engine_reader.py from the Engine API in one process, or by the Docker CLI where the reader cannot be used."""
+    f = _filter(label_filter)
+    cli = ("v=$(docker version --format '{{.Server.Version}}' 2>/dev/null) && echo \"V $v\"; "
+           f"docker network ls -q{f} 2>/dev/null | xargs -r docker network inspect --format 'N {{{{json .}}}}' "
+           f"2>/dev/null; docker ps -aq{f} 2>/dev/null | xargs -r docker inspect --format 'C {{{{json .}}}}' "
+           "2>/dev/null")
+    return fact("engine.objects", f"if {_DEFAULT_ENDPOINT}; then {reader_command(label_filter)}; rc=$?; "
+                                  f"else rc=3; fi; if [ $rc = 3 ]; then {cli}; fi", parse_objects)
+
+
+def reader_command(label_filter: str = "") -> str:
+    """engine_reader.py run on the host (exit 3: it cannot be used there)."""
+    return f"python3 -I -S -c {shlex.quote(_reader())}{' ' + shlex.quote(label_filter) if label_filter else ''}"
 
 
 def parse_vnis(text: str) -> dict[str, int]:

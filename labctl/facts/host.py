@@ -61,7 +61,7 @@ PROBE_TOOLS: Fact[tuple[str, ...] | None] = fact(
     "host.probe-tools",
     "echo \"probe-tools-missing:$(fping -v >/dev/null 2>&1 || printf ' fping';"
     " nsenter --version >/dev/null 2>&1 || printf ' nsenter';"
-    " python3 -c pass >/dev/null 2>&1 || printf ' python3')\"",
+    " python3 -I -S -c pass >/dev/null 2>&1 || printf ' python3')\"",
     lambda t: tuple(m.group(1).split()) if (m := re.search(r"^probe-tools-missing:(.*)$", t, re.MULTILINE))
     else None)
 

@@ -12,8 +12,7 @@ from labctl.facts import Answers, Fact, docker, host
 
 def object_facts(label_filter: str = "") -> list[Fact[Any]]:
     """label_filter "": every network and container of the host."""
-    return [docker.ENGINE_VERSION, host.RESTART_PENDING, docker.networks(label_filter),
-            docker.containers(label_filter)]
+    return [host.RESTART_PENDING, docker.objects(label_filter)]
 
 
 @dataclass(frozen=True)
@@ -29,5 +28,6 @@ class HostObjects:
 
 def objects_from(a: Answers, label_filter: str = "") -> HostObjects:
     """One host's answers to object_facts(label_filter)."""
-    return HostObjects(engine=a[docker.ENGINE_VERSION], networks=a[docker.networks(label_filter)],
-                       containers=a[docker.containers(label_filter)], pending=a[host.RESTART_PENDING])
+    found = a[docker.objects(label_filter)]
+    return HostObjects(engine=found.version, networks=found.networks, containers=found.containers,
+                       pending=a[host.RESTART_PENDING])

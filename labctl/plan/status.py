@@ -41,8 +41,7 @@ class HostState:
 def status_facts(label_filter: str, vnis: bool, halves: dict[str, PlanePlan], control: bool) -> list[Fact[Any]]:
     """The facts of status's round trip: the engine, the restart journal, the lab's networks and containers, the
     VNIs of its overlays (vnis) and the planes' status facts (control)."""
-    facts: list[Fact[Any]] = [docker.ENGINE_VERSION, host.RESTART_PENDING, docker.networks(label_filter),
-                              docker.containers(label_filter)]
+    facts: list[Fact[Any]] = [host.RESTART_PENDING, docker.objects(label_filter)]
     if vnis:
         facts.append(docker.vnis(label_filter))
     if control:
@@ -51,7 +50,8 @@ def status_facts(label_filter: str, vnis: bool, halves: dict[str, PlanePlan], co
 
 
 def host_state(a: Answers, label_filter: str, halves: dict[str, PlanePlan], control: bool) -> HostState:
-    networks = a[docker.networks(label_filter)]
+    engine = a[docker.objects(label_filter)]
+    networks = engine.networks
     by_id = a.get(docker.vnis(label_filter), {})
     found = {n["Name"]: by_id[n["Id"]] for n in networks.values() if n.get("Id") in by_id}
     for n in networks.values():
@@ -60,8 +60,8 @@ def host_state(a: Answers, label_filter: str, halves: dict[str, PlanePlan], cont
             if vni is not None:
                 found[n["Name"]] = vni
     planes = {p: a[h.status_fact] for p, h in halves.items()} if control else {}
-    return HostState(name=a.host, engine=a[docker.ENGINE_VERSION], pending=a[host.RESTART_PENDING],
-                     networks=networks, containers=a[docker.containers(label_filter)], vnis=found, planes=planes,
+    return HostState(name=a.host, engine=engine.version, pending=a[host.RESTART_PENDING],
+                     networks=networks, containers=engine.containers, vnis=found, planes=planes,
                      answers=a)
 
 

@@ -19,11 +19,14 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from labctl.executors.remote import Hosts
+from labctl.facts import answers, docker, script
 from labctl.model.inventory import load_inventory
+from labctl.plan.lab import LABEL
 from labctl.plan.sandbox import Names
 from labctl.providers import registry
 
@@ -121,6 +124,34 @@ def vxlan_on_the_wire(lab: Lab, hosts: Hosts, target: str) -> str:
     return out
 
 
+def common(a: Any, b: Any, path: str = "") -> list[str]:
+    """Where a and b differ, on the keys both have: the CLI (28.x here) re-encodes the API's objects with its own
+    types, which add zero-valued fields the engine does not know and drop some it does."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [d for k in sorted(set(a) & set(b)) for d in common(a[k], b[k], f"{path}.{k}")]
+    return [] if a == b else [f"{path}: {str(a)[:60]} / {str(b)[:60]}"]
+
+
+def assert_engine_reader_agrees_with_the_cli(hosts: Hosts, label: str) -> None:
+    """engine.objects as grade and status read it (the reader on the Engine API) and as the Docker CLI reads it
+    (taken where DOCKER_HOST is set): the same version, the same objects, the same fields."""
+    for h in NODES:
+        for wanted in ("", label):
+            fact = docker.objects(wanted)
+            ran = sh(hosts, h, f"{docker.reader_command(wanted)} >/dev/null")   # no silent fallback to the CLI
+            api = answers(h, [fact], sh(hosts, h, script([fact])).stdout)[fact]
+            cli = answers(h, [fact], sh(hosts, h, "export DOCKER_HOST=unix:///var/run/docker.sock\n" +
+                                        script([fact])).stdout)[fact]
+            assert ran.ok, f"{h}: the reader exits {ran.exited}"
+            assert api.version and api.version == cli.version, (h, api.version, cli.version)
+            assert set(api.networks) == set(cli.networks) and set(api.containers) == set(cli.containers), h
+            assert "ov" in api.networks and ("c1" in api.containers or h != "node1"), (h, sorted(api.containers))
+            diffs = [f"{kind} {n}{d}" for kind, x, y in (("network", api.networks, cli.networks),
+                                                        ("container", api.containers, cli.containers))
+                     for n in x for d in common(x[n], y[n])]
+            assert diffs == [], f"{h} ({wanted or 'every object'}): {diffs[:5]}"
+
+
 @pytest.mark.parametrize(("name", "pb", "plane", "version"), PAIRS,
                          ids=[f"{LABS[n][1]}{'+' + LABS[n][2] if LABS[n][1] != LABS[n][2] else ''}-{pb}"
                               for n, pb, _, _ in PAIRS])
@@ -153,6 +184,7 @@ def test_seed_lab_on_engine_and_plane(labs, tmp_path_factory, name: str, pb: str
             assert store["running"] is True and store["contents"]["leader"], store
             assert store["registered"] == [f"{addrs['node1']}:2376", f"{addrs['node2']}:2376"], store
             assert store["overlays"] == ["ov"], store
+        assert_engine_reader_agrees_with_the_cli(hosts, f"{LABEL}={status['lab']}")
         t0 = time.monotonic()
         verify = lab.labctl("verify", *args(lab, pb), check=False)
         t_verify = time.monotonic() - t0

@@ -65,10 +65,19 @@ def test_no_import_cycles_in_labctl() -> None:
 
 SIDE_EFFECT_LIBRARIES = {"fabric", "paramiko", "invoke", "subprocess", "docker", "consul", "socket"}
 PURE_PLANE_MODULES = {"labctl.planes", "labctl.planes.traits", "labctl.planes.base", "labctl.planes.registry"}
+# Scripts labctl sends to the hosts as text and never imports: they run there, and may use what they need.
+HOST_SCRIPTS = {"labctl.facts.engine_reader", "labctl.executors.nsprobe"}
+
+
+def test_host_scripts_are_never_imported_by_labctl() -> None:
+    assert set(MODULES) >= HOST_SCRIPTS
+    assert [m for m, deps in graph().items() if deps & HOST_SCRIPTS] == []
 
 
 def pure(name: str) -> bool:
     """The layers that do no side effects: model, facts, plan, and the pure halves of the control planes."""
+    if name in HOST_SCRIPTS:
+        return False
     if name.startswith(("labctl.model", "labctl.plan.", "labctl.facts")) or name == "labctl.plan":
         return True
     parts = name.split(".")
