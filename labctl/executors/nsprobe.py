@@ -1,9 +1,18 @@
-"""verify's fast probe: runs on a docker host, inside one source container's network namespace, for all of that
-source's checks at once. Not imported by labctl: verify uploads this file and runs it as
+"""verify's fast probe: runs on a docker host, inside each source container's network namespace, for all of that
+source's checks at once. Not imported by labctl: verify uploads this file and runs it once per host as
 
-    nsenter -t PID -n python3 nsprobe.py PID [INTERVAL_MS]  < spec     (spec: "ID TARGET reach|isolated [SIZE]")
+    python3 -I -S nsprobe.py --sources " /c1=PID /c2=PID " INTERVAL_MS AT_ONCE TIMEOUT_S  < spec
 
-and reads one "ID RC RTT" line per check (RC 0: answered, 1: no answer, 2: the name did not resolve).
+(spec: a line "@ NAME" before each source's lines "ID TARGET reach|isolated [SIZE]"; the PIDs are what
+`docker inspect -f '{{.Name}}={{.State.Pid}}'` printed a moment before). Each source gets a child process that
+enters its network namespace (setns, as `nsenter -t PID -n` would), AT_ONCE of them at a time, each killed after
+TIMEOUT_S. One python3 start per host, not one per source: the start and its imports were most of a probe's CPU
+(about 30 ms a source on these hosts). Where setns is not available, the child runs the single-source form
+
+    nsenter -t PID -n python3 nsprobe.py PID [INTERVAL_MS]  < spec
+
+which is also the form of earlier labctl versions. Output: one "ID RC RTT" line per check (RC 0: answered, 1: no
+answer, 2: the name did not resolve).
 
 Why a host process and not `ping` inside the container: one busybox `ping` per check made verify CPU-bound (about
 270 checks per second at 16 hosts x 20 containers on 2 cores). Here one `fping` sends to every address of the
@@ -25,6 +34,7 @@ Standard library only: it runs with the host's python3, whatever labctl's contro
 
 from __future__ import annotations
 
+import os
 import random
 import re
 import select
@@ -33,6 +43,7 @@ import struct
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 
 IPV4 = re.compile(r"^\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}$")
 FPING = {True: ["fping", "-e", "-r", "1", "-t", "1000", "-B", "2"],   # expecting an answer: 1 s, then 2 s more
@@ -358,15 +369,116 @@ def _read(path: str) -> str:
         return ""
 
 
-def main(argv: list[str]) -> int:
-    if len(argv) not in (2, 3) or not all(a.isdigit() for a in argv[1:]):
-        print("usage: nsenter -t PID -n python3 nsprobe.py PID [INTERVAL_MS] < spec", file=sys.stderr)
-        return 2
-    interval_ms = max(1, int(argv[2])) if len(argv) == 3 else 1
-    text = sys.stdin.read()
-    lines = probe(read_spec(text), f"/proc/{argv[1]}/root", interval_ms)
+def probe_source(text: str, pid: int, interval_ms: int) -> list[str]:
+    """One source's checks, from inside its network namespace (its files read through /proc/PID/root)."""
+    lines = probe(read_spec(text), f"/proc/{pid}/root", interval_ms)
     sized = read_sized_spec(text)
-    lines += probe_sized(sized, interval_ms) if sized else []
+    return lines + (probe_sized(sized, interval_ms) if sized else [])
+
+
+def read_sources(text: str, pids: str) -> list[tuple[str, int, str]]:
+    """(source, PID, its spec lines) per "@ NAME" section, in order; a source without a running PID (absent from
+    `pids`, or 0) is left out, so that its checks come back as "no probe result"."""
+    by_name = {}
+    for word in pids.split():
+        name, _, pid = word.partition("=")
+        if pid.isdigit() and int(pid) > 0:
+            by_name[name.lstrip("/")] = int(pid)
+    sections: list[tuple[str, list[str]]] = []
+    for line in text.splitlines():
+        if line.startswith("@ "):
+            sections.append((line[2:].strip(), []))
+        elif sections:
+            sections[-1][1].append(line)
+    return [(name, by_name[name], "\n".join(body) + "\n") for name, body in sections if name in by_name]
+
+
+CLONE_NEWNET = 0x40000000
+
+
+def enter_netns(pid: int) -> None:
+    """This process into PID's network namespace: setns(2) through ctypes (os.setns is Python 3.12 and later)."""
+    import ctypes
+
+    setns = ctypes.CDLL(None, use_errno=True).setns
+    fd = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY)
+    try:
+        if setns(fd, CLONE_NEWNET) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err))
+    finally:
+        os.close(fd)
+
+
+def in_namespace(text: str, pid: int, interval_ms: int) -> list[str]:
+    """A child's work: enter the source's namespace and probe; or, where setns cannot be used, the same through
+    nsenter and a python3 of its own."""
+    try:
+        enter_netns(pid)
+    except (OSError, AttributeError, ImportError):
+        out = subprocess.run(["nsenter", "-t", str(pid), "-n", sys.executable, "-I", "-S",
+                              os.path.abspath(__file__), str(pid), str(interval_ms)],
+                             input=text, capture_output=True, text=True).stdout
+        return out.splitlines()
+    return probe_source(text, pid, interval_ms)
+
+
+def run_sources(sources: list[tuple[str, int, str]], interval_ms: int, at_once: int, timeout_s: float,
+                work: Callable[[str, int, int], list[str]] = in_namespace) -> list[str]:
+    """Every source in a child process of its own, at most at_once at a time; a child that has not finished after
+    timeout_s is killed and gives no lines (nor does one that failed)."""
+    lines: list[str] = []
+    todo = list(sources)
+    running: dict[int, tuple[int, float, list[bytes]]] = {}   # read end -> (child PID, deadline, output so far)
+    sys.stdout.flush()
+    while todo or running:
+        while todo and len(running) < max(1, at_once):
+            name, pid, text = todo.pop(0)
+            r, w = os.pipe()
+            child = os.fork()
+            if child == 0:   # the child: never returns into the parent's loop
+                os.close(r)
+                code = 1
+                try:
+                    os.write(w, ("\n".join(work(text, pid, interval_ms)) + "\n").encode())
+                    code = 0
+                except BaseException as exc:   # its checks come back as "no probe result"; say why on stderr
+                    os.write(2, f"nsprobe: {name} (PID {pid}): {exc!r}\n".encode())
+                finally:
+                    os._exit(code)
+            os.close(w)
+            running[r] = (child, time.monotonic() + timeout_s, [])
+        wait = max(0.0, min(d for _, d, _ in running.values()) - time.monotonic())
+        ready, _, _ = select.select(list(running), [], [], wait)
+        for r in ready:
+            data = os.read(r, 65536)
+            if data:
+                running[r][2].append(data)
+                continue
+            child, _, chunks = running.pop(r)
+            os.close(r)
+            _, status = os.waitpid(child, 0)
+            if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
+                lines += [line for line in b"".join(chunks).decode().splitlines() if line.strip()]
+        for r, (child, deadline, _) in list(running.items()):
+            if time.monotonic() >= deadline:
+                os.kill(child, 9)
+                os.waitpid(child, 0)
+                os.close(r)
+                del running[r]
+    return lines
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) == 6 and argv[1] == "--sources" and all(a.isdigit() for a in argv[3:]):
+        sources = read_sources(sys.stdin.read(), argv[2])
+        lines = run_sources(sources, max(1, int(argv[3])), int(argv[4]), float(argv[5]))
+    elif len(argv) in (2, 3) and all(a.isdigit() for a in argv[1:]):
+        lines = probe_source(sys.stdin.read(), int(argv[1]), max(1, int(argv[2])) if len(argv) == 3 else 1)
+    else:
+        print("usage: python3 nsprobe.py --sources PIDS INTERVAL_MS AT_ONCE TIMEOUT_S < spec\n"
+              "       nsenter -t PID -n python3 nsprobe.py PID [INTERVAL_MS] < spec", file=sys.stderr)
+        return 2
     print("\n".join(lines))
     return 0
 

@@ -130,26 +130,22 @@ def probe_script(checks: list[tuple[int, Check]], pings_at_once: int = PINGS_AT_
 
 def ns_probe_script(checks: list[tuple[int, Check]], helper: str, sources_at_once: int = SOURCES_AT_ONCE["fping"],
                     interval_ms: int = FPING_INTERVAL_MS["probes"]) -> str:
-    """One shell script for a host: for each source, the helper in the source's network namespace, given the
-    source's checks as "ID TARGET" lines. The PIDs are read in the same script, right before use: a PID taken
-    earlier could belong to another process by now."""
+    """One shell script for a host: the helper once, given every source's checks as "ID TARGET" lines under an
+    "@ SOURCE" line, and the sources' PIDs. The PIDs are read in the same script, right before use: a PID taken
+    earlier could belong to another process by now. The helper enters each source's namespace in a child of its
+    own, sources_at_once at a time, each bounded by HOST_PROBE_TIMEOUT (nsprobe.run_sources)."""
     by_src: dict[str, list[tuple[int, Check]]] = {}
     for i, c in checks:
         by_src.setdefault(c.src, []).append((i, c))
     names = " ".join(shlex.quote(src) for src in by_src)
+    batches = -(-len(by_src) // max(1, sources_at_once))
     lines = [f"pids=\" $(docker inspect -f '{{{{.Name}}}}={{{{.State.Pid}}}}' {names} 2>/dev/null | tr '\\n' ' ')\"",
-             # s NAME: the helper in NAME's namespace; a container without a running PID yields no lines, so its
-             # checks come back as "no probe result"
-             "s() { p=${pids#* /$1=}; [ \"$p\" = \"$pids\" ] && return 0; p=${p%% *}; [ \"$p\" -gt 0 ] 2>/dev/null "
-             f"|| return 0; timeout {HOST_PROBE_TIMEOUT} nsenter -t \"$p\" -n python3 -I -S {shlex.quote(helper)} "
-             f"\"$p\" {int(interval_ms)}; }}"]
-    for n, (src, items) in enumerate(by_src.items()):
-        lines.append(f"s {shlex.quote(src)} <<'LABCTL_CHECKS' &")
+             f"timeout {HOST_PROBE_TIMEOUT * batches + 30} python3 -I -S {shlex.quote(helper)} --sources \"$pids\" "
+             f"{int(interval_ms)} {int(sources_at_once)} {HOST_PROBE_TIMEOUT} <<'LABCTL_CHECKS'"]
+    for src, items in by_src.items():
+        lines.append(f"@ {src}")   # a container name: [a-zA-Z0-9][a-zA-Z0-9_.-]*, as Docker allows
         lines += [f"{i} {c.address} {c.expect}{_size(c)}" for i, c in items if TARGET_RE.match(c.address)]
-        lines.append("LABCTL_CHECKS")
-        if (n + 1) % sources_at_once == 0:
-            lines.append("wait")
-    lines.append("wait")
+    lines.append("LABCTL_CHECKS")
     return "\n".join(lines) + "\n"
 
 

@@ -5,6 +5,7 @@ probe script the executor sends."""
 from __future__ import annotations
 
 import base64
+import os
 import socket
 import struct
 import subprocess
@@ -210,32 +211,71 @@ def test_tools_line_and_modes() -> None:
                     "pings inside the containers on node3 (the host did not report its tools)")
 
 
-def test_ns_probe_script_runs_each_source_with_its_checks() -> None:
+def test_ns_probe_script_runs_the_helper_once_with_each_source_and_its_checks() -> None:
     checks = [(0, check("c1", "172.30.0.3")), (1, check("c1", "c3")), (2, check("c2", "198.18.0.12", "isolated")),
               (3, check("c2", "$(reboot)")), (4, check("c1", "LABCTL_CHECKS"))]
     script = vexec.ns_probe_script(checks, "/var/lib/labctl/verify-nsprobe-ab.py", sources_at_once=1)
     assert "docker inspect -f '{{.Name}}={{.State.Pid}}' c1 c2" in script
-    assert "0 172.30.0.3 reach\n1 c3 reach\n4 LABCTL_CHECKS reach\nLABCTL_CHECKS\n" in script
-    assert "2 198.18.0.12 isolated\nLABCTL_CHECKS" in script
+    assert ("@ c1\n0 172.30.0.3 reach\n1 c3 reach\n4 LABCTL_CHECKS reach\n"
+            "@ c2\n2 198.18.0.12 isolated\nLABCTL_CHECKS\n") in script
     assert "reboot" not in script, "a target that is neither an address nor a name never reaches the shell"
-    assert script.splitlines().count("wait") == 3, "one source at a time, then the final wait"
+    assert script.count("python3 -I -S") == 1, "one python3 for the host, whatever the number of sources"
+    assert f'--sources "$pids" 1 1 {vexec.HOST_PROBE_TIMEOUT} <<' in script, "one source at a time"
+    assert f"timeout {2 * vexec.HOST_PROBE_TIMEOUT + 30} " in script, "the whole bounded by each batch's bound"
     assert subprocess.run(["sh", "-n"], input=script, text=True).returncode == 0
 
 
 def test_ns_probe_script_against_stand_ins(tmp_path: Path) -> None:
-    """The script's own shell logic (PIDs by name, heredoc per source, a missing container yields nothing), with
-    docker, nsenter and python3 replaced by scripts that print what they were given."""
+    """The script's own shell logic (PIDs by name, one section per source), with docker replaced by a script that
+    prints PIDs and python3 by one that hands over what it was given to the helper's own reader."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "docker").write_text("#!/bin/sh\necho /c1=101\necho /c2=0\n")
-    (bin_dir / "nsenter").write_text('#!/bin/sh\nshift 3\nexec "$@"\n')   # nsenter -t PID -n CMD...
-    (bin_dir / "python3").write_text('#!/bin/sh\nwhile read -r id t e; do echo "$id 0 $4"; done\n')  # -I -S F PID
+    (bin_dir / "python3").write_text(f'#!/bin/sh\necho "$5" > {tmp_path}/pids\ncat > {tmp_path}/spec\n')
     for f in bin_dir.iterdir():
         f.chmod(0o755)
     checks = [(0, check("c1", "172.30.0.3")), (1, check("c1", "c3")), (2, check("c2", "c1")),
               (3, check("c9", "c1"))]
-    script = vexec.ns_probe_script(checks, "/helper.py")
-    out = subprocess.run(["sh", "-c", script], text=True, capture_output=True,
-                         env={"PATH": f"{bin_dir}:/usr/bin:/bin"}, timeout=20).stdout
-    assert vexec.parse_probe_output(out) == {0: (True, 101.0), 1: (True, 101.0)}, \
-        "c1's checks go to c1's PID; c2 (not running, PID 0) and c9 (absent) give no lines"
+    subprocess.run(["sh", "-c", vexec.ns_probe_script(checks, "/helper.py")], check=True,
+                   env={"PATH": f"{bin_dir}:/usr/bin:/bin"}, timeout=20)
+    sources = nsprobe.read_sources((tmp_path / "spec").read_text(), (tmp_path / "pids").read_text())
+    assert sources == [("c1", 101, "0 172.30.0.3 reach\n1 c3 reach\n")], \
+        "c1's checks go to c1's PID; c2 (not running, PID 0) and c9 (absent) get no child"
+
+
+def test_each_source_runs_in_a_child_of_its_own_bounded_in_number_and_time(tmp_path: Path) -> None:
+    log = tmp_path / "log"
+
+    def work(text: str, pid: int, interval_ms: int) -> list[str]:
+        with log.open("a") as f:
+            f.write(f"start {pid} {time.monotonic()}\n")
+        if pid == 3:
+            raise RuntimeError("setns refused")
+        time.sleep(5 if pid == 4 else 0.3)
+        with log.open("a") as f:
+            f.write(f"end {pid} {time.monotonic()}\n")
+        return [f"{line.split()[0]} 0 {pid}.5" for line in text.splitlines()]
+
+    sources = [("c1", 1, "10 a reach\n11 b reach\n"), ("c2", 2, "20 a reach\n"), ("c3", 3, "30 a reach\n"),
+               ("c4", 4, "40 a reach\n")]
+    t0 = time.monotonic()
+    lines = nsprobe.run_sources(sources, 1, 2, 1.5, work=work)
+    assert sorted(lines) == ["10 0 1.5", "11 0 1.5", "20 0 2.5"], "a child that failed or ran out of time says nothing"
+    assert time.monotonic() - t0 < 4, "the one that would take 5 s was killed at its bound"
+    events = sorted((float(t), kind) for kind, _, t in (line.split() for line in log.read_text().splitlines()))
+    running = peak = 0
+    for _, kind in events:
+        running += 1 if kind == "start" else -1
+        peak = max(peak, running)
+    assert peak <= 2, "at most AT_ONCE children at a time"
+
+
+def test_a_child_enters_a_network_namespace_with_setns_as_root() -> None:
+    """The real setns(2), into this process's own namespace (nothing changes): allowed to root, refused with EPERM
+    otherwise."""
+    def work(text: str, pid: int, interval_ms: int) -> list[str]:
+        nsprobe.enter_netns(pid)
+        return ["1 0 0.1"]
+
+    got = nsprobe.run_sources([("self", os.getpid(), "1 x reach\n")], 1, 1, 10, work=work)
+    assert got == (["1 0 0.1"] if os.geteuid() == 0 else [])
