@@ -85,7 +85,7 @@ CONTAINER_OWNERS = fact("engine.container-owners",
 @dataclass(frozen=True)
 class EngineObjects:
     """What `objects()` read: the engine's version ("" when dockerd does not answer), and name -> the JSON that
-    `docker network inspect` / `docker inspect` show."""
+    `docker network inspect` (without the attached containers) / `docker inspect` show."""
 
     version: str
     networks: dict[str, dict[str, Any]]
@@ -99,9 +99,16 @@ def parse_objects(text: str) -> EngineObjects:
     for line in text.splitlines():
         if line[:2] in ("N ", "C "):
             by_kind[line[0]].append(line[2:])
-    return EngineObjects(version,
-                         {n["Name"]: n for n in _json_lines("\n".join(by_kind["N"])) if "Name" in n},
-                         {str(c["Name"]).lstrip("/"): c for c in _json_lines("\n".join(by_kind["C"])) if "Name" in c})
+    networks = {n["Name"]: _without_endpoints(n) for n in _json_lines("\n".join(by_kind["N"])) if "Name" in n}
+    containers = {str(c["Name"]).lstrip("/"): c for c in _json_lines("\n".join(by_kind["C"])) if "Name" in c}
+    return EngineObjects(version, networks, containers)
+
+
+def _without_endpoints(network: dict[str, Any]) -> dict[str, Any]:
+    """A network without its attached containers (and swarm's peers and services): the reader takes networks from
+    their list, which has none of these, and no reader of labctl's needs them (a container's own inspect says
+    where it is attached). Dropped from the CLI's output as well, so that both ways give the same."""
+    return {k: v for k, v in network.items() if k not in ("Containers", "Peers", "Services")}
 
 
 @cache

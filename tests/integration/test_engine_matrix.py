@@ -124,12 +124,15 @@ def vxlan_on_the_wire(lab: Lab, hosts: Hosts, target: str) -> str:
     return out
 
 
-def common(a: Any, b: Any, path: str = "") -> list[str]:
-    """Where a and b differ, on the keys both have: the CLI (28.x here) re-encodes the API's objects with its own
-    types, which add zero-valued fields the engine does not know and drop some it does."""
-    if isinstance(a, dict) and isinstance(b, dict):
-        return [d for k in sorted(set(a) & set(b)) for d in common(a[k], b[k], f"{path}.{k}")]
-    return [] if a == b else [f"{path}: {str(a)[:60]} / {str(b)[:60]}"]
+def differences(api: Any, cli: Any, path: str = "") -> list[str]:
+    """Where the reader's objects differ from the CLI's: a value both have that differs, or a field only the CLI
+    has, with a value. The CLI (28.x here) re-encodes the objects with its own types, which add zero-valued fields
+    the engine does not know (EnableIPv4, GwPriority) and drop some it does (KernelMemory)."""
+    if isinstance(api, dict) and isinstance(cli, dict):
+        found = [d for k in sorted(set(api) & set(cli)) for d in differences(api[k], cli[k], f"{path}.{k}")]
+        return found + [f"{path}.{k}: only the CLI has {str(cli[k])[:60]}" for k in sorted(set(cli) - set(api))
+                        if cli[k] not in (None, False, 0, "", {}, [])]
+    return [] if api == cli else [f"{path}: {str(api)[:60]} / {str(cli)[:60]}"]
 
 
 def assert_engine_reader_agrees_with_the_cli(hosts: Hosts, label: str) -> None:
@@ -148,7 +151,7 @@ def assert_engine_reader_agrees_with_the_cli(hosts: Hosts, label: str) -> None:
             assert "ov" in api.networks and ("c1" in api.containers or h != "node1"), (h, sorted(api.containers))
             diffs = [f"{kind} {n}{d}" for kind, x, y in (("network", api.networks, cli.networks),
                                                         ("container", api.containers, cli.containers))
-                     for n in x for d in common(x[n], y[n])]
+                     for n in x for d in differences(x[n], y[n])]
             assert diffs == [], f"{h} ({wanted or 'every object'}): {diffs[:5]}"
 
 

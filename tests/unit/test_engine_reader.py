@@ -17,8 +17,8 @@ import pytest
 from labctl.facts import engine_reader
 from labctl.facts.docker import parse_objects
 
-NETS = {"n1": {"Name": "web", "Id": "n1", "Driver": "bridge"}, "n2": {"Name": "gone", "Id": "n2"}}
-CTRS = {"c1": {"Id": "c1", "Name": "/c1", "State": {"Pid": 42}}}
+NETS = [{"Name": "web", "Id": "n1", "Driver": "bridge", "Containers": {}}]
+CTRS = {"c1": {"Id": "c1", "Name": "/c1", "State": {"Pid": 42}}, "c2": {"Id": "c2", "Name": "/c2"}}
 
 
 class Api(http.server.BaseHTTPRequestHandler):
@@ -33,13 +33,12 @@ class Api(http.server.BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         Api.seen.append(self.path)
         path = self.path.split("?")[0]
-        body = {"/version": {"Version": "20.10.24+dfsg1"},
-                "/networks": [{"Id": i} for i in NETS],
+        body = {"/version": {"Version": "20.10.24+dfsg1"}, "/networks": NETS,
                 "/containers/json": [{"Id": i} for i in CTRS],
-                "/networks/n1": NETS["n1"], "/containers/c1/json": CTRS["c1"]}.get(path)   # n2: removed meanwhile
+                "/containers/c1/json": CTRS["c1"]}.get(path)   # c2: removed between the list and its inspect
         self.send_response(200 if body is not None else 404)
         self.end_headers()
-        self.wfile.write(json.dumps(body if body is not None else {"message": "no such network"}).encode() + b"\n")
+        self.wfile.write(json.dumps(body if body is not None else {"message": "no such container"}).encode() + b"\n")
 
 
 class Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
@@ -72,8 +71,9 @@ def test_the_reader_gives_version_networks_and_containers_and_skips_what_went_aw
     assert rc == 0
     got = parse_objects(text)
     assert got.version == "20.10.24+dfsg1"
-    assert list(got.networks) == ["web"] and got.containers["c1"]["State"]["Pid"] == 42
-    assert "/containers/json?all=1" in api
+    assert got.networks == {"web": {"Name": "web", "Id": "n1", "Driver": "bridge"}}, "from the list, no endpoints"
+    assert list(got.containers) == ["c1"] and got.containers["c1"]["State"]["Pid"] == 42
+    assert "/containers/json?all=1" in api and not any(p.startswith("/networks/") for p in api), api
 
 
 def test_the_label_filter_goes_to_both_lists_url_encoded(api) -> None:  # type: ignore[no-untyped-def]
