@@ -4,7 +4,7 @@ python3 process: what `docker version`, `docker network ls | xargs docker networ
 
 Not imported by labctl: `labctl.facts.docker.objects` sends this file's text as `python3 -I -S -c TEXT [FILTER]`
 (standard library only, no site packages) and falls back to the CLI when it exits with CANNOT. Each Go binary start
-of the CLI costs about 17 ms of CPU, the five about 96 ms a host; this reader costs about 20 ms (measured on the
+of the CLI costs about 17 ms of CPU, the five about 96 ms a host; this reader costs about 25 ms (measured on the
 sandbox hosts, Docker 20.10.24). A class of 30 pays that on 60 hosts every grading round.
 
 Output, one line each: `V VERSION`, then `N JSON` per network and `C JSON` per container, the JSON as the API sent
