@@ -56,21 +56,29 @@ def get(path: str) -> bytes:
     return body
 
 
+def inspected(path: str) -> bytes | None:
+    """An object's inspect; None when it was removed after the list named it (the CLI's xargs would skip it too)."""
+    try:
+        return get(path).strip()
+    except Refused:
+        return None
+
+
 def read(label_filter: str) -> list[bytes]:
     """The networks come from their list, which carries every field of their inspect but the attached containers
-    (labctl reads those from the containers' side). Inspecting each network instead made dockerd walk its
-    endpoints: with a cluster store, about 68 ms of dockerd's and the store's CPU per host and round, 20 times the
-    list's cost (measured on the sandbox hosts, Docker 20.10.24 with etcd)."""
+    (labctl reads those from the containers' side). Swarm-scope networks are the exception: their list gives
+    another `Created` and null `Labels` (Docker 20.10.24 and 26.1.5), so they are inspected. Inspecting every
+    network made dockerd walk its endpoints: with a cluster store, about 68 ms of dockerd's and the store's CPU
+    per host and round, 20 times the list's cost (measured on the sandbox hosts, Docker 20.10.24 with etcd)."""
     query = "?filters=" + quote(json.dumps({"label": {label_filter: True}})) if label_filter else ""
     lines = [b"V " + json.loads(get("/version"))["Version"].encode()]
     for net in json.loads(get("/networks" + query)):
-        lines.append(b"N " + json.dumps(net, separators=(",", ":")).encode())
+        body = (inspected("/networks/" + quote(net["Id"])) if net.get("Scope") == "swarm"
+                else json.dumps(net, separators=(",", ":")).encode())
+        lines += [b"N " + body] if body else []
     for ctr in json.loads(get("/containers/json" + (query + "&all=1" if query else "?all=1"))):
-        try:
-            body = get("/containers/" + quote(ctr["Id"]) + "/json")
-        except Refused:    # removed between the list and its inspect: the CLI's xargs would skip it too
-            continue
-        lines.append(b"C " + body.strip())
+        body = inspected("/containers/" + quote(ctr["Id"]) + "/json")
+        lines += [b"C " + body] if body else []
     return lines
 
 
